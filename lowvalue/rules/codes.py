@@ -1,0 +1,115 @@
+"""Named code sets: which codes, in which coding systems, make up a concept.
+
+A rule never lists codes itself; it names a code set (``low_back_pain``), and
+the code set lists codes per coding system, so one rule runs on Swedish
+(ICD-10-SE, KVÅ, ATC, NPU) and international (ICD-10-CM, SNOMED CT, RxNorm,
+LOINC) data alike.
+
+Matching semantics, shared by every engine:
+
+* codes are compared after :func:`normalize`: trimmed, upper case, and for the
+  ICD-10 family without the dot (``M54.5`` and ``M545`` are the same code);
+* ``M54*`` is a prefix; ``J00-J06`` is a range on the first characters (both
+  ends the same length, starting with a letter): it matches every code whose
+  first three characters lie between ``J00`` and ``J06``;
+* in the ICD-10 family every entry is also a prefix, because the
+  classifications add digits below a category (``M54.5`` matches ``M54.50``);
+  in every other system an entry without ``*`` is an exact code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+ICD10_FAMILY = frozenset({"ICD-10-SE", "ICD-10-CM", "ICD-10"})
+_RANGE = re.compile(r"^([A-Z][A-Z0-9]*)-([A-Z][A-Z0-9]*)$")
+
+
+def normalize(system: str, code: str) -> str:
+    """The form codes are compared in: trimmed, upper case, no dot in ICD-10 codes."""
+    c = code.strip().upper()
+    return c.replace(".", "") if system in ICD10_FAMILY else c
+
+
+@dataclass(frozen=True)
+class CodeEntry:
+    """One entry of a code set: an exact code, a prefix or a range."""
+
+    kind: Literal["exact", "prefix", "range"]
+    low: str
+    high: str = ""
+
+    @classmethod
+    def parse(cls, system: str, text: str) -> "CodeEntry":
+        raw = str(text).strip()
+        if raw.endswith("*"):
+            return cls("prefix", normalize(system, raw[:-1]))
+        norm = normalize(system, raw)
+        m = _RANGE.match(norm)
+        if m and len(m.group(1)) == len(m.group(2)):
+            if m.group(1) > m.group(2):
+                raise ValueError(f"range {raw!r} runs backwards")
+            return cls("range", m.group(1), m.group(2))
+        return cls("prefix" if system in ICD10_FAMILY else "exact", norm)
+
+    def matches(self, code_norm: str) -> bool:
+        if self.kind == "exact":
+            return code_norm == self.low
+        if self.kind == "prefix":
+            return code_norm.startswith(self.low)
+        return self.low <= code_norm[: len(self.low)] <= self.high
+
+
+@dataclass(frozen=True)
+class Units:
+    """How lab values of a code set are put on one scale before thresholds are applied.
+
+    ``factors`` maps a unit as written in the data to the multiplier that brings
+    it to ``canonical`` (``g/dL: 10`` for haemoglobin in g/L). A value whose unit
+    is missing is taken to be in the canonical unit; a value in a unit not listed
+    is not comparable and is ignored, never guessed.
+    """
+
+    canonical: str
+    factors: dict[str, float] = field(default_factory=dict)
+
+    def factor(self, unit: str | None) -> float | None:
+        if unit is None or unit.strip() == "":
+            return 1.0
+        u = unit.strip()
+        if u == self.canonical:
+            return 1.0
+        for name, f in self.factors.items():
+            if name.lower() == u.lower():
+                return float(f)
+        return 1.0 if u.lower() == self.canonical.lower() else None
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """A named concept: code entries per coding system, optional units, and provenance."""
+
+    name: str
+    codes: dict[str, tuple[CodeEntry, ...]]
+    units: Units | None = None
+    title: str = ""
+    provenance: str = ""
+    unverified: frozenset[str] = frozenset()
+    source_file: str = ""
+
+    @classmethod
+    def inline(cls, name: str, codes: dict[str, list[str]]) -> "ValueSet":
+        return cls(name=name, codes={s: tuple(CodeEntry.parse(s, c) for c in cs) for s, cs in codes.items()})
+
+    def matches(self, system: str, code: str) -> bool:
+        entries = self.codes.get(system)
+        if not entries:
+            return False
+        norm = normalize(system, code)
+        return any(e.matches(norm) for e in entries)
+
+    @property
+    def systems(self) -> list[str]:
+        return sorted(self.codes)

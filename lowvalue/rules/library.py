@@ -1,0 +1,181 @@
+"""Loading a rule library from disk: rules, triggers and code sets, with located errors.
+
+Layout of a library folder (the shipped one is ``rules/`` at the top of the repo)::
+
+    rules/*.yaml            one do-not-do rule a file
+    rules/triggers/*.yaml   one adverse-event trigger a file
+    rules/valuesets/*.yaml  one named code set a file
+
+Every problem found while loading is collected, not raised at the first one, and
+reported with file, line and column (as YAML editors count them), so an author
+fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from lowvalue.errors import RuleError
+from lowvalue.rules.codes import CodeEntry, Units, ValueSet
+from lowvalue.rules.model import CodeRef, Rule
+
+DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "rules"
+
+
+def _compose(text: str, file: str) -> tuple[Any, yaml.Node | None]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise RuleError(file, f"not valid YAML: {getattr(err, 'problem', err)}",
+                        line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
+    return data, node
+
+
+def _locate(node: yaml.Node | None, path: tuple[Any, ...]) -> tuple[int | None, int | None]:
+    """Line and column of the deepest YAML node on ``path`` (a pydantic error location)."""
+    best = node
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            nxt = node.value[key]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = best = nxt
+    if best is None:
+        return None, None
+    return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+def _errors_of(err: ValidationError, file: str, node: yaml.Node | None) -> list[RuleError]:
+    out = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p[0].isupper()))
+        line, col = _locate(node, loc)
+        where = ".".join(str(p) for p in loc) or "(top)"
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append(RuleError(file, f"{where}: {msg}", line=line, column=col))
+    return out
+
+
+def _load_valueset(path: Path) -> ValueSet:
+    data, _ = _compose(path.read_text(encoding="utf-8"), str(path))
+    if not isinstance(data, dict) or not isinstance(data.get("codes"), dict):
+        raise RuleError(str(path), "a code set needs a 'codes' mapping of system -> list of codes")
+    name = data.get("name", path.stem)
+    codes = {}
+    for system, entries in data["codes"].items():
+        try:
+            codes[str(system)] = tuple(CodeEntry.parse(str(system), str(c)) for c in entries or [])
+        except ValueError as err:
+            raise RuleError(str(path), f"codes.{system}: {err}") from None
+    units = data.get("units")
+    return ValueSet(
+        name=name,
+        codes=codes,
+        units=Units(units["canonical"], dict(units.get("factors", {}))) if units else None,
+        title=str(data.get("title", "")),
+        provenance=str(data.get("provenance", "")),
+        unverified=frozenset(str(c) for c in data.get("unverified", []) or []),
+        source_file=str(path),
+    )
+
+
+@dataclass
+class RuleSet:
+    """Rules, triggers and the code sets they name; the unit a scan runs."""
+
+    rules: dict[str, Rule] = field(default_factory=dict)
+    valuesets: dict[str, ValueSet] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    digest: str = ""
+
+    @property
+    def do_not_do(self) -> list[Rule]:
+        return [r for r in self.rules.values() if r.type == "rule"]
+
+    @property
+    def triggers(self) -> list[Rule]:
+        return [r for r in self.rules.values() if r.type == "trigger"]
+
+    def valueset(self, ref: CodeRef) -> ValueSet:
+        """The code set a rule names, or an inline one."""
+        if isinstance(ref, dict):
+            return ValueSet.inline("inline:" + ",".join(f"{k}={v}" for k, v in sorted(ref.items())), ref)
+        try:
+            return self.valuesets[ref]
+        except KeyError:
+            raise RuleError(self.files.get(ref, "rules"), f"unknown code set {ref!r}") from None
+
+    def select(self, only: list[str] | None) -> "RuleSet":
+        """A copy holding only the named rules (triggers they link to are kept)."""
+        if not only:
+            return self
+        missing = [i for i in only if i not in self.rules]
+        if missing:
+            raise RuleError("--only", f"unknown rule id(s) {missing}; known: {sorted(self.rules)}")
+        keep = set(only) | {h.trigger for i in only for h in self.rules[i].harms}
+        return RuleSet({k: v for k, v in self.rules.items() if k in keep}, self.valuesets, self.files, self.digest)
+
+
+def parse_rule(text: str, file: str = "<string>") -> Rule:
+    """Parse one rule from YAML text; raises the first located :class:`RuleError`."""
+    data, node = _compose(text, file)
+    try:
+        return Rule.model_validate(data)
+    except ValidationError as err:
+        raise _errors_of(err, file, node)[0] from None
+
+
+def load_library(root: Path | str | None = None, *, collect: list[RuleError] | None = None) -> RuleSet:
+    """Load every rule, trigger and code set below ``root`` (default: the shipped library).
+
+    With ``collect`` given, problems are appended to it and loading goes on;
+    without it the first problem is raised.
+    """
+    root = Path(root) if root else DEFAULT_LIBRARY
+    if not root.is_dir():
+        raise RuleError(str(root), "rule library folder not found")
+    problems: list[RuleError] = []
+    rs = RuleSet()
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.y*ml")):
+        rel = path.relative_to(root).as_posix()
+        raw = path.read_bytes()
+        h.update(rel.encode() + b"\0" + raw + b"\0")
+        try:
+            if path.parent.name == "valuesets":
+                vs = _load_valueset(path)
+                rs.valuesets[vs.name] = vs
+                rs.files[vs.name] = str(path)
+                continue
+            data, node = _compose(raw.decode("utf-8"), str(path))
+            try:
+                rule = Rule.model_validate(data)
+            except ValidationError as err:
+                problems += _errors_of(err, str(path), node)
+                continue
+            if path.parent.name == "triggers" and rule.type != "trigger":
+                problems.append(RuleError(str(path), "files in triggers/ must say 'type: trigger'"))
+            if rule.id in rs.rules:
+                problems.append(RuleError(str(path), f"duplicate rule id {rule.id!r} (also in {rs.files[rule.id]})"))
+            rs.rules[rule.id] = rule
+            rs.files[rule.id] = str(path)
+        except RuleError as err:
+            problems.append(err)
+    rs.digest = h.hexdigest()
+    if collect is not None:
+        collect.extend(problems)
+    elif problems:
+        raise problems[0]
+    return rs

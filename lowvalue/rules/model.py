@@ -1,0 +1,299 @@
+"""The rule language: what a do-not-do rule (or an adverse-event trigger) says.
+
+A rule is data. This module is its schema (pydantic models, validated when a
+YAML file is loaded) and nothing else: how a rule is *executed* lives in
+:mod:`lowvalue.engine`, once per engine, and the plain-Python reference
+semantics live in :mod:`lowvalue.engine.reference`.
+
+Reading a rule, top to bottom:
+
+* ``index``: the intervention being judged (event kind + code set, optionally
+  care settings and a threshold on its own value). Every matching event of a
+  person in the ``population`` is a *candidate*.
+* ``conditions``: named tests relative to the candidate's time, each one of
+  ``require`` (an event of a code set in a window), ``exclude`` (no such event)
+  or ``index_setting`` (the candidate's encounter is in one of these settings).
+* ``eligibility``: the conditions that make a candidate part of the denominator.
+* ``variants``: ``sensitive`` and ``specific`` each add conditions; a candidate
+  that is eligible and passes the specific ones is "low value", one that passes
+  only the sensitive ones is "likely low value" (Schwartz et al. 2014).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lowvalue.data.schema import EVENT_KINDS, SETTINGS
+from lowvalue.rules.windows import Duration, Window
+
+EventKind = Literal["diagnosis", "procedure", "medication", "lab", "observation", "encounter"]
+Setting = Literal["primary_care", "outpatient", "emergency", "inpatient", "digital", "home"]
+Op = Literal["<", "<=", ">", ">=", "=="]
+CodeRef = str | dict[str, list[str]]
+"""A code set's name (from ``rules/valuesets/``) or an inline ``{system: [codes]}``."""
+
+assert set(EVENT_KINDS) < set(EventKind.__args__) and set(SETTINGS) == set(Setting.__args__)  # type: ignore[attr-defined]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Model):
+    """The same text in Swedish and English."""
+
+    sv: str
+    en: str
+
+
+class Source(_Model):
+    body: str
+    reference: str
+    year: int
+    url: str | None = None
+
+
+class Population(_Model):
+    """Who can be judged: age in completed years on the index date (both ends inclusive), sex."""
+
+    age_min: int | None = None
+    age_max: int | None = None
+    sex: list[Literal["F", "M", "U"]] | None = None
+
+
+class ValueTest(_Model):
+    """A comparison on event values (labs), after conversion to the code set's canonical unit.
+
+    ``of: most_recent`` judges only the latest value in the window (several at the
+    same latest time: any of them may satisfy); ``of: any`` counts every value
+    that satisfies. The threshold is either a number or ``index_ratio`` times the
+    index event's own value (e.g. creatinine at least doubled: a baseline value
+    ``<=`` 0.5 times the index value).
+    """
+
+    of: Literal["most_recent", "any"] = "any"
+    op: Op
+    threshold: float | None = None
+    index_ratio: float | None = None
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> "ValueTest":
+        if (self.threshold is None) == (self.index_ratio is None):
+            raise ValueError("give exactly one of 'threshold' or 'index_ratio'")
+        return self
+
+
+class Coverage(_Model):
+    """Medication exposure: days in the window covered by dispensings (date + days_supply)."""
+
+    min_days: int = Field(ge=1)
+
+
+class Criterion(_Model):
+    """Events of one code set, of one kind, in a window relative to the index."""
+
+    kind: EventKind
+    codes: CodeRef
+    window: Window
+    at_least: int = Field(default=1, ge=1)
+    same_encounter: bool = False
+    first_in: Duration | None = None
+    value: ValueTest | None = None
+    coverage: Coverage | None = None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> Window:
+        return Window.parse(v)
+
+    @field_validator("first_in", mode="before")
+    @classmethod
+    def _first_in(cls, v: Any) -> Duration | None:
+        if v is None:
+            return None
+        d = Duration.parse(v)
+        if d.unit != "d" or d.amount < 1:
+            raise ValueError(f"must be a positive number of days like '180d'. Got {v!r} instead.")
+        return d
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Criterion":
+        if self.coverage is not None:
+            if self.window.unit != "d":
+                raise ValueError("coverage needs a window in days")
+            if self.kind != "medication":
+                raise ValueError("coverage applies to medication events only")
+            if self.value or self.first_in or self.at_least != 1:
+                raise ValueError("coverage cannot be combined with value, first_in or at_least")
+        if self.value is not None and self.value.of == "most_recent" and self.at_least != 1:
+            raise ValueError("'at_least' has no meaning with value.of = most_recent")
+        return self
+
+
+class Condition(_Model):
+    """One named test: exactly one of ``require``, ``exclude`` or ``index_setting``."""
+
+    require: Criterion | None = None
+    exclude: Criterion | None = None
+    index_setting: list[Setting] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Condition":
+        given = [k for k in ("require", "exclude", "index_setting") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of 'require', 'exclude' or 'index_setting'. Got {given or 'none'} instead.")
+        return self
+
+    @property
+    def role(self) -> Literal["require", "exclude", "index_setting"]:
+        return "require" if self.require else "exclude" if self.exclude else "index_setting"
+
+    @property
+    def criterion(self) -> Criterion | None:
+        return self.require or self.exclude
+
+
+class Index(_Model):
+    """The intervention judged by the rule."""
+
+    kind: EventKind
+    codes: CodeRef
+    settings: list[Setting] | None = None
+    value: ValueTest | None = None
+
+    @model_validator(mode="after")
+    def _plain_value(self) -> "Index":
+        if self.value is not None and (self.value.index_ratio is not None or self.value.of != "any"):
+            raise ValueError("an index value test takes a plain 'threshold' (its own value)")
+        return self
+
+
+class Variants(_Model):
+    sensitive: list[str] = Field(default_factory=list)
+    specific: list[str] = Field(default_factory=list)
+
+
+class Harm(_Model):
+    """An adverse-event trigger linked to the rule, looked for in a window after the index."""
+
+    trigger: str
+    window: Window = Field(default_factory=lambda: Window(1, 30))
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> Window:
+        return Window.parse(v)
+
+
+class Cost(_Model):
+    amount: float = Field(ge=0)
+    currency: str = "SEK"
+    note: str | None = None
+
+
+class TestEvent(_Model):
+    """An event in a test deck, at an offset from the deck's reference time."""
+
+    at: Duration
+    kind: EventKind
+    system: str
+    code: str
+    encounter: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    days_supply: int | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, v: Any) -> Duration:
+        return Duration.parse(v)
+
+
+class TestEncounter(_Model):
+    id: str
+    at: Duration
+    setting: Setting
+    unit: str = "TEST-UNIT"
+    hours: int = 1
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, v: Any) -> Duration:
+        return Duration.parse(v)
+
+
+class TestPerson(_Model):
+    age: int | None = None
+    birth_date: date | None = None
+    sex: Literal["F", "M", "U"] = "F"
+    death_date: date | None = None
+
+
+class Expected(_Model):
+    at: Duration
+    variant: Literal["specific", "sensitive"]
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, v: Any) -> Duration:
+        return Duration.parse(v)
+
+
+class TestCase(_Model):
+    """A tiny timeline and the flags the rule must produce on it: exactly these, no others."""
+
+    name: str
+    person: TestPerson = Field(default_factory=TestPerson)
+    encounters: list[TestEncounter] = Field(default_factory=list)
+    events: list[TestEvent]
+    expect: list[Expected]
+
+
+class Rule(_Model):
+    """A do-not-do rule or an adverse-event trigger (``type: trigger``)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    type: Literal["rule", "trigger"] = "rule"
+    version: str | int = 1
+    title: Text
+    rationale: Text
+    sources: list[Source] = Field(default_factory=list)
+    population: Population = Field(default_factory=Population)
+    index: Index
+    conditions: dict[str, Condition] = Field(default_factory=dict)
+    eligibility: list[str] = Field(default_factory=list)
+    variants: Variants = Field(default_factory=Variants)
+    harms: list[Harm] = Field(default_factory=list)
+    cost: Cost | None = None
+    authored_by: str | None = None
+    checked_by: str | None = None
+    date_reviewed: date | None = None
+    change_log: list[str] = Field(default_factory=list)
+    tests: list[TestCase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_conditions(self) -> "Rule":
+        for where, names in (("eligibility", self.eligibility), ("variants.sensitive", self.variants.sensitive),
+                             ("variants.specific", self.variants.specific)):
+            unknown = [n for n in names if n not in self.conditions]
+            if unknown:
+                raise ValueError(f"{where} names unknown condition(s) {unknown}; defined: {sorted(self.conditions)}")
+        return self
+
+    def conditions_of(self, variant: Literal["eligibility", "sensitive", "specific"]) -> list[str]:
+        """Condition names a candidate must pass for a tier, in the order they are reported."""
+        if variant == "eligibility":
+            return list(self.eligibility)
+        extra = self.variants.sensitive if variant == "sensitive" else self.variants.specific
+        return list(self.eligibility) + [c for c in extra if c not in self.eligibility]
+
+    def code_refs(self) -> list[CodeRef]:
+        """Every code set the rule uses, index first."""
+        refs: list[CodeRef] = [self.index.codes]
+        refs += [c.criterion.codes for c in self.conditions.values() if c.criterion is not None]
+        return refs
