@@ -68,5 +68,69 @@ def validate(data: Path, strict: bool, quarantine_dir: Path | None) -> None:
         raise StrictModeError(f"{data}: {extract.quarantined_rows} row(s) quarantined and --strict was given")
 
 
+RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Path), default=None,
+                             help="Rule library folder [default: the shipped rules/].")
+
+
+@main.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the results.")
+@RULES_OPTION
+@click.option("--only", multiple=True, help="Rule id to run (repeatable).")
+def scan(data: Path, out: Path, rules_dir: Path | None, only: tuple[str, ...]) -> None:
+    """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
+    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from lowvalue.engine.scan import scan as run_scan
+    from lowvalue.rules.library import load_library
+
+    rs = load_library(rules_dir).select(list(only) or None)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("scanning", total=len(rs.rules))
+        result = run_scan(data, rs, quarantine_dir=out / "quarantine",
+                          progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
+    result.write(out)
+    table = Table(title=f"lowvalue scan: {data}")
+    summary = result.summary()
+    for col in summary.columns:
+        table.add_column(col, justify="left" if col in ("rule_id", "status") else "right")
+    for row in summary.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    Console().print(table)
+    click.echo(f"wrote {out}/ (flags: {len(result.flags)}, triggers: {len(result.triggers)}, "
+               f"{result.manifest['timing_seconds']['total']} s)")
+
+
+@main.group()
+def rules() -> None:
+    """Work with the rule library: list, lint, test."""
+
+
+@rules.command("test")
+@RULES_OPTION
+@click.option("--only", multiple=True, help="Rule id to test (repeatable).")
+def rules_test(rules_dir: Path | None, only: tuple[str, ...]) -> None:
+    """Run every rule's test deck on every engine."""
+    from lowvalue.errors import LowvalueError
+    from lowvalue.rules.decks import run_deck
+    from lowvalue.rules.library import load_library
+
+    rs = load_library(rules_dir).select(list(only) or None)
+    cases, failures = 0, []
+    for rule in sorted(rs.rules.values(), key=lambda r: r.id):
+        n, fails = run_deck(rule, rs)
+        cases += n
+        failures += fails
+        click.echo(f"{'FAIL' if fails else 'ok  '} {rule.id}: {n} case(s)")
+    for f in failures:
+        click.echo(f"  {f}", err=True)
+    click.echo(f"{cases - len({(f.rule_id, f.case) for f in failures})} passed, "
+               f"{len({(f.rule_id, f.case) for f in failures})} failed")
+    if failures:
+        raise LowvalueError(f"{len(failures)} deck failure(s)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,212 @@
+"""Run a rule set over an extract: flags, candidates, denominators, waterfall, triggers, manifest.
+
+This is the one place that turns per-rule candidate tables into the scan's
+outputs, so the CLI, the Python API and the tests all see the same thing.
+Output rows are sorted on content, never on arrival order, so the same input
+and rules give byte-identical Parquet files.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lowvalue import __version__
+from lowvalue.engine import sql
+from lowvalue.engine.evaluability import check as check_evaluable
+from lowvalue.rules.library import RuleSet, load_library
+from lowvalue.rules.model import Rule
+
+TIERS = {"specific": "low value", "sensitive": "likely low value"}
+
+FLAG_COLUMNS = ["flag_id", "rule_id", "variant", "tier", "person_id", "encounter_id", "index_time", "unit", "setting",
+                "index_system", "index_code", "cost", "evidence"]
+CANDIDATE_COLUMNS = ["candidate_id", "rule_id", "person_id", "encounter_id", "index_time", "unit", "setting",
+                     "index_system", "index_code", "age", "sex", "eligible", "sensitive", "specific", "first_failed"]
+TRIGGER_COLUMNS = ["trigger_event_id", "trigger_id", "variant", "person_id", "encounter_id", "time", "unit", "setting",
+                   "system", "code", "evidence"]
+
+
+@dataclass
+class ScanResult:
+    """The tables a scan produces, as pandas DataFrames, plus its manifest."""
+
+    flags: pd.DataFrame
+    candidates: pd.DataFrame
+    denominators: pd.DataFrame
+    waterfall: pd.DataFrame
+    triggers: pd.DataFrame
+    evaluability: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability")
+
+    def write(self, out: Path | str) -> Path:
+        """Write every table as Parquet and the manifest as JSON into ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in self.TABLES:
+            table = pa.Table.from_pandas(getattr(self, name), preserve_index=False)
+            pq.write_table(table.replace_schema_metadata(None), out / f"{name}.parquet", compression="zstd")
+        (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """One row per rule: candidates, eligible, flagged by tier, and the evaluability verdict."""
+        rows = []
+        for rid, ev in self.evaluability.set_index("rule_id").iterrows():
+            c = self.candidates[self.candidates.rule_id == rid]
+            f = self.flags[self.flags.rule_id == rid]
+            rows.append({"rule_id": rid, "status": ev["status"], "candidates": len(c), "eligible": int(c.eligible.sum()),
+                         "low_value": int((f.variant == "specific").sum()),
+                         "likely_low_value": int((f.variant == "sensitive").sum())})
+        return pd.DataFrame(rows)
+
+
+def _first_failed(df: pd.DataFrame, rule: Rule) -> pd.Series:
+    order = rule.conditions_of("specific")
+    out = pd.Series([None] * len(df), index=df.index, dtype=object)
+    for name in reversed(order):
+        out = out.where(df[f"cond__{name}"].astype(bool), name)
+    return out
+
+
+def _waterfall(df: pd.DataFrame, rule: Rule) -> list[dict[str, Any]]:
+    rows = [{"rule_id": rule.id, "step": 0, "stage": "candidates", "condition": None, "remaining": len(df)}]
+    mask = pd.Series(True, index=df.index)
+    for stage, names in (("eligibility", rule.conditions_of("eligibility")),
+                         ("specific", [n for n in rule.conditions_of("specific") if n not in rule.eligibility])):
+        for name in names:
+            mask &= df[f"cond__{name}"].astype(bool)
+            rows.append({"rule_id": rule.id, "step": len(rows), "stage": stage, "condition": name,
+                         "remaining": int(mask.sum())})
+    rows.append({"rule_id": rule.id, "step": len(rows), "stage": "flagged", "condition": "sensitive or specific",
+                 "remaining": int((df.sensitive | df.specific).sum()) if len(df) else 0})
+    return rows
+
+
+def _flags(df: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    f = df[df.sensitive | df.specific].copy()
+    f["rule_id"] = rule.id
+    f["flag_id"] = f["candidate_id"]
+    f["variant"] = f["specific"].map({True: "specific", False: "sensitive"})
+    f["tier"] = f["variant"].map(TIERS)
+    if rule.cost is not None:
+        f["cost"] = f["cost"].fillna(rule.cost.amount)
+    f["evidence"] = [json.dumps(list(e), ensure_ascii=False, default=str) for e in f["evidence"]]
+    return f
+
+
+def _denominators(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame) -> pd.DataFrame:
+    con.register("_lv_cands", candidates)
+    try:
+        return con.execute("""
+            SELECT rule_id, unit, strftime(index_time, '%Y-%m') AS month,
+                   count(*) AS candidates, count(*) FILTER (WHERE eligible) AS eligible,
+                   count(DISTINCT person_id) FILTER (WHERE eligible) AS eligible_persons,
+                   count(*) FILTER (WHERE sensitive OR specific) AS flagged,
+                   count(*) FILTER (WHERE specific) AS flagged_specific
+            FROM _lv_cands GROUP BY GROUPING SETS ((rule_id), (rule_id, unit), (rule_id, unit, month))
+            ORDER BY rule_id, unit NULLS FIRST, month NULLS FIRST
+        """).df()
+    finally:
+        con.unregister("_lv_cands")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "lowvalue": __version__}
+    for pkg in ("duckdb", "pandas", "pyarrow", "pydantic"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def scan(
+    data: Any,
+    rules: RuleSet | Path | str | None = None,
+    *,
+    only: list[str] | None = None,
+    quarantine_dir: Path | None = None,
+    progress: Any = None,
+) -> ScanResult:
+    """Scan an extract (folder, mapping of DataFrames, or an opened :class:`~lowvalue.data.extract.Extract`).
+
+    ``rules`` is a loaded :class:`RuleSet`, a library folder, or None for the
+    shipped library; ``only`` picks rule ids. ``progress`` is an optional
+    callable ``progress(rule_id, seconds)`` called after each rule.
+    """
+    from lowvalue.data.extract import Extract, open_extract
+
+    rs = rules if isinstance(rules, RuleSet) else load_library(rules)
+    rs = rs.select(only)
+    extract = data if isinstance(data, Extract) else open_extract(data, quarantine_dir=quarantine_dir)
+    con = extract.con
+    sql.prepare(con)
+
+    started = time.perf_counter()
+    cand_parts, flag_parts, trig_parts, fall, evaluable, timing = [], [], [], [], [], {}
+    for rule in sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id)):
+        verdict = check_evaluable(con, rule, rs)
+        evaluable.append({"rule_id": rule.id, "type": rule.type, **verdict})
+        if verdict["status"] != "evaluable":
+            continue
+        t0 = time.perf_counter()
+        df = sql.evaluate(con, rule, rs)
+        timing[rule.id] = round(time.perf_counter() - t0, 3)
+        if progress:
+            progress(rule.id, timing[rule.id])
+        if rule.type == "trigger":
+            t = _flags(df, rule).rename(columns={"rule_id": "trigger_id", "flag_id": "trigger_event_id",
+                                                 "index_time": "time", "index_system": "system", "index_code": "code"})
+            trig_parts.append(t[TRIGGER_COLUMNS])
+            continue
+        df["rule_id"] = rule.id
+        df["first_failed"] = _first_failed(df, rule)
+        cand_parts.append(df[CANDIDATE_COLUMNS])
+        flag_parts.append(_flags(df, rule)[FLAG_COLUMNS])
+        fall += _waterfall(df, rule)
+
+    def cat(parts: list[pd.DataFrame], cols: list[str], sort: list[str]) -> pd.DataFrame:
+        parts = [p for p in parts if len(p)]
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in cols})
+        return df[cols].sort_values(sort, kind="mergesort").reset_index(drop=True)
+
+    candidates = cat(cand_parts, CANDIDATE_COLUMNS, ["rule_id", "person_id", "index_time", "candidate_id"])
+    flags = cat(flag_parts, FLAG_COLUMNS, ["rule_id", "person_id", "index_time", "flag_id"])
+    triggers = cat(trig_parts, TRIGGER_COLUMNS, ["trigger_id", "person_id", "time", "trigger_event_id"])
+    result = ScanResult(
+        flags=flags,
+        candidates=candidates,
+        denominators=_denominators(con, candidates) if len(candidates) else pd.DataFrame(),
+        waterfall=pd.DataFrame(fall),
+        triggers=triggers,
+        evaluability=pd.DataFrame(evaluable),
+    )
+    result.manifest = {
+        "lowvalue_version": __version__,
+        "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()}},
+        "data": {"fingerprint": extract.fingerprint, "sources": extract.sources,
+                 "counts": {k: vars(v) for k, v in extract.counts.items()}},
+        "versions": _versions(),
+        "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},
+        "rows": {name: len(getattr(result, name)) for name in ScanResult.TABLES},
+    }
+    return result
+
+
+def scan_frames(frames: Mapping[str, pd.DataFrame], rules: RuleSet | Path | str | None = None, **kw: Any) -> ScanResult:
+    """Scan pandas frames keyed ``persons``, ``encounters``, ``events``."""
+    return scan(dict(frames), rules, **kw)
