@@ -1,0 +1,242 @@
+"""Open an extract: read, check, and hold the accepted rows in DuckDB.
+
+>>> extract = open_extract("region/", quarantine_dir=Path("region/quarantine"))   # doctest: +SKIP
+>>> extract.con.sql("SELECT count(*) FROM events")                                 # doctest: +SKIP
+
+The connection holds three tables, ``persons``, ``encounters`` and ``events``,
+with exactly the canonical column names, order and types of
+:mod:`lowvalue.data.schema` and only the accepted rows, in source order. Rows that
+fail a check go to ``quarantine_dir/<table>.parquet`` (or, without a quarantine
+folder, to the DuckDB table ``quarantine_<table>``); see
+:mod:`lowvalue.data.validation` for the reason codes and :mod:`lowvalue.data.readers`
+for file formats and row numbering.
+
+Counts reconcile exactly: for every table ``read == accepted + quarantined``.
+Nothing that identifies a person is logged or summarised (counts only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from lowvalue.data import readers, validation
+from lowvalue.data.readers import RawTable, quote_ident
+from lowvalue.data.schema import TABLES
+from lowvalue.errors import InputError
+
+log = logging.getLogger(__name__)
+
+TABLE_ORDER = ("persons", "encounters", "events")  # parents first: children are checked against them
+FRAME_SOURCE = "<DataFrame>"
+
+
+@dataclass
+class TableCount:
+    """How many rows of one table were read, accepted and quarantined, and why."""
+
+    table: str
+    source: str
+    read: int
+    accepted: int
+    quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)  # reason code -> rows with it (a row may have several)
+
+
+class Extract:
+    """A checked extract: accepted rows in ``con`` (tables persons, encounters, events) plus counts."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        counts: dict[str, TableCount],
+        fingerprint: str,
+        sources: dict[str, str],
+        *,
+        raw: dict[str, RawTable] | None = None,
+        quarantine_dir: Path | None = None,
+        quarantine_files: dict[str, Path] | None = None,
+        seconds: float = 0.0,
+        owns_connection: bool = False,
+    ):
+        self.con = con
+        self.counts = counts
+        self.fingerprint = fingerprint
+        self.sources = sources
+        self.quarantine_dir = quarantine_dir
+        self.quarantine_files = quarantine_files or {}
+        self.ignored_columns = {t: r.ignored for t, r in (raw or {}).items()}
+        self.absent_columns = {t: r.absent for t, r in (raw or {}).items()}
+        self.formats = {
+            t: (f"csv {r.encoding}, delimiter {r.delimiter!r}" if r.fmt == "csv" else r.fmt) for t, r in (raw or {}).items()
+        }
+        self.seconds = seconds
+        self._owns_connection = owns_connection
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(c.quarantined for c in self.counts.values())
+
+    @property
+    def read_rows(self) -> int:
+        return sum(c.read for c in self.counts.values())
+
+    def to_pandas(self, table: str) -> pd.DataFrame:
+        """A table (``persons``, ``encounters``, ``events`` or ``quarantine_<table>``) as a DataFrame. Small data only."""
+        allowed = set(TABLES) | {f"quarantine_{t}" for t in TABLES}
+        if table not in allowed:
+            raise ValueError(f"unknown table {table!r}; expected one of {sorted(allowed)}")
+        if table.startswith("quarantine_") and self.quarantine_dir is not None:
+            path = self.quarantine_files.get(table.removeprefix("quarantine_"))
+            if path is None:
+                return pd.DataFrame(columns=["source_row", "reason_code", "reason"])
+            return self.con.execute(f"SELECT * FROM read_parquet({readers.quote_literal(str(path))})").df()
+        return self.con.execute(f"SELECT * FROM {quote_ident(table)}").df()
+
+    def summary(self) -> str:
+        """A plain-text table of counts per table and the top reasons (no person identifiers)."""
+        head = ("table", "read", "accepted", "quarantined", "source")
+        rows = [
+            (c.table, f"{c.read:,}", f"{c.accepted:,}", f"{c.quarantined:,}", f"{c.source} ({self.formats.get(t, '')})".replace(" ()", ""))
+            for t, c in self.counts.items()
+        ]
+        total = ("total", f"{self.read_rows:,}", f"{sum(c.accepted for c in self.counts.values()):,}",
+                 f"{self.quarantined_rows:,}", "")
+        widths = [max(len(r[i]) for r in [head, *rows, total]) for i in range(len(head))]
+
+        def fmt(r):
+            cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in (1, 2, 3)] + [r[4]]
+            return "  ".join(cells).rstrip()
+
+        lines = [f"extract {self.fingerprint[:16]}  (read = accepted + quarantined; checked in {self.seconds:.1f} s)",
+                 fmt(head), fmt(tuple("-" * w for w in widths[:4]) + ("-" * 6,))]
+        lines += [fmt(r) for r in rows] + [fmt(total)]
+        for t, c in self.counts.items():
+            if c.reasons:
+                top = sorted(c.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+                shown = ", ".join(f"{code} {n:,}" for code, n in top[:5])
+                more = f", and {len(top) - 5} more" if len(top) > 5 else ""
+                lines.append(f"{t}: quarantine reasons: {shown}{more}")
+        for t in self.counts:
+            if self.ignored_columns.get(t):
+                lines.append(f"{t}: extra columns ignored: {', '.join(self.ignored_columns[t])}")
+            if self.absent_columns.get(t):
+                lines.append(f"{t}: optional columns absent (NULL): {', '.join(self.absent_columns[t])}")
+        if self.quarantined_rows:
+            where = str(self.quarantine_dir) if self.quarantine_dir is not None else "DuckDB tables quarantine_<table>"
+            lines.append(f"quarantined rows: {where}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        if self._owns_connection:
+            self.con.close()
+
+    def __enter__(self) -> Extract:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c.table}={c.accepted}/{c.read}" for c in self.counts.values())
+        return f"Extract({self.fingerprint[:12]}, {counts})"
+
+
+def _fingerprint_frames(frames: dict[str, pa.Table]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(frames):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, frames[name].schema) as writer:
+            writer.write_table(frames[name])
+        buf = sink.getvalue()
+        h.update(f"{name}\0{buf.size}\0".encode())
+        h.update(memoryview(buf))
+    return h.hexdigest()
+
+
+def open_extract(
+    source: str | Path | Mapping[str, pd.DataFrame | pa.Table],
+    *,
+    quarantine_dir: Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Extract:
+    """Read and check an extract folder (or a mapping table name -> DataFrame/Arrow table).
+
+    Raises :class:`InputError` when a table cannot be used at all; every other problem
+    quarantines rows. With ``con`` given, the tables ``persons``, ``encounters``,
+    ``events`` (and ``quarantine_*`` without a quarantine folder) are created or
+    replaced in it; otherwise a new in-memory connection is opened.
+    """
+    started = time.perf_counter()
+    owns = con is None
+    con = con if con is not None else duckdb.connect()
+    work: list[str] = []
+
+    def drop(name: str) -> None:
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+
+    try:
+        raw: dict[str, RawTable] = {}
+        sources: dict[str, str] = {}
+        if isinstance(source, Mapping):
+            missing = [t for t in TABLE_ORDER if t not in source]
+            if missing:
+                raise InputError(FRAME_SOURCE, f"table '{missing[0]}' missing from the mapping (given: {', '.join(map(str, source)) or 'none'})")
+            frames = {t: readers.frame_to_arrow(source[t], f"{FRAME_SOURCE} {t}") for t in TABLE_ORDER}
+            fingerprint = _fingerprint_frames(frames)
+            for t in TABLE_ORDER:
+                work.append(f"_lv_raw_{t}")
+                raw[t] = readers.read_frame(con, TABLES[t], frames[t], f"_lv_raw_{t}", f"{FRAME_SOURCE} {t}")
+                sources[t] = FRAME_SOURCE
+        else:
+            folder = Path(source)
+            if not folder.exists():
+                raise InputError(str(folder), "extract folder not found")
+            if not folder.is_dir():
+                raise InputError(str(folder), "not a folder (an extract is a folder with persons, encounters and events)")
+            located = {t: readers.locate(folder, t) for t in TABLE_ORDER}  # all missing-file errors before any work
+            h = hashlib.sha256()
+            for files in sorted(located.values(), key=lambda fs: str(fs[0].relative_to(folder))):
+                readers.hash_files(files, folder, h)
+            fingerprint = h.hexdigest()
+            for t in TABLE_ORDER:
+                files = located[t]
+                rel = f"_lv_raw_{t}"
+                work.append(rel)
+                label = str(files[0]) if len(files) == 1 else str(folder / t)
+                if len(files) == 1 and readers.is_csv(files[0]):
+                    raw[t] = readers.read_csv(con, TABLES[t], files[0], rel)
+                else:
+                    raw[t] = readers.read_parquet(con, TABLES[t], files, rel, label)
+                sources[t] = label
+        counts: dict[str, TableCount] = {}
+        qfiles: dict[str, Path] = {}
+        for t in TABLE_ORDER:
+            out = validation.validate_table(con, raw[t], quarantine_dir, drop)
+            drop(raw[t].relation)
+            if out.read != out.accepted + out.quarantined:  # pragma: no cover - an internal bug, never data
+                raise AssertionError(f"{t}: read {out.read} != accepted {out.accepted} + quarantined {out.quarantined}")
+            counts[t] = TableCount(t, sources[t], out.read, out.accepted, out.quarantined, out.reasons)
+            if out.quarantine_file is not None:
+                qfiles[t] = out.quarantine_file
+            log.info("%s: read %d, accepted %d, quarantined %d", t, out.read, out.accepted, out.quarantined)
+        seconds = time.perf_counter() - started
+        return Extract(con, counts, fingerprint, sources, raw=raw, quarantine_dir=quarantine_dir,
+                       quarantine_files=qfiles, seconds=seconds, owns_connection=owns)
+    except BaseException:
+        for name in work:
+            try:
+                drop(name)
+            except duckdb.Error:  # pragma: no cover
+                pass
+        if owns:
+            con.close()
+        raise

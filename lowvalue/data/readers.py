@@ -1,0 +1,371 @@
+"""Read the three tables of an extract into DuckDB, exactly as they are in the source.
+
+Nothing here interprets values: every table lands in a DuckDB table of its own
+(``_lv_raw_<table>``), with the source's own column names and, for CSV, every
+column as VARCHAR, in source order. Typing and checking happen afterwards in
+:mod:`lowvalue.data.validation`, so a bad value becomes a quarantined row with a
+row number rather than a crash. What *is* fatal here (an :class:`InputError`) is
+what makes a whole file unusable: it is missing, its encoding cannot be read, it
+is not valid CSV/Parquet, or it lacks a required column.
+
+Row numbers: ``source_row`` is the 1-based number of the *data row* in its
+source, for every format (the header line of a CSV file is not counted, so in a
+CSV file without quoted line breaks data row N is on line N + 1). A folder of
+Parquet files is numbered continuously across its files, sorted by name. Fatal
+errors about the text of a CSV file (encoding, malformed lines) instead name the
+physical *line* in the file, as an editor shows it, and say so.
+
+Locating a table ``T`` in folder ``DIR``: the first of ``T.parquet``,
+``T.csv``, ``T.csv.gz``, ``T.txt``, or a folder ``T/`` of ``*.parquet`` files.
+
+CSV encodings: UTF-8 (with or without BOM) is read directly; UTF-16 with a BOM
+and Windows-1252 (cp1252, common in Swedish exports) are transcoded in streamed
+chunks to a temporary UTF-8 file first (DuckDB reads only UTF-8 without a network
+extension). Anything else is refused with the line of the first byte that no
+supported encoding can read. A text CSV never contains NUL or other C0 control
+bytes (apart from tab, CR, LF), so those count as undecodable; this is what
+catches UTF-16 without BOM and binary files.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import hashlib
+import io
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from lowvalue.data.schema import Table
+from lowvalue.errors import InputError
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
+DELIMITERS = (";", ",", "\t", "|")
+_CHUNK = 1 << 20
+
+# C0 control bytes other than tab, LF, CR: never in a text CSV.
+_BAD_UTF8_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# ... plus the five bytes Windows-1252 leaves undefined.
+_BAD_CP1252_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x81\x8d\x8f\x90\x9d]")
+
+
+@dataclass
+class RawTable:
+    """One table as read: where it lives in DuckDB and how its columns map to the canonical ones."""
+
+    table: Table
+    source: str  # file path, folder path, or "<DataFrame>"
+    relation: str  # DuckDB table with the rows as read, in source order (rowid + 1 = source_row)
+    fmt: str  # "csv", "parquet" or "frame"
+    raw_columns: list[str]  # every column of the source, in order, as named there
+    raw_types: dict[str, str]  # raw column -> DuckDB type
+    mapping: dict[str, str]  # canonical column -> raw column (only those present)
+    ignored: list[str] = field(default_factory=list)  # extra columns (normalised names)
+    absent: list[str] = field(default_factory=list)  # optional canonical columns not in the source
+    encoding: str | None = None  # CSV only
+    delimiter: str | None = None  # CSV only
+    rows: int = 0
+
+
+def normalise_name(name: str) -> str:
+    """Column-name matching: strip a BOM and whitespace, lower-case."""
+    return str(name).replace("\ufeff", "").strip().lower()
+
+
+def quote_ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------- locating files
+
+
+def locate(folder: Path, table: str) -> list[Path]:
+    """The file(s) holding ``table`` in ``folder``; InputError naming the expected file if none."""
+    for suffix in (".parquet", *CSV_SUFFIXES):
+        path = folder / f"{table}{suffix}"
+        if path.is_file():
+            return [path]
+    sub = folder / table
+    if sub.is_dir():
+        files = sorted(p for p in sub.iterdir() if p.is_file() and p.name.endswith(".parquet"))
+        if not files:
+            raise InputError(str(sub), "folder holds no *.parquet files")
+        return files
+    raise InputError(
+        f"{folder}/{table}.(parquet|csv|csv.gz|txt)",
+        f"file not found (nor a folder {table}/ of Parquet files)",
+    )
+
+
+def is_csv(path: Path) -> bool:
+    return any(path.name.lower().endswith(s) for s in CSV_SUFFIXES)
+
+
+def hash_files(files: list[Path], base: Path, hasher: hashlib._Hash) -> None:
+    """Feed name, size and bytes of each file to ``hasher`` (callers pass files sorted by name)."""
+    for path in files:
+        rel = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.name
+        hasher.update(f"{rel}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                hasher.update(chunk)
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def detect_encoding(path: Path) -> str:
+    """``utf-8``, ``utf-8-sig``, ``utf-16`` (BOM only) or ``cp1252``; InputError if none fits.
+
+    Streams the whole file once (both candidates are checked in the same pass).
+    """
+    try:
+        with _open_bytes(path) as fh:
+            head = fh.read(4)
+            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                return "utf-16"
+            bom = head.startswith(codecs.BOM_UTF8)
+            utf8_fail: tuple[int, int, int] | None = None  # (offset, line, byte)
+            cp_fail: tuple[int, int, int] | None = None
+            carry = b""
+            pos = 0  # absolute offset of data[0]
+            line = 1  # line number at data[0]
+            chunk = head
+            while True:
+                more = fh.read(_CHUNK)
+                data = carry + chunk
+                final = not more
+                if utf8_fail is None:
+                    bad = _BAD_UTF8_BYTES.search(data)
+                    limit = bad.start() if bad else len(data)
+                    try:
+                        data[:limit].decode("utf-8")
+                        ok_to = limit
+                        err = bad.start() if bad else None
+                    except UnicodeDecodeError as exc:
+                        if (not bad) and (not final) and exc.reason == "unexpected end of data":
+                            ok_to, err = exc.start, None  # a sequence split across chunks
+                        else:
+                            ok_to, err = exc.start, exc.start
+                    if err is not None:
+                        utf8_fail = (pos + err, line + data[:err].count(b"\n"), data[err])
+                if cp_fail is None:
+                    # cp1252 is single-byte: check only the new bytes (carry was checked before).
+                    off = len(carry)
+                    bad = _BAD_CP1252_BYTES.search(data, off)
+                    if bad:
+                        i = bad.start()
+                        cp_fail = (pos + i, line + data[:i].count(b"\n"), data[i])
+                if utf8_fail is not None and cp_fail is not None:
+                    break
+                consumed = len(data) if utf8_fail is not None else ok_to
+                line += data[:consumed].count(b"\n")
+                pos += consumed
+                carry = data[consumed:]
+                if final:
+                    break
+                chunk = more
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(str(path), f"cannot read file: {exc}") from None
+    if utf8_fail is None:
+        return "utf-8-sig" if bom else "utf-8"
+    if cp_fail is None:
+        return "cp1252"
+    # Neither fits: report the byte at which the better candidate gave up.
+    offset, line_no, byte = max(utf8_fail, cp_fail)
+    raise InputError(
+        str(path),
+        f"unreadable encoding: byte 0x{byte:02x} on line {line_no} (offset {offset}) is neither UTF-8 "
+        "nor Windows-1252; save the file as UTF-8",
+        row=line_no,
+    )
+
+
+@contextmanager
+def utf8_file(path: Path, encoding: str) -> Iterator[Path]:
+    """A path DuckDB can read: the file itself if UTF-8, else a temporary UTF-8 transcoding (streamed)."""
+    if encoding in ("utf-8", "utf-8-sig"):
+        yield path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="lowvalue-csv-"))
+    try:
+        out = tmp / (path.name.removesuffix(".gz") + ".utf8.csv")
+        with _open_bytes(path) as raw, out.open("w", encoding="utf-8", newline="") as dst:
+            src = io.TextIOWrapper(raw, encoding=encoding, newline="")
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+        yield out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_header(path: Path, encoding: str) -> tuple[str, list[str]]:
+    """Delimiter (the most frequent of ``; , TAB |`` in the header line) and the header's column names."""
+    with _open_bytes(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig" if encoding.startswith("utf-8") else encoding, newline="")
+        first = text.readline()
+    first = first.rstrip("\r\n").lstrip("\ufeff")
+    if not first.strip():
+        raise InputError(str(path), "empty file or empty header line (a CSV file must start with a header)", row=1)
+    counts = {d: first.count(d) for d in DELIMITERS}
+    delim = max(DELIMITERS, key=lambda d: (counts[d], -DELIMITERS.index(d)))
+    if counts[delim] == 0:
+        delim = ","
+    names = next(csv.reader([first], delimiter=delim, quotechar='"'))
+    return delim, names
+
+
+def _unique(names: list[str]) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        base = name.replace("\ufeff", "").strip() or f"column{i + 1}"
+        cand, n = base, 2
+        while cand.lower() in seen:
+            cand, n = f"{base}_{n}", n + 1
+        seen.add(cand.lower())
+        out.append(cand)
+    return out
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line:\s*(\d+)")
+
+
+def _csv_error(path: Path, exc: Exception) -> InputError:
+    msg = str(exc)
+    m = _CSV_LINE.search(msg)
+    line = int(m.group(1)) if m else None
+    detail = next((ln.strip() for ln in msg.splitlines()[1:] if ln.strip().startswith("Expected")), "")
+    if not detail:
+        detail = msg.splitlines()[0].removeprefix("Invalid Input Error: ")
+    where = f" on line {line}" if line else ""
+    return InputError(str(path), f"malformed CSV{where}: {detail}", row=line)
+
+
+def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation: str) -> RawTable:
+    encoding = detect_encoding(path)
+    delim, header = read_header(path, encoding)
+    names = _unique(header)
+    raw = _map_columns(table, str(path), names, {n: "VARCHAR" for n in names})
+    cols = "{" + ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    with utf8_file(path, encoding) as readable:
+        sql = (
+            f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM read_csv("
+            f"{quote_literal(str(readable))}, delim={quote_literal(delim)}, quote='\"', escape='\"', "
+            f"header=true, auto_detect=false, columns={cols}, null_padding=true, compression='auto')"
+        )
+        try:
+            con.execute(sql)
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            raise _csv_error(path, exc) from None
+        except duckdb.IOException as exc:
+            raise InputError(str(path), f"cannot read file: {str(exc).splitlines()[0]}") from None
+    raw.relation, raw.fmt, raw.encoding, raw.delimiter = relation, "csv", encoding, delim
+    raw.rows = _count(con, relation)
+    return raw
+
+
+# --------------------------------------------------------------------------- Parquet and frames
+
+
+def read_parquet(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], relation: str, source: str) -> RawTable:
+    file_list = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+    scan = f"read_parquet({file_list}, union_by_name=true)"
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM {scan}")
+    except duckdb.Error as exc:
+        raise InputError(source, f"cannot read Parquet: {str(exc).splitlines()[0]}") from None
+    raw = _map_columns(table, source, [r[0] for r in described], {r[0]: r[1] for r in described})
+    raw.relation, raw.fmt = relation, "parquet"
+    raw.rows = _count(con, relation)
+    return raw
+
+
+def frame_to_arrow(obj, label: str) -> pa.Table:
+    """A pandas DataFrame or Arrow table as one Arrow table (object columns of mixed type become strings)."""
+    if isinstance(obj, pa.Table):
+        return obj.combine_chunks()
+    if isinstance(obj, pa.RecordBatch):
+        return pa.Table.from_batches([obj])
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        pd = None
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        try:
+            return pa.Table.from_pandas(obj, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            fixed = obj.copy()
+            for col in fixed.columns:
+                if fixed[col].dtype == object:
+                    fixed[col] = fixed[col].map(lambda v: None if v is None or v != v else str(v))
+            return pa.Table.from_pandas(fixed, preserve_index=False)
+    raise InputError(label, f"expected a pandas DataFrame or pyarrow Table, got {type(obj).__name__}")
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, table: Table, data: pa.Table, relation: str, label: str) -> RawTable:
+    view = f"_lv_frame_{table.name}"
+    con.register(view, data)
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {quote_ident(view)}").fetchall()
+        raw = _map_columns(table, label, [r[0] for r in described], {r[0]: r[1] for r in described})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM {quote_ident(view)}")
+    finally:
+        con.unregister(view)
+    raw.relation, raw.fmt = relation, "frame"
+    raw.rows = _count(con, relation)
+    return raw
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _map_columns(table: Table, source: str, names: list[str], types: dict[str, str]) -> RawTable:
+    by_norm: dict[str, str] = {}
+    ignored: list[str] = []
+    for name in names:
+        norm = normalise_name(name)
+        if norm in table.columns and norm not in by_norm:
+            by_norm[norm] = name
+        else:
+            ignored.append(norm or name)
+    for col in table.required:
+        if col not in by_norm:
+            found = ", ".join(normalise_name(n) for n in names) or "none"
+            raise InputError(source, f"required column missing (found: {found})", column=col)
+    return RawTable(
+        table=table,
+        source=source,
+        relation="",
+        fmt="",
+        raw_columns=list(names),
+        raw_types=dict(types),
+        mapping={c: by_norm[c] for c in table.columns if c in by_norm},
+        ignored=ignored,
+        absent=[c for c in table.columns if c not in by_norm],
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {quote_ident(relation)}").fetchall()[0][0])
