@@ -132,6 +132,37 @@ def rules_test(rules_dir: Path | None, only: tuple[str, ...]) -> None:
         raise LowvalueError(f"{len(failures)} deck failure(s)")
 
 
+@rules.command("lint")
+@RULES_OPTION
+def rules_lint(rules_dir: Path | None) -> None:
+    """Check schema, code-set names, code formats and contradictory windows; every problem with its location."""
+    from lowvalue.errors import LowvalueError
+    from lowvalue.rules.lint import lint
+
+    rs, problems = lint(rules_dir)
+    for p in problems:
+        click.echo(p.one_line(), err=True)
+    click.echo(f"{len(rs.rules)} rules and triggers, {len(rs.valuesets)} code sets, {len(problems)} problem(s)")
+    if problems:
+        raise LowvalueError(f"{len(problems)} lint problem(s)")
+
+
+@rules.command("list")
+@RULES_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
+@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
+def rules_list(rules_dir: Path | None, fmt: str, lang: str) -> None:
+    """Print the rule catalogue (with the verification status of its codes)."""
+    from lowvalue.rules.catalogue import catalogue, to_markdown
+    from lowvalue.rules.library import load_library
+
+    df = catalogue(load_library(rules_dir), lang)  # type: ignore[arg-type]
+    if fmt == "markdown":
+        click.echo(to_markdown(df), nl=False)
+    else:
+        _print_frame(df.drop(columns=["sources"]), "lowvalue rule catalogue")
+
+
 def _print_frame(df, title: str) -> None:
     from rich.table import Table
 

@@ -1,0 +1,105 @@
+"""Checks on a rule library beyond its schema: names, code formats, windows that cannot be met.
+
+Every finding is a :class:`~lowvalue.errors.RuleError` with its file (and line
+where the schema gave one); all are collected and reported together.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lowvalue.errors import RuleError
+from lowvalue.rules.library import RuleSet, load_library
+from lowvalue.rules.model import Criterion, Rule
+
+CODE_FORMATS: dict[str, re.Pattern[str]] = {
+    "ICD-10-SE": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,4})?$"),
+    "ICD-10-CM": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,4})?$"),
+    "ICD-10": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,2})?$"),
+    "ATC": re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$"),
+    "NPU": re.compile(r"^(NPU|DNK|SWE)\d{5}$"),
+    "LOINC": re.compile(r"^\d{1,7}-\d$"),
+    "KVÅ": re.compile(r"^[A-ZÅÄÖ]{2,3}\d{2,3}$"),
+    "SNOMED-CT": re.compile(r"^\d{6,18}$"),
+    "RxNorm": re.compile(r"^\d{1,9}$"),
+    "CPT": re.compile(r"^\d{4}[0-9A-Z]$"),
+    "ICD-10-PCS": re.compile(r"^[0-9A-HJ-NP-Z]{7}$"),
+}
+"""What a full code looks like per system; prefixes (``J01*``) and range ends are checked as leading parts."""
+
+
+def _code_ok(system: str, text: str) -> bool:
+    fmt = CODE_FORMATS.get(system)
+    if fmt is None:
+        return True
+    parts = [p for p in re.split(r"(?<=[A-Z0-9])-(?=[A-Z])", text.rstrip("*"))] if system != "LOINC" else [text.rstrip("*")]
+    partial = text.endswith("*") or len(parts) == 2
+    for p in parts:
+        if fmt.match(p):
+            continue
+        if partial and any(fmt.match(p + pad) for pad in ("", "0", "00", "000", "0000", "00000", "A", "AA", "A00", "AA00")):
+            continue
+        return False
+    return True
+
+
+def _contradictions(rule: Rule) -> list[str]:
+    out = []
+    for variant in ("sensitive", "specific"):
+        names = rule.conditions_of(variant)  # type: ignore[arg-type]
+        req = [(n, rule.conditions[n].require) for n in names if rule.conditions[n].require]
+        exc = [(n, rule.conditions[n].exclude) for n in names if rule.conditions[n].exclude]
+        for rn, r in req:
+            for en, e in exc:
+                assert r is not None and e is not None
+                if _plain(r) and _plain(e) and r.kind == e.kind and r.codes == e.codes and _inside(r, e):
+                    out.append(f"variant {variant}: '{rn}' requires events that '{en}' excludes in a window covering "
+                               f"all of it, so no candidate can pass")
+        settings = [rule.conditions[n].index_setting for n in names if rule.conditions[n].index_setting]
+        allowed = set(rule.index.settings or []) or None
+        for s in settings:
+            allowed = set(s) if allowed is None else allowed & set(s)
+        if allowed is not None and not allowed:
+            out.append(f"variant {variant}: the index settings and index_setting conditions have no setting in common")
+    return out
+
+
+def _plain(c: Criterion) -> bool:
+    return c.value is None and c.coverage is None and c.first_in is None and not c.same_encounter and c.at_least == 1
+
+
+def _inside(a: Criterion, b: Criterion) -> bool:
+    if a.window.unit != b.window.unit:
+        return False
+    (alo, ahi), (blo, bhi) = a.window.int_bounds(), b.window.int_bounds()
+    return blo <= alo and ahi <= bhi
+
+
+def lint(root: Path | str | None = None) -> tuple[RuleSet, list[RuleError]]:
+    """Load the library collecting schema problems, then check names, code formats and windows."""
+    problems: list[RuleError] = []
+    rs = load_library(root, collect=problems)
+    for vs in rs.valuesets.values():
+        for system, entries in vs.codes.items():
+            raw = _raw_codes(vs.source_file, system)
+            for text in raw:
+                if not _code_ok(system, text):
+                    problems.append(RuleError(vs.source_file, f"codes.{system}: {text!r} is not a well-formed {system} code"))
+    for rule in rs.rules.values():
+        file = rs.files.get(rule.id, rule.id)
+        for ref in rule.code_refs() + [h.trigger for h in rule.harms]:
+            if isinstance(ref, str) and ref not in rs.valuesets and ref not in rs.rules:
+                kind = "trigger" if ref in [h.trigger for h in rule.harms] else "code set"
+                problems.append(RuleError(file, f"unknown {kind} {ref!r}"))
+        problems += [RuleError(file, msg) for msg in _contradictions(rule)]
+    return rs, problems
+
+
+def _raw_codes(file: str, system: str) -> list[str]:
+    import yaml
+
+    if not file:
+        return []
+    data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+    return [str(c) for c in (data.get("codes", {}).get(system) or [])]
