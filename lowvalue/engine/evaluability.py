@@ -25,17 +25,22 @@ def _present(con: duckdb.DuckDBPyConnection) -> tuple[set[tuple[str, str]], set[
 
 
 def check(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> dict[str, Any]:
-    """``{"status": "evaluable" | "not_evaluable", "reason": str}`` for one rule on the extract in ``con``."""
+    """``{"status": ..., "reason": str}`` for one rule on the extract in ``con``.
+
+    ``not_evaluable``: the index or a required condition has no data, so the rule is not run.
+    ``limited``: only exclusions lack data; the rule runs, and the reason says its flags may overstate.
+    """
     kinds_systems, with_values, settings = _present(con)
     problems: list[str] = []
+    caveats: list[str] = []
 
-    def need(what: str, kind: str, ref: Any, values: bool = False) -> None:
+    def need(what: str, kind: str, ref: Any, values: bool = False, into: list[str] = problems) -> None:
         vs = rs.valueset(ref)
         have = [s for s in vs.systems if (kind, s) in kinds_systems]
         if not have:
-            problems.append(f"{what}: no {kind} events coded in {', '.join(vs.systems) or '(no system)'}")
+            into.append(f"{what}: no {kind} events coded in {', '.join(vs.systems) or '(no system)'}")
         elif values and not any((kind, s) in with_values for s in have):
-            problems.append(f"{what}: {kind} events of {vs.name} carry no values")
+            into.append(f"{what}: {kind} events of {vs.name} carry no values")
 
     need("index", rule.index.kind, rule.index.codes, values=rule.index.value is not None)
     if rule.index.settings and not settings & set(rule.index.settings):
@@ -43,7 +48,10 @@ def check(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> dict[str, 
     for name, cond in rule.conditions.items():
         crit = cond.criterion
         if crit is not None:
-            need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None)
+            need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None,
+                 into=caveats if cond.exclude is not None else problems)
     if problems:
-        return {"status": "not_evaluable", "reason": "; ".join(problems)}
+        return {"status": "not_evaluable", "reason": "; ".join(problems + caveats)}
+    if caveats:
+        return {"status": "limited", "reason": "exclusions cannot be checked, so flags may overstate: " + "; ".join(caveats)}
     return {"status": "evaluable", "reason": ""}

@@ -161,7 +161,7 @@ def scan(
     for rule in sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id)):
         verdict = check_evaluable(con, rule, rs)
         evaluable.append({"rule_id": rule.id, "type": rule.type, **verdict})
-        if verdict["status"] != "evaluable":
+        if verdict["status"] == "not_evaluable":
             continue
         t0 = time.perf_counter()
         df = sql.evaluate(con, rule, rs)

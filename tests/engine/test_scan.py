@@ -1,0 +1,81 @@
+"""Scan outputs on small hand-made extracts: flags with evidence, waterfall, determinism, evaluability, manifest."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+import lowvalue
+from lowvalue.rules.decks import case_frames
+from lowvalue.rules.library import load_library
+
+RS = load_library()
+
+
+def _frames(rule_id: str, case: int) -> dict[str, pd.DataFrame]:
+    return case_frames(RS.rules[rule_id].tests[case])
+
+
+def _two_people() -> dict[str, pd.DataFrame]:
+    """Person A: transfusion at Hb 85 (low value). Person B: the same with a GI bleed (likely low value)."""
+    a, b = _frames("LV-HOSP-027", 0), _frames("LV-HOSP-027", 7)
+    for tables, pid in ((a, "A"), (b, "B")):
+        for df in tables.values():
+            df["person_id"] = pid
+        tables["encounters"]["encounter_id"] = pid + "-s"
+        tables["events"]["encounter_id"] = tables["events"]["encounter_id"].map(lambda e: e and pid + "-s")
+    return {k: pd.concat([a[k], b[k]], ignore_index=True) for k in a}
+
+
+def test_flags_tiers_and_evidence():
+    r = lowvalue.scan(_two_people(), RS, only=["LV-HOSP-027"])
+    f = r.flags.set_index("person_id")
+    assert f.loc["A", "variant"] == "specific" and f.loc["A", "tier"] == "low value"
+    assert f.loc["B", "variant"] == "sensitive" and f.loc["B", "tier"] == "likely low value"
+    assert f.loc["A", "cost"] == 2500.0
+    ev = json.loads(f.loc["B", "evidence"])
+    hb = [e for e in ev if e["condition"] == "hb_at_least_80"]
+    assert hb and hb[0]["value"] == 85 and hb[0]["code"] == "NPU02319"
+    bleed = [e for e in ev if e["condition"] == "no_bleeding"]
+    assert bleed and bleed[0]["role"] == "exclude" and bleed[0]["code"] == "K92.2"
+    cand = r.candidates.set_index("person_id")
+    assert cand.loc["B", "first_failed"] == "no_bleeding" and pd.isna(cand.loc["A", "first_failed"])
+
+
+def test_waterfall_counts_each_step():
+    r = lowvalue.scan(_two_people(), RS, only=["LV-HOSP-027"])
+    w = r.waterfall.set_index("condition")["remaining"]
+    assert w["hb_at_least_70"] == 2 and w["hb_at_least_80"] == 2 and w["no_bleeding"] == 1
+    assert w["sensitive or specific"] == 2
+
+
+def test_denominators_by_unit_and_month():
+    r = lowvalue.scan(_two_people(), RS, only=["LV-HOSP-027"])
+    total = r.denominators[r.denominators.unit.isna()].iloc[0]
+    assert (total.candidates, total.eligible, total.eligible_persons, total.flagged, total.flagged_specific) == (2, 2, 2, 2, 1)
+
+
+def test_same_input_gives_byte_identical_files(tmp_path):
+    for out in ("a", "b"):
+        lowvalue.scan(_two_people(), RS).write(tmp_path / out)
+    for name in ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability"):
+        assert (tmp_path / "a" / f"{name}.parquet").read_bytes() == (tmp_path / "b" / f"{name}.parquet").read_bytes(), name
+
+
+def test_evaluability_reports_missing_data_instead_of_zero():
+    frames = _frames("LV-RX-022", 0)  # medications only: no diagnoses, labs or procedures
+    r = lowvalue.scan(frames, RS)
+    status = r.evaluability.set_index("rule_id")["status"]
+    assert status["LV-IMG-001"] == "not_evaluable"
+    assert status["LV-RX-022"] == "limited"  # exclusions are diagnoses, which this extract lacks
+    assert "LV-IMG-001" not in set(r.flags.rule_id)
+    assert len(r.flags[r.flags.rule_id == "LV-RX-022"]) == 1
+
+
+def test_manifest_records_rules_data_and_versions():
+    r = lowvalue.scan(_two_people(), RS)
+    m = r.manifest
+    assert m["rule_set"]["digest"] == RS.digest and len(m["data"]["fingerprint"]) == 64
+    assert {"duckdb", "pandas", "pyarrow", "python"} <= set(m["versions"])
+    assert set(m["timing_seconds"]["per_rule"]) >= {"LV-HOSP-027"}
