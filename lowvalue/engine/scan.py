@@ -46,9 +46,10 @@ class ScanResult:
     waterfall: pd.DataFrame
     triggers: pd.DataFrame
     evaluability: pd.DataFrame
+    features: pd.DataFrame = field(default_factory=pd.DataFrame)
     manifest: dict[str, Any] = field(default_factory=dict)
 
-    TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability")
+    TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability", "features")
 
     def write(self, out: Path | str) -> Path:
         """Write every table as Parquet and the manifest as JSON into ``out``."""
@@ -141,12 +142,15 @@ def scan(
     only: list[str] | None = None,
     quarantine_dir: Path | None = None,
     progress: Any = None,
+    features: bool = True,
 ) -> ScanResult:
     """Scan an extract (folder, mapping of DataFrames, or an opened :class:`~lowvalue.data.extract.Extract`).
 
     ``rules`` is a loaded :class:`RuleSet`, a library folder, or None for the
     shipped library; ``only`` picks rule ids. ``progress`` is an optional
-    callable ``progress(rule_id, seconds)`` called after each rule.
+    callable ``progress(rule_id, seconds)`` called after each rule. With
+    ``features`` the pre-index features of every candidate are computed too
+    (:mod:`lowvalue.risk.features`), for the risk layer.
     """
     from lowvalue.data.extract import Extract, open_extract
 
@@ -195,6 +199,12 @@ def scan(
         triggers=triggers,
         evaluability=pd.DataFrame(evaluable),
     )
+    if features and len(candidates):
+        from lowvalue.risk.features import compute
+
+        t0 = time.perf_counter()
+        result.features = compute(con, candidates, triggers, rs)
+        timing["(features)"] = round(time.perf_counter() - t0, 3)
     result.manifest = {
         "lowvalue_version": __version__,
         "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()}},

@@ -1,0 +1,138 @@
+"""Pre-index features for every judged intervention, computed in SQL by the engine.
+
+Every feature looks only at events *strictly before* the index timestamp: an
+adverse event coded the same minute as the transfusion must not explain the
+transfusion's risk. A test adds events at and after the index and checks that
+no feature moves.
+
+The comorbidity burden is the Charlson index with Quan et al.'s (2005) ICD-10
+categories and the updated weights of Quan et al. (2011), at 3-character level
+(a few 4-character codes are approximated by their category). Frailty is a count
+of frailty-marker groups, a light version of the Hospital Frailty Risk Score.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from lowvalue.engine.sql import match_sql, q, value_sql
+from lowvalue.rules.codes import ValueSet
+from lowvalue.rules.library import RuleSet
+
+ICD = ("ICD-10-SE", "ICD-10-CM", "ICD-10")
+
+CHARLSON: dict[str, tuple[int, list[str]]] = {
+    "heart_failure": (2, ["I09.9", "I11.0", "I13.0", "I13.2", "I25.5", "I42.0", "I42.5-I42.9", "I43", "I50", "P29.0"]),
+    "dementia": (2, ["F00-F03", "F05.1", "G30", "G31.1"]),
+    "chronic_pulmonary": (1, ["I27.8", "I27.9", "J40-J47", "J60-J67", "J68.4", "J70.1", "J70.3"]),
+    "rheumatic": (1, ["M05", "M06", "M31.5", "M32-M34", "M35.1", "M35.3", "M36.0"]),
+    "mild_liver": (2, ["B18", "K70.0-K70.3", "K70.9", "K71.3-K71.5", "K71.7", "K73", "K74", "K76.0", "K76.2-K76.4",
+                       "K76.8", "K76.9", "Z94.4"]),
+    "diabetes_complicated": (1, ["E10.2-E10.5", "E10.7", "E11.2-E11.5", "E11.7", "E13.2-E13.5", "E13.7", "E14.2-E14.5", "E14.7"]),
+    "hemiplegia": (2, ["G04.1", "G11.4", "G80.1", "G80.2", "G81", "G82", "G83.0-G83.4", "G83.9"]),
+    "renal": (1, ["I12.0", "I13.1", "N03.2-N03.7", "N05.2-N05.7", "N18", "N19", "N25.0", "Z49", "Z94.0", "Z99.2"]),
+    "malignancy": (2, ["C00-C26", "C30-C34", "C37-C41", "C43", "C45-C58", "C60-C76", "C81-C85", "C88", "C90-C97"]),
+    "severe_liver": (4, ["I85.0", "I85.9", "I86.4", "I98.2", "K70.4", "K71.1", "K72.1", "K72.9", "K76.5-K76.7"]),
+    "metastatic": (6, ["C77-C80"]),
+    "hiv": (4, ["B20-B22", "B24"]),
+}
+FRAILTY: dict[str, list[str]] = {
+    "dementia_delirium": ["F00-F05", "G30"],
+    "falls": ["W00-W19", "R29.6", "Z91.81"],
+    "dependency": ["Z74", "Z99.3", "R26"],
+    "pressure_ulcer": ["L89"],
+    "incontinence": ["R32", "R15", "N39.4"],
+    "malnutrition": ["E40-E46", "R63.4", "R63.6"],
+    "parkinsonism": ["G20-G22"],
+    "fracture_hip_or_pelvis": ["S72", "S32"],
+}
+LABS = {"hb_last": "haemoglobin", "creatinine_last": "creatinine", "glucose_last": "glucose"}
+FEATURES = (["age", "sex_male", "setting", "unit", "charlson", "n_drugs_90d", "inpatient_stays_365d", "visits_365d",
+             "prior_triggers_365d", "frailty_markers"] + list(LABS) + ["flag_specific", "flag_sensitive"])
+
+
+def _icd_set(name: str, entries: list[str]) -> ValueSet:
+    return ValueSet.inline(name, {s: entries for s in ICD})
+
+
+def _category_sql(groups: dict[str, tuple[int, list[str]]] | dict[str, list[str]], weighted: bool) -> str:
+    whens = []
+    for name, spec in groups.items():
+        entries = spec[1] if weighted else spec  # type: ignore[index]
+        whens.append(f"WHEN {match_sql(_icd_set(name, list(entries)), 'e')} THEN {q(name)}")
+    return "CASE " + " ".join(whens) + " END"
+
+
+def compute(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame, triggers: pd.DataFrame, rs: RuleSet) -> pd.DataFrame:
+    """One row per candidate: ``candidate_id``, ``rule_id`` and :data:`FEATURES`. Needs ``lv_ev`` (see ``sql.prepare``)."""
+    cols = ["candidate_id", "rule_id", "person_id", "index_time", "age", "sex", "setting", "unit", "sensitive", "specific"]
+    con.register("_lv_cand_in", candidates[cols])
+    con.register("_lv_trig_in", triggers[["person_id", "time"]] if len(triggers) else
+                 pd.DataFrame({"person_id": pd.Series([], dtype=str), "time": pd.Series([], dtype="datetime64[us]")}))
+    weights = " ".join(f"WHEN {q(n)} THEN {w}" for n, (w, _) in CHARLSON.items())
+    labs = []
+    for feat, vs_name in LABS.items():
+        vs = rs.valuesets.get(vs_name)
+        if vs is None:
+            labs.append(f"NULL::DOUBLE AS {feat}")
+            continue
+        labs.append(f"""(SELECT arg_max({value_sql(vs, 'e')}, e.t_us) FROM lv_ev e
+                         WHERE e.person_id = c.person_id AND e.kind = 'lab' AND {match_sql(vs, 'e')}
+                           AND e.t_us < c.t_us AND {value_sql(vs, 'e')} IS NOT NULL
+                           AND date_diff('day', e.day, c.day) <= 30) AS {feat}""")
+    try:
+        con.execute("""CREATE OR REPLACE TEMP TABLE lv_cand AS
+                       SELECT *, CAST(index_time AS DATE) AS day, epoch_us(index_time) AS t_us FROM _lv_cand_in""")
+        df = con.execute(f"""
+        WITH dx AS (
+          SELECT c.candidate_id, {_category_sql(CHARLSON, True)} AS charlson_group,
+                 {_category_sql(FRAILTY, False)} AS frailty_group
+          FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
+          WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 730
+        ),
+        charlson AS (
+          SELECT candidate_id, sum(CASE charlson_group {weights} ELSE 0 END) AS charlson
+          FROM (SELECT DISTINCT candidate_id, charlson_group FROM dx) GROUP BY candidate_id
+        ),
+        frailty AS (
+          SELECT candidate_id, count(DISTINCT frailty_group) AS frailty_markers FROM dx GROUP BY candidate_id
+        ),
+        drugs AS (
+          SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
+          FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
+          WHERE e.kind = 'medication' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 90
+          GROUP BY c.candidate_id
+        ),
+        contacts AS (
+          SELECT c.candidate_id, count(*) FILTER (WHERE e.code_norm = 'INPATIENT') AS inpatient_stays_365d,
+                 count(*) AS visits_365d
+          FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
+          WHERE e.kind = 'encounter' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 365
+          GROUP BY c.candidate_id
+        ),
+        prior_triggers AS (
+          SELECT c.candidate_id, count(*) AS prior_triggers_365d
+          FROM lv_cand c JOIN _lv_trig_in t ON t.person_id = c.person_id
+          WHERE epoch_us(t.time) < c.t_us AND date_diff('day', CAST(t.time AS DATE), c.day) <= 365
+          GROUP BY c.candidate_id
+        )
+        SELECT c.candidate_id, c.rule_id, CAST(c.age AS INTEGER) AS age, CAST(c.sex = 'M' AS INTEGER) AS sex_male,
+               c.setting, c.unit,
+               coalesce(charlson.charlson, 0) AS charlson, coalesce(drugs.n_drugs_90d, 0) AS n_drugs_90d,
+               coalesce(contacts.inpatient_stays_365d, 0) AS inpatient_stays_365d,
+               coalesce(contacts.visits_365d, 0) AS visits_365d,
+               coalesce(prior_triggers.prior_triggers_365d, 0) AS prior_triggers_365d,
+               coalesce(frailty.frailty_markers, 0) AS frailty_markers,
+               {', '.join(labs)},
+               CAST(c.specific AS INTEGER) AS flag_specific, CAST(c.sensitive AS INTEGER) AS flag_sensitive
+        FROM lv_cand c
+        LEFT JOIN charlson USING (candidate_id) LEFT JOIN frailty USING (candidate_id)
+        LEFT JOIN drugs USING (candidate_id) LEFT JOIN contacts USING (candidate_id)
+        LEFT JOIN prior_triggers USING (candidate_id)
+        ORDER BY c.rule_id, c.candidate_id
+        """).df()
+    finally:
+        con.unregister("_lv_cand_in")
+        con.unregister("_lv_trig_in")
+    return df
