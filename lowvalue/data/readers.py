@@ -262,24 +262,59 @@ def _csv_error(path: Path, exc: Exception) -> InputError:
     return InputError(str(path), f"malformed CSV{where}: {detail}", row=line)
 
 
+def quick_encoding(path: Path) -> str | None:
+    """Guess from the first MiB: ``utf-16`` (BOM), ``utf-8``/``utf-8-sig`` if it is clean UTF-8, else None (scan it all)."""
+    try:
+        with _open_bytes(path) as fh:
+            head = fh.read(_CHUNK)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(str(path), f"cannot read file: {exc}") from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if _BAD_UTF8_BYTES.search(head):
+        return None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+
+
 def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation: str) -> RawTable:
-    encoding = detect_encoding(path)
+    """Read a CSV file as VARCHAR columns into ``relation``.
+
+    Encoding: if the first MiB is clean UTF-8 the file is handed to DuckDB directly (which
+    checks UTF-8 as it reads); only if DuckDB then meets invalid UTF-8, or the first MiB is not
+    UTF-8, is the whole file scanned (:func:`detect_encoding`) and, for cp1252/UTF-16,
+    transcoded. This keeps the common case to one pass over the file.
+    """
+    encoding = quick_encoding(path) or detect_encoding(path)
     delim, header = read_header(path, encoding)
     names = _unique(header)
     raw = _map_columns(table, str(path), names, {n: "VARCHAR" for n in names})
     cols = "{" + ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names) + "}"
-    with utf8_file(path, encoding) as readable:
-        sql = (
+
+    def load(readable: Path) -> None:
+        con.execute(
             f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM read_csv("
             f"{quote_literal(str(readable))}, delim={quote_literal(delim)}, quote='\"', escape='\"', "
             f"header=true, auto_detect=false, columns={cols}, null_padding=true, compression='auto')"
         )
+
+    try:
         try:
-            con.execute(sql)
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-            raise _csv_error(path, exc) from None
-        except duckdb.IOException as exc:
-            raise InputError(str(path), f"cannot read file: {str(exc).splitlines()[0]}") from None
+            with utf8_file(path, encoding) as readable:
+                load(readable)
+        except duckdb.InvalidInputException as exc:
+            if "Invalid unicode" not in str(exc) or encoding not in ("utf-8", "utf-8-sig"):
+                raise
+            encoding = detect_encoding(path)  # not UTF-8 after all: cp1252, or InputError with the line
+            with utf8_file(path, encoding) as readable:
+                load(readable)
+    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        raise _csv_error(path, exc) from None
+    except duckdb.IOException as exc:
+        raise InputError(str(path), f"cannot read file: {str(exc).splitlines()[0]}") from None
     raw.relation, raw.fmt, raw.encoding, raw.delimiter = relation, "csv", encoding, delim
     raw.rows = _count(con, relation)
     return raw

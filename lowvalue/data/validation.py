@@ -293,7 +293,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str) -> No
         f"CREATE OR REPLACE TEMP TABLE {quote_ident(stage)} AS "
         f"SELECT source_row, {', '.join(quote_ident(c) for c in table.columns)}, {codes} AS row_codes, {reasons} AS row_reasons "
         f"FROM (SELECT *, {', '.join(typed)} FROM (SELECT rowid + 1 AS source_row, {', '.join(texts)} "
-        f"FROM {quote_ident(raw.relation)})) ORDER BY source_row"
+        f"FROM {quote_ident(raw.relation)}))"
     )
 
 
@@ -337,7 +337,7 @@ def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, pro
         f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS "
         f"SELECT source_row, NULLIF(concat_ws(';', row_codes, {codes}), '') AS reason_code, "
         f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason "
-        f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL ORDER BY source_row"
+        f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL"
     )
 
 
