@@ -25,7 +25,7 @@ def compare_with_truth(flags: pd.DataFrame, truth_dir: Path | str) -> pd.DataFra
         t = truth[truth.pattern == rule_id]
         fr = f[f.rule_id == rule_id]
         for tier, truth_col, flagged in (("low value", "low_value", fr[fr.variant == "specific"]),
-                                         ("low or likely low value", "sensitive", fr)):
+                                         ("all flags", "sensitive", fr)):
             planted = t[t[truth_col]][KEY].drop_duplicates()
             got = flagged[KEY].drop_duplicates()
             tp = len(planted.merge(got, on=KEY))
