@@ -1,0 +1,73 @@
+"""LV-ABX-003 (upper respiratory infection) and LV-ABX-004 (acute bronchitis): antibiotics for viral infections."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import coding as c
+from ..clock import PERIOD_START
+from .common import AFTERNOON, Chunk, Spec, back, context_dx, context_index, finish, pick, prepare, visit
+
+_LOOKALIKES = {"outside window": 2.0, "prior antibiotic": 2.0, "competing": 3.0, "comorbidity": 3.0}
+_BACKGROUND = ((("J43", "J44"), -365, 0, "comorbidity"),)
+_SETTINGS = (("primary_care", 0.75), ("digital", 0.25))
+SPECS = {
+    "LV-ABX-003": Spec("LV-ABX-003", 0.3, _LOOKALIKES, frozenset({"outside window"}), 1, settings=_SETTINGS, background=_BACKGROUND),
+    "LV-ABX-004": Spec("LV-ABX-004", 0.3, _LOOKALIKES, frozenset({"outside window"}), 1, settings=_SETTINGS, background=_BACKGROUND),
+}
+INFECTION = {"LV-ABX-003": ("J06.9", "J06.9", "J00"), "LV-ABX-004": ("J20.9", "J20.9", "J40")}
+ANTIBIOTICS = ("J01CA04", "J01CE02", "J01FA09", "J01AA02")
+COMPETING = ("J01.9", "J02.9", "J03.9", "J18.9", "H66.9", "N39.0", "L03.1")
+COMORBIDITY = ("J44.9", "J43.9", "D84.9", "B20", "C34.9", "E84.9")
+PRIOR_COURSE_DX = ("N30.0", "A46")  # cystitis, erysipelas: treated with antibiotics, not in any exclusion list
+
+
+def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
+    """An antibiotic 0-3 days after the infection diagnosis; lookalikes at day 4+, after a course in the
+    previous 30 days, with a bacterial diagnosis within 3 days either side, or with a comorbidity."""
+    spec = SPECS[pattern]
+    bt = prepare(ck, spec, persons)
+    rng, n, day, b = ck.rng, bt.n, bt.day, ck.b
+    lag = rng.integers(0, 4, n)
+    lag[rng.random(n) < 0.2] = 3
+    out = bt.is_("outside window")
+    lag[out] = np.where(rng.random(out.sum()) < 0.7, 4, rng.integers(5, 8, out.sum()))
+    bt.reason[out] = [f"diagnosis day -{k}" for k in lag[out]]
+    same = lag == 0
+    dx_code = pick(ck, INFECTION[pattern], n)
+    context_dx(ck, bt.p[~same], day[~same] - lag[~same], dx_code[~same], bt.setting[~same])
+    enc, t = visit(ck, bt.p, day, bt.setting, bt.unit, hours=AFTERNOON, minutes=20)
+    c.dx(b, bt.p[same], enc[same], t[same] + 3, dx_code[same])
+    drug = pick(ck, ANTIBIOTICS, n)
+    c.drug(b, bt.p, enc, t + 10, drug, rng.integers(5, 11, n))
+
+    # An earlier course: always before the infection diagnosis, so it is never a candidate itself.
+    prior = bt.is_("prior antibiotic")
+    m = np.where(rng.random(n) < 0.2, 30, lag + 1 + (rng.random(n) * (30 - lag)).astype(int))
+    old = bt.planted & (rng.random(n) < 0.15)
+    m[old] = np.where(rng.random(old.sum()) < 0.5, 31, rng.integers(32, 46, old.sum()))
+    course = (prior | old) & (day - m >= PERIOD_START)
+    bt.reason[prior] = [f"antibiotic day -{k}" for k in m[prior]]
+    pe, pt = visit(ck, bt.p[course], day[course] - m[course], "primary_care")
+    c.dx(b, bt.p[course], pe, pt + 5, pick(ck, PRIOR_COURSE_DX, course.sum()))
+    earlier = pick(ck, ANTIBIOTICS, course.sum())
+    c.drug(b, bt.p[course], pe, pt + 10, earlier, 7)
+    context_index(ck, pattern, bt.p[course], pe, pt + 10, "medication", c.ATC, earlier, "context: earlier course, no infection diagnosis")
+
+    comp = bt.is_("competing")
+    off = rng.integers(-3, 4, n)
+    edge = rng.random(n) < 0.3
+    off[edge] = np.where(rng.random(edge.sum()) < 0.5, -3, 3)
+    codes = pick(ck, COMPETING, n)
+    context_dx(ck, bt.p[comp], day[comp] + off[comp], codes[comp])
+    bt.reason[comp] = [f"competing {x} day {o:+d}" for x, o in zip(codes[comp], off[comp])]
+    near = bt.planted & (rng.random(n) < 0.1)
+    context_dx(ck, bt.p[near], day[near] + np.where(rng.random(near.sum()) < 0.5, -4, 4), codes[near])
+
+    como = bt.is_("comorbidity")
+    ccodes = pick(ck, COMORBIDITY, n)
+    context_dx(ck, bt.p[como], back(ck, day[como], 0, 365), ccodes[como])
+    bt.reason[como] = [f"comorbidity {x}" for x in ccodes[como]]
+    stale = bt.planted & (rng.random(n) < 0.1) & (day - 400 >= PERIOD_START)
+    context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), pick(ck, ("D84.9", "C34.9"), stale.sum()))
+    finish(ck, bt, enc, t + 10, "medication", c.ATC, drug)

@@ -1,0 +1,82 @@
+"""LV-SCR-008 (PSA in men aged 75+) and LV-LAB-011 (vitamin D without a risk condition): tests with no action."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import coding as c
+from ..clock import MIN_PER_DAY, PERIOD_START
+from .common import AFTERNOON, Chunk, Spec, back, context_dx, finish, pick, prepare, visit
+
+PSA_SPEC = Spec(
+    pattern="LV-SCR-008",
+    alpha=0.3,
+    lookalikes={"age": 3.0, "setting": 1.5, "prostate cancer": 1.5, "raised PSA": 1.5, "urinary": 2.0},
+    not_eligible=frozenset({"age"}),
+    min_age=75,
+    age_kind="age",
+    dept="KIR",
+    age_edge=0.3,
+)
+VITD_SPEC = Spec(
+    pattern="LV-LAB-011",
+    alpha=0.2,
+    lookalikes={"risk": 6.0, "setting": 1.5, "age": 0.5},
+    not_eligible=frozenset({"age"}),
+    min_age=18,
+    age_kind="age",
+    background=((("N18",), -365, 0, "risk condition"),),
+)
+URINARY = ("R35", "R39.1", "R30.0", "N40")
+RISK = ("E55.9", "M81.0", "M80.0", "M83.9", "N18.3", "K90.0", "K50.9", "K51.9", "E21.0", "E20.9")
+
+
+def _index_visit(ck: Chunk, bt, dept: str):
+    """The test's encounter: routine setting, or emergency/inpatient for the setting lookalikes."""
+    rng = ck.rng
+    setting = bt.setting.copy()
+    acute = bt.is_("setting")
+    setting[acute] = np.where(rng.random(acute.sum()) < 0.5, "emergency", "inpatient")
+    bt.reason[acute] = [f"setting {s}" for s in setting[acute]]
+    minutes = np.where(setting == "inpatient", rng.integers(2, 6, bt.n) * MIN_PER_DAY, 30)
+    return visit(ck, bt.p, bt.day, setting, hours=AFTERNOON, minutes=minutes, dept=dept)
+
+
+def plant_psa(ck: Chunk, persons: np.ndarray) -> None:
+    """PSA at 75+; lookalikes at 74, outside primary/outpatient care, after prostate cancer, a raised PSA
+    or urinary symptoms in the 90 days before."""
+    bt = prepare(ck, PSA_SPEC, persons)
+    rng, n, day = ck.rng, bt.n, bt.day
+    bt.reason[bt.is_("age")] = "age 74"
+    ca = bt.is_("prostate cancer")
+    context_dx(ck, bt.p[ca], day[ca] - rng.integers(30, 181, ca.sum()), "C61", "outpatient", dept="KIR")
+    bt.reason[ca] = "prostate cancer C61"
+    raised = bt.is_("raised PSA")
+    context_dx(ck, bt.p[raised], back(ck, day[raised], 0, 365), "R97.2")
+    bt.reason[raised] = "raised PSA R97.2"
+    uri = bt.is_("urinary")
+    codes = pick(ck, URINARY, n)
+    context_dx(ck, bt.p[uri], back(ck, day[uri], 0, 90), codes[uri])
+    bt.reason[uri] = [f"urinary symptoms {x}" for x in codes[uri]]
+    stale = bt.planted & (rng.random(n) < 0.1)
+    context_dx(ck, bt.p[stale], day[stale] - rng.integers(91, 121, stale.sum()), "N40")
+    enc, t = _index_visit(ck, bt, PSA_SPEC.dept)
+    c.lab(ck.b, bt.p, enc, t + 15, c.PSA, np.round(rng.lognormal(0.5, 0.8, n), 1), "µg/L")
+    finish(ck, bt, enc, t + 15, "lab", c.NPU, np.full(n, c.PSA))
+
+
+def plant_vitamin_d(ck: Chunk, persons: np.ndarray) -> None:
+    """Vitamin D in primary/outpatient care without a risk condition; lookalikes with one in the year
+    before, in emergency/inpatient care, or at age 17."""
+    bt = prepare(ck, VITD_SPEC, persons)
+    rng, n, day = ck.rng, bt.n, bt.day
+    bt.reason[bt.is_("age")] = "age 17"
+    risk = bt.is_("risk")
+    codes = pick(ck, RISK, n)
+    context_dx(ck, bt.p[risk], back(ck, day[risk], 0, 365), codes[risk])
+    bt.reason[risk] = [f"risk condition {x}" for x in codes[risk]]
+    stale = bt.planted & (rng.random(n) < 0.1) & (day - 400 >= PERIOD_START)
+    context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), "E55.9")
+    enc, t = _index_visit(ck, bt, VITD_SPEC.dept)
+    c.lab(ck.b, bt.p, enc, t + 15, c.VITAMIN_D, np.round(rng.uniform(20, 120, n)), "nmol/L")
+    finish(ck, bt, enc, t + 15, "lab", c.NPU, np.full(n, c.VITAMIN_D))
