@@ -80,7 +80,6 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 def scan(data: Path, out: Path, rules_dir: Path | None, only: tuple[str, ...]) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
     from rich.progress import BarColumn, Progress, TextColumn
-    from rich.table import Table
 
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.rules.library import load_library
@@ -92,13 +91,7 @@ def scan(data: Path, out: Path, rules_dir: Path | None, only: tuple[str, ...]) -
         result = run_scan(data, rs, quarantine_dir=out / "quarantine",
                           progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
     result.write(out)
-    table = Table(title=f"lowvalue scan: {data}")
-    summary = result.summary()
-    for col in summary.columns:
-        table.add_column(col, justify="left" if col in ("rule_id", "status") else "right")
-    for row in summary.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
-    Console().print(table)
+    _print_frame(result.summary(), f"lowvalue scan: {data}")
     click.echo(f"wrote {out}/ (flags: {len(result.flags)}, triggers: {len(result.triggers)}, "
                f"{result.manifest['timing_seconds']['total']} s)")
 
@@ -163,15 +156,17 @@ def rules_list(rules_dir: Path | None, fmt: str, lang: str) -> None:
         _print_frame(df.drop(columns=["sources"]), "lowvalue rule catalogue")
 
 
-def _print_frame(df, title: str) -> None:
+def _print_frame(df, title: str) -> None:  # noqa: ANN001
+    import pandas as pd
     from rich.table import Table
 
     table = Table(title=title)
     for col in df.columns:
         table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
     for row in df.itertuples(index=False):
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+        table.add_row(*["" if v is None or v is pd.NA or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
+                        for v in row])
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @main.command()

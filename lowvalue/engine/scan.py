@@ -62,15 +62,21 @@ class ScanResult:
         return out
 
     def summary(self) -> pd.DataFrame:
-        """One row per rule: candidates, eligible, flagged by tier, and the evaluability verdict."""
+        """One row per rule: evaluability, candidates, eligible, flags by tier; triggers: events found."""
         rows = []
         for rid, ev in self.evaluability.set_index("rule_id").iterrows():
+            if ev["type"] == "trigger":
+                rows.append({"rule_id": rid, "status": ev["status"], "candidates": None, "eligible": None,
+                             "low_value": None, "likely_low_value": None,
+                             "trigger_events": int((self.triggers.trigger_id == rid).sum())})
+                continue
             c = self.candidates[self.candidates.rule_id == rid]
             f = self.flags[self.flags.rule_id == rid]
             rows.append({"rule_id": rid, "status": ev["status"], "candidates": len(c), "eligible": int(c.eligible.sum()),
                          "low_value": int((f.variant == "specific").sum()),
-                         "likely_low_value": int((f.variant == "sensitive").sum())})
-        return pd.DataFrame(rows)
+                         "likely_low_value": int((f.variant == "sensitive").sum()), "trigger_events": None})
+        return pd.DataFrame(rows).astype({k: "Int64" for k in ("candidates", "eligible", "low_value",
+                                                                "likely_low_value", "trigger_events")})
 
 
 def _first_failed(df: pd.DataFrame, rule: Rule) -> pd.Series:
