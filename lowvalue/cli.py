@@ -92,6 +92,10 @@ def scan(data: Path, out: Path, rules_dir: Path | None, only: tuple[str, ...]) -
                           progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
     result.write(out)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
+    click.echo("exclusion waterfall (candidates → after each condition → flagged):")
+    for rule_id, steps in result.waterfall.groupby("rule_id", sort=True):
+        click.echo(f"  {rule_id}: " + " → ".join(
+            f"{r.condition if isinstance(r.condition, str) else r.stage} {r.remaining}" for r in steps.sort_values("step").itertuples()))
     click.echo(f"wrote {out}/ (flags: {len(result.flags)}, triggers: {len(result.triggers)}, "
                f"{result.manifest['timing_seconds']['total']} s)")
 

@@ -96,7 +96,7 @@ def _waterfall(df: pd.DataFrame, rule: Rule) -> list[dict[str, Any]]:
             mask &= df[f"cond__{name}"].astype(bool)
             rows.append({"rule_id": rule.id, "step": len(rows), "stage": stage, "condition": name,
                          "remaining": int(mask.sum())})
-    rows.append({"rule_id": rule.id, "step": len(rows), "stage": "flagged", "condition": "sensitive or specific",
+    rows.append({"rule_id": rule.id, "step": len(rows), "stage": "flagged", "condition": None,
                  "remaining": int((df.sensitive | df.specific).sum()) if len(df) else 0})
     return rows
 

@@ -47,7 +47,7 @@ def test_waterfall_counts_each_step():
     r = lowvalue.scan(_two_people(), RS, only=["LV-HOSP-027"])
     w = r.waterfall.set_index("condition")["remaining"]
     assert w["hb_at_least_70"] == 2 and w["hb_at_least_80"] == 2 and w["no_bleeding"] == 1
-    assert w["sensitive or specific"] == 2
+    assert r.waterfall.set_index("stage").loc["flagged", "remaining"] == 2
 
 
 def test_denominators_by_unit_and_month():
