@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,6 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output
+
+docs: $(STAMP)
+	{ printf '# Rule catalogue\n\nGenerated from the YAML in `rules/` by `lowvalue rules list --format markdown`; do not edit by hand. "codes" counts the codes of the rule'"'"'s code sets that are marked unverified (not yet checked against an official source).\n\n'; $(BIN)/lowvalue rules list --format markdown; } > docs/rules.md

@@ -92,3 +92,10 @@ def test_unknown_condition_in_variant():
 def test_empty_window_rejected():
     with pytest.raises(RuleError, match="is empty"):
         parse_rule(BASE + "conditions:\n  a: {require: {kind: lab, codes: x, window: '[0d, 0d)'}}\n", "t.yaml")
+
+
+def test_docs_rules_md_is_generated_from_the_yaml():
+    from lowvalue.rules.catalogue import catalogue, to_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert to_markdown(catalogue(LIBRARY)) in doc, "docs/rules.md is stale: regenerate with `lowvalue rules list --format markdown`"
