@@ -34,6 +34,30 @@ def main() -> None:
     """Find low-value care in encounter extracts and link it to adverse-event risk."""
 
 
+from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command  # noqa: E402
+
+main.add_command(convert_command)
+
+FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,
+                           help="Source format to convert first (synthea, omop, meds, mimic-iv, auto); "
+                                "default: a canonical extract, or the detected format if the folder is not one.")
+
+
+def _canonical(data: Path, fmt: str | None, workdir: Path) -> Path:
+    """The canonical extract to read: ``data`` itself, or its conversion into ``workdir``."""
+    from lowvalue.data.adapters import convert
+    from lowvalue.data.adapters.commands import resolve_format
+
+    if fmt is None and (any(data.glob("persons.*")) or (data / "persons").is_dir()):
+        return data
+    if fmt is None and not data.is_dir():
+        return data  # let the reader say what is missing
+    fmt = resolve_format(fmt, data)
+    click.echo(f"converting {fmt} extract {data} → {workdir}", err=True)
+    convert(fmt, data, workdir)
+    return workdir
+
+
 @main.command()
 @click.option("--persons", type=click.IntRange(1), default=2000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -49,6 +73,7 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
 
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
+@FROM_OPTION
 @click.option("--strict", is_flag=True, help="Fail (exit 2) if any row is quarantined.")
 @click.option(
     "--quarantine",
@@ -57,13 +82,17 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
     default=None,
     help="Where quarantined rows go [default: DATA/quarantine].",
 )
-def validate(data: Path, strict: bool, quarantine_dir: Path | None) -> None:
-    """Read and check a canonical extract; bad rows go to quarantine/ with a reason."""
+def validate(data: Path, fmt: str | None, strict: bool, quarantine_dir: Path | None) -> None:
+    """Read and check an extract; bad rows go to quarantine/ with a reason."""
+    import tempfile
+
     from lowvalue.data.extract import open_extract
     from lowvalue.errors import StrictModeError
 
-    extract = open_extract(data, quarantine_dir=quarantine_dir or data / "quarantine")
-    click.echo(extract.summary())
+    with tempfile.TemporaryDirectory(prefix="lowvalue-convert-") as tmp:
+        canonical = _canonical(data, fmt, Path(tmp))
+        extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine")
+        click.echo(extract.summary())
     if strict and extract.quarantined_rows:
         raise StrictModeError(f"{data}: {extract.quarantined_rows} row(s) quarantined and --strict was given")
 
@@ -75,9 +104,10 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the results.")
+@FROM_OPTION
 @RULES_OPTION
 @click.option("--only", multiple=True, help="Rule id to run (repeatable).")
-def scan(data: Path, out: Path, rules_dir: Path | None, only: tuple[str, ...]) -> None:
+def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: tuple[str, ...]) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -88,7 +118,7 @@ def scan(data: Path, out: Path, rules_dir: Path | None, only: tuple[str, ...]) -
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=console, transient=True) as bar:
         task = bar.add_task("scanning", total=len(rs.rules))
-        result = run_scan(data, rs, quarantine_dir=out / "quarantine",
+        result = run_scan(_canonical(data, fmt, out / "converted"), rs, quarantine_dir=out / "quarantine",
                           progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
     result.write(out)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
