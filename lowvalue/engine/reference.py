@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from lowvalue.rules.codes import ValueSet
+from lowvalue.rules.codes import ValueSet, unit_factor  # READING: a code set without units takes values as they are
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Condition, Criterion, Population, Rule, ValueTest
 from lowvalue.rules.windows import Window
@@ -328,18 +328,6 @@ def compare(value: float, op: str, threshold: float | None) -> bool:
     if threshold is None:
         return False
     return _OPS[op](value, threshold)
-
-
-def unit_factor(unit: str | None, codes: ValueSet) -> float | None:
-    """The multiplier to the code set's canonical unit, or None when the unit is not convertible.
-
-    READING: a code set without ``units`` takes every value as it is (factor 1,
-    whatever its unit). Unit matching is :meth:`Units.factor`: trimmed, a blank
-    unit counts as missing, canonical and listed units compared case-insensitively.
-    """
-    if codes.units is None:
-        return 1.0
-    return codes.units.factor(unit)
 
 
 def usable_value(event: Event, codes: ValueSet) -> float | None:

@@ -23,7 +23,8 @@ import duckdb
 import pandas as pd
 
 from lowvalue.data.schema import TABLES
-from lowvalue.rules.codes import ICD10_FAMILY, CodeEntry, ValueSet
+from lowvalue.errors import RuleError
+from lowvalue.rules.codes import ICD10_FAMILY, CodeEntry, ValueSet, unit_factor
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Criterion, Rule, ValueTest
 from lowvalue.rules.windows import Window
@@ -87,14 +88,19 @@ def match_sql(vs: ValueSet, alias: str) -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
 
 
+def convert_sql(vs: ValueSet, value: str, unit: str) -> str:
+    """``value`` (in ``unit``) on the code set's canonical scale; NULL when the unit is not convertible."""
+    if vs.units is None:
+        return value
+    u = f"lower(trim({unit}))"
+    whens = [f"WHEN {unit} IS NULL OR trim({unit}) = '' OR {u} = {q(vs.units.canonical.lower())} THEN {value}"]
+    whens += [f"WHEN {u} = {q(name.lower())} THEN {value} * {float(f)!r}" for name, f in vs.units.factors.items()]
+    return f"(CASE {' '.join(whens)} ELSE NULL END)"
+
+
 def value_sql(vs: ValueSet, alias: str) -> str:
     """The event's value on the code set's canonical scale; NULL when not usable."""
-    if vs.units is None:
-        return f"{alias}.value"
-    u = f"lower(trim({alias}.unit))"
-    whens = [f"WHEN {alias}.unit IS NULL OR trim({alias}.unit) = '' OR {u} = {q(vs.units.canonical.lower())} THEN {alias}.value"]
-    whens += [f"WHEN {u} = {q(name.lower())} THEN {alias}.value * {float(f)!r}" for name, f in vs.units.factors.items()]
-    return f"(CASE {' '.join(whens)} ELSE NULL END)"
+    return convert_sql(vs, f"{alias}.value", f"{alias}.unit")
 
 
 def window_sql(w: Window, ev: str, idx: str) -> str:
@@ -105,8 +111,18 @@ def window_sql(w: Window, ev: str, idx: str) -> str:
     return f"{off} {'>=' if w.start_inclusive else '>'} {lo} AND {off} {'<=' if w.end_inclusive else '<'} {hi}"
 
 
-def _threshold(t: ValueTest, alias: str = "m") -> str:
-    return repr(float(t.threshold)) if t.threshold is not None else f"({alias}.index_value_c * {float(t.index_ratio)!r})"
+def _threshold(t: ValueTest, vs: ValueSet, alias: str = "m") -> str:
+    """What values are compared with, on ``vs``'s canonical scale.
+
+    A ``threshold`` is written in ``t.unit`` (canonical when omitted) and converted like a value; ``index_ratio``
+    multiplies the index event's own value, converted with the same code set so both sides share one scale.
+    """
+    if t.index_ratio is not None:
+        return f"({float(t.index_ratio)!r} * {convert_sql(vs, f'{alias}.index_value', f'{alias}.index_unit')})"
+    factor = unit_factor(t.unit, vs) if t.unit is not None else 1.0
+    if factor is None:
+        raise RuleError(vs.source_file or vs.name, f"threshold unit {t.unit!r} cannot be converted to code set {vs.name!r}")
+    return repr(float(t.threshold) * factor)  # type: ignore[arg-type]
 
 
 def _population(rule: Rule) -> list[str]:
@@ -126,7 +142,7 @@ def _candidates(rule: Rule, rs: RuleSet) -> str:
     if rule.index.settings:
         where.append(f"e.setting IN ({', '.join(q(s) for s in rule.index.settings)})")
     if rule.index.value is not None:
-        where.append(f"{value_sql(vs, 'e')} {rule.index.value.op} {float(rule.index.value.threshold)!r}")  # type: ignore[arg-type]
+        where.append(f"{value_sql(vs, 'e')} {rule.index.value.op} {_threshold(rule.index.value, vs)}")
     age = ("year(e.day) - year(p.birth_date) - CASE WHEN month(e.day) < month(p.birth_date) OR "
            "(month(e.day) = month(p.birth_date) AND day(e.day) < day(p.birth_date)) THEN 1 ELSE 0 END")
     pop = _population(rule)
@@ -135,7 +151,7 @@ def _candidates(rule: Rule, rs: RuleSet) -> str:
     SELECT e.ev_id AS cand_id, e.person_id, e.encounter_id, e.time AS index_time, e.day, e.t_us,
            e.system AS index_system, e.code AS index_code, e.value AS index_value, e.unit AS index_unit,
            e.days_supply AS index_days_supply, e.setting, e.care_unit, e.cost,
-           {value_sql(vs, 'e')} AS index_value_c, {age} AS age, p.sex
+           {age} AS age, p.sex
     FROM lv_ev e JOIN persons p ON p.person_id = e.person_id
     WHERE {' AND '.join(where)}
   ) {('WHERE ' + ' AND '.join(pop)) if pop else ''}
@@ -184,7 +200,7 @@ def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet) -> li
 )""")
         join_first = f" JOIN f_{i} f ON f.person_id = e.person_id AND f.day = e.day AND f.first_ok"
     ctes.append(f"""m_{i} AS (
-  SELECT c.cand_id, c.index_value_c, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e')} AS v
+  SELECT c.cand_id, c.index_value, c.index_unit, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e')} AS v
   FROM cand c JOIN lv_ev e ON {' AND '.join(on)}{join_first}
   WHERE {' AND '.join(where)}
 )""")
@@ -195,13 +211,13 @@ def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet) -> li
   FROM m_{i} m GROUP BY m.cand_id
 )""")
     elif t.of == "any":
-        thr = _threshold(t)
+        thr = _threshold(t, vs)
         ctes.append(f"""h_{i} AS (
   SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {_evidence(name, role)} AS evidence
   FROM m_{i} m WHERE m.v IS NOT NULL AND m.v {t.op} {thr} GROUP BY m.cand_id
 )""")
     else:
-        thr = _threshold(t)
+        thr = _threshold(t, vs)
         ctes.append(f"""h_{i} AS (
   SELECT m.cand_id, coalesce(bool_or(m.v {t.op} {thr}), false) AS holds, {_evidence(name, role)} AS evidence
   FROM (SELECT *, max(time) OVER (PARTITION BY cand_id) AS t_last FROM m_{i} WHERE v IS NOT NULL) m

@@ -78,13 +78,18 @@ class Units:
     def factor(self, unit: str | None) -> float | None:
         if unit is None or unit.strip() == "":
             return 1.0
-        u = unit.strip()
-        if u == self.canonical:
+        u = unit.strip().lower()
+        if u == self.canonical.lower():
             return 1.0
         for name, f in self.factors.items():
-            if name.lower() == u.lower():
+            if name.lower() == u:
                 return float(f)
-        return 1.0 if u.lower() == self.canonical.lower() else None
+        return None
+
+
+def unit_factor(unit: str | None, vs: "ValueSet") -> float | None:
+    """Multiplier from ``unit`` to the code set's canonical unit; a code set without units takes values as they are."""
+    return 1.0 if vs.units is None else vs.units.factor(unit)
 
 
 @dataclass(frozen=True)

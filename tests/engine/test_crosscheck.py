@@ -1,0 +1,120 @@
+"""The DuckDB engine agrees with the reference evaluator on random extracts and random rules.
+
+The reference (:mod:`lowvalue.engine.reference`) defines the semantics; any
+disagreement is a bug in one of them (or a gap in ``docs/rule-language.md``).
+A failure prints the rule as YAML, the timeline and the first differing row:
+enough to write the regression test by hand.
+
+``LOWVALUE_HYPOTHESIS_EXAMPLES=5000 pytest tests/engine/test_crosscheck.py -k many``
+runs a longer, randomised search. Shrinking a failure to a minimal timeline
+can take minutes (every example opens a DuckDB connection);
+``LOWVALUE_HYPOTHESIS_SHRINK=0`` reports the first failing example unshrunk.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+try:  # `tests/engine` on sys.path (pytest's default rootdir insertion) or `tests` as a package
+    from strategies import cases, rule_yaml, ruleset
+except ImportError:  # pragma: no cover
+    from tests.engine.strategies import cases, rule_yaml, ruleset
+
+from lowvalue.engine import reference
+
+sql = pytest.importorskip("lowvalue.engine.sql", reason="the DuckDB engine (lowvalue.engine.sql) is not importable yet")
+if not hasattr(sql, "evaluate_frames"):  # pragma: no cover
+    pytest.skip("lowvalue.engine.sql has no evaluate_frames yet", allow_module_level=True)
+
+RULESET = ruleset()
+EXTRA_EXAMPLES = int(os.environ.get("LOWVALUE_HYPOTHESIS_EXAMPLES", "0"))
+PHASES = [p for p in Phase if p is not Phase.shrink or os.environ.get("LOWVALUE_HYPOTHESIS_SHRINK", "1") != "0"]
+PHASES = [p for p in PHASES if p is not Phase.explain]  # the "explain" phase re-runs examples: slow, little gain here
+
+
+def _cell(x: Any) -> Any:
+    """A comparable Python value: every null is None, numbers are floats, times are Timestamps.
+
+    Only representation is normalised (dtype, null marker); values are compared exactly.
+    """
+    if x is None or pd.isna(x):
+        return None
+    if hasattr(x, "item") and not isinstance(x, pd.Timestamp):  # numpy scalar
+        x = x.item()
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, pd.Timestamp) or hasattr(x, "isoformat"):
+        return pd.Timestamp(x).as_unit("us")
+    return str(x)
+
+
+def _rows(df: pd.DataFrame) -> list[tuple]:
+    return [tuple(_cell(v) for v in row) for row in df.itertuples(index=False, name=None)]
+
+
+def _by_content(rows: list[tuple]) -> list[tuple]:
+    """Rows in a total order (candidates equal on the documented sort keys may come in any order)."""
+    return sorted(rows, key=lambda r: tuple((v is None, repr(type(v)), v if v is not None else 0) for v in r))
+
+
+def _timeline(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame) -> str:
+    def table(df: pd.DataFrame) -> str:
+        return df.to_string(index=False) if len(df) else "(none)"
+
+    ev = events.sort_values(["person_id", "time"], kind="stable")
+    return f"persons:\n{table(persons)}\n\nencounters:\n{table(encounters)}\n\nevents:\n{table(ev)}"
+
+
+def _first_difference(ref: list[tuple], got: list[tuple], columns: list[str]) -> str:
+    for i in range(max(len(ref), len(got))):
+        a = ref[i] if i < len(ref) else None
+        b = got[i] if i < len(got) else None
+        if a != b:
+            def show(r: tuple | None) -> str:
+                return "(no row)" if r is None else ", ".join(f"{c}={v!r}" for c, v in zip(columns, r))
+            cols = [c for c, x, y in zip(columns, a or (), b or ()) if x != y]
+            return (f"first differing row #{i} (differing columns: {cols or 'all'}):\n"
+                    f"  reference: {show(a)}\n  duckdb:    {show(b)}")
+    return "(no difference)"
+
+
+def check_agreement(rule: Any, extract: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+    persons, encounters, events = extract
+    expected = reference.evaluate(persons, encounters, events, rule, RULESET)
+    got = sql.evaluate_frames(persons, encounters, events, rule, RULESET)
+    context = f"\n\nrule:\n{rule_yaml(rule)}\n{_timeline(persons, encounters, events)}\n"
+
+    assert list(got.columns) == list(expected.columns), f"columns differ: {list(got.columns)}{context}"
+    ref_rows, sql_rows = _rows(expected), _rows(got)
+    ref_sorted, sql_sorted = _by_content(ref_rows), _by_content(sql_rows)
+    if ref_sorted != sql_sorted:
+        raise AssertionError(f"{len(ref_rows)} reference rows, {len(sql_rows)} duckdb rows; "
+                             f"{_first_difference(ref_sorted, sql_sorted, list(expected.columns))}{context}")
+    # same rows; now the documented order (only its keys are determined)
+    keys = [expected.columns.get_loc(c) for c in reference.SORT_COLUMNS]
+    ref_keys = [tuple(r[k] for k in keys) for r in ref_rows]
+    sql_keys = [tuple(r[k] for k in keys) for r in sql_rows]
+    assert sql_keys == ref_keys, f"same rows, different order on {reference.SORT_COLUMNS}{context}"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_duckdb_agrees_with_reference(case):
+    rule, extract = case
+    check_agreement(rule, extract)
+
+
+@pytest.mark.skipif(EXTRA_EXAMPLES <= 0, reason="set LOWVALUE_HYPOTHESIS_EXAMPLES=N to run N more random examples")
+@settings(max_examples=max(EXTRA_EXAMPLES, 1), deadline=None, derandomize=False, phases=PHASES,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_duckdb_agrees_with_reference_many(case):
+    rule, extract = case
+    check_agreement(rule, extract)
