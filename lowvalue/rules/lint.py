@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from lowvalue.errors import RuleError
+from lowvalue.rules.codes import unit_factor
 from lowvalue.rules.library import RuleSet, load_library
 from lowvalue.rules.model import Criterion, Rule
 
@@ -65,6 +66,20 @@ def _contradictions(rule: Rule) -> list[str]:
     return out
 
 
+def _threshold_units(rule: Rule, rs: RuleSet) -> list[str]:
+    tests = [("index", rule.index.codes, rule.index.value)]
+    tests += [(n, c.criterion.codes, c.criterion.value) for n, c in rule.conditions.items() if c.criterion is not None]
+    out = []
+    for where, ref, t in tests:
+        if t is None or t.unit is None or t.threshold is None or (isinstance(ref, str) and ref not in rs.valuesets):
+            continue
+        vs = rs.valueset(ref)
+        if unit_factor(t.unit, vs) is None:
+            out.append(f"{where}: threshold unit {t.unit!r} cannot be converted to code set {vs.name!r} "
+                       f"(canonical {vs.units.canonical if vs.units else '-'}; add a factor)")
+    return out
+
+
 def _plain(c: Criterion) -> bool:
     return c.value is None and c.coverage is None and c.first_in is None and not c.same_encounter and c.at_least == 1
 
@@ -93,6 +108,7 @@ def lint(root: Path | str | None = None) -> tuple[RuleSet, list[RuleError]]:
                 kind = "trigger" if ref in [h.trigger for h in rule.harms] else "code set"
                 problems.append(RuleError(file, f"unknown {kind} {ref!r}"))
         problems += [RuleError(file, msg) for msg in _contradictions(rule)]
+        problems += [RuleError(file, msg) for msg in _threshold_units(rule, rs)]
     return rs, problems
 
 

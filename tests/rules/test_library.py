@@ -99,3 +99,13 @@ def test_docs_rules_md_is_generated_from_the_yaml():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
     assert to_markdown(catalogue(LIBRARY)) in doc, "docs/rules.md is stale: regenerate with `lowvalue rules list --format markdown`"
+
+
+def test_unconvertible_threshold_unit_is_reported(tmp_path):
+    root = _library(tmp_path, BASE.replace("lumbar_spine_imaging", "x") + textwrap.dedent("""
+        conditions:
+          hb: {require: {kind: lab, codes: hb, window: "[-1d, 0d]", value: {op: ">=", threshold: 8, unit: mg/L}}}
+        """))
+    (tmp_path / "valuesets" / "hb.yaml").write_text("name: hb\nunits: {canonical: g/L, factors: {g/dL: 10}}\ncodes:\n  NPU: [NPU02319]\n")
+    _, problems = lint(root)
+    assert any("threshold unit 'mg/L' cannot be converted to code set 'hb'" in p.one_line() for p in problems)
