@@ -1,8 +1,12 @@
 """Ordinary care that is not part of any pattern: chronic follow-up, acute visits and admissions.
 
 It gives the extract its bulk and makes frailty observable (comorbidity codes at
-every chronic visit, admissions more frequent for the frail). It writes no index
-code of any pattern and no antibiotic, so it can never create a pattern instance.
+every chronic visit, admissions more frequent for the frail). It writes no
+antibiotic and no index code of any pattern except routine labs (haemoglobin,
+creatinine, glucose): those are LV-PRE-015 index codes only before a low-risk
+operation and LV-HOSP-028 ones only in a daily series within one stay, and
+``patterns.RESERVED`` removes them (and other interfering codes) from the
+persons whose episode could turn them into candidates.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ _DIABETES = COMORBIDITY_CODES.index("E11.9")
 
 
 def no_hb(b: ChunkBuilder) -> np.ndarray:
-    """Persons whose haemoglobin values belong to the transfusion planter alone."""
+    """Persons whose haemoglobin values belong to the transfusion and daily-Hb planters alone."""
     from .patterns import PATTERN_IDS
 
-    return b.pop.episode == PATTERN_IDS.index("LV-HOSP-027")
+    return np.isin(b.pop.episode, [PATTERN_IDS.index("LV-HOSP-027"), PATTERN_IDS.index("LV-HOSP-028")])
 
 
 def chronic_visits(b: ChunkBuilder) -> None:

@@ -172,6 +172,27 @@ class ChunkBuilder:
         code = self._cat(self._ev, "code")[m]
         return person, dayn, code
 
+    def drop(self, rules: list[tuple[np.ndarray, str, tuple[str, ...]]]) -> None:
+        """Remove events: for each (persons, kind, prefixes), those of ``kind`` whose code starts with one of
+        ``prefixes`` for the persons flagged in ``persons`` (a boolean mask over the chunk). Used once, after
+        background care, to keep codes that would interfere with a pattern out of its persons' records (see
+        ``patterns.RESERVED``)."""
+        if not self._ev or not rules:
+            return
+        V = {k: self._cat(self._ev, k) for k in self._ev[0]}
+        hit = np.zeros(len(V["person"]), bool)
+        for persons, kind, prefixes in rules:
+            rows = persons[V["person"]] & (V["kind"] == kind)
+            if not rows.any():
+                continue
+            idx = np.flatnonzero(rows)
+            codes = V["code"][idx]
+            m = np.zeros(len(idx), bool)
+            for pre in prefixes:
+                m |= np.char.startswith(codes, pre)
+            hit[idx[m]] = True
+        self._ev = [{k: v[~hit] for k, v in V.items()}]
+
     # -- output ------------------------------------------------------------------------------------
     def _cat(self, parts: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
         return np.concatenate([p[key] for p in parts])

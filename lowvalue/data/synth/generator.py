@@ -13,7 +13,7 @@ from lowvalue import __version__
 
 from . import adverse, background
 from .builder import ChunkBuilder
-from .patterns import PATTERN_IDS, assign, plant_all
+from .patterns import PATTERN_IDS, assign, plant_all, reserve
 from .patterns.common import FRAILTY_CENTRE, FRAILTY_SLOPE, Chunk, DxIndex
 from .population import FRAILTY, make_population
 from .region import UNIT_MULTIPLIER
@@ -48,6 +48,7 @@ def generate(persons: int, seed: int, out: Path, chunk_size: int = 20000) -> Syn
             background.acute_visits(b)
             background.admissions(b)
             adverse.background(b)
+            reserve(b)
             plant_all(Chunk(b, DxIndex(*b.diagnoses()), counts))
             tables = b.tables(enc_offset)
             enc_offset += tables["encounters"].num_rows

@@ -19,6 +19,7 @@ INFECTION = {"LV-ABX-003": ("J06.9", "J06.9", "J00"), "LV-ABX-004": ("J20.9", "J
 ANTIBIOTICS = ("J01CA04", "J01CE02", "J01FA09", "J01AA02")
 COMPETING = ("J01.9", "J02.9", "J03.9", "J18.9", "H66.9", "N39.0", "L03.1")
 COMORBIDITY = ("J44.9", "J43.9", "D84.9", "B20", "C34.9", "E84.9")
+AFTER_ONLY = ("J01.9", "J02.9", "J03.9")
 PRIOR_COURSE_DX = ("N30.0", "A46")  # cystitis, erysipelas: treated with antibiotics, not in any exclusion list
 
 
@@ -55,14 +56,17 @@ def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
     context_index(ck, pattern, bt.p[course], pe, pt + 10, "medication", c.ATC, earlier, "context: earlier course, no infection diagnosis")
 
     comp = bt.is_("competing")
-    off = rng.integers(-3, 4, n)
-    edge = rng.random(n) < 0.3
-    off[edge] = np.where(rng.random(edge.sum()) < 0.5, -3, 3)
     codes = pick(ck, COMPETING, n)
+    # sinusitis and sore-throat codes only after the antibiotic: in [-3d, 0d] they would make it an
+    # LV-ABX-005 / LV-ABX-006 candidate
+    after = np.isin(codes, AFTER_ONLY)
+    off = np.where(after, rng.integers(1, 4, n), rng.integers(-3, 4, n))
+    edge = rng.random(n) < 0.3
+    off[edge] = np.where(after[edge] | (rng.random(edge.sum()) < 0.5), 3, -3)
     context_dx(ck, bt.p[comp], day[comp] + off[comp], codes[comp])
     bt.reason[comp] = [f"competing {x} day {o:+d}" for x, o in zip(codes[comp], off[comp])]
     near = bt.planted & (rng.random(n) < 0.1)
-    context_dx(ck, bt.p[near], day[near] + np.where(rng.random(near.sum()) < 0.5, -4, 4), codes[near])
+    context_dx(ck, bt.p[near], day[near] + np.where(after[near] | (rng.random(near.sum()) < 0.5), 4, -4), codes[near])
 
     como = bt.is_("comorbidity")
     ccodes = pick(ck, COMORBIDITY, n)

@@ -226,6 +226,34 @@ def finish(
     c["adverse_lookalikes"] += int((happens & ~planted).sum())
 
 
+def age_on(ck: Chunk, p: np.ndarray, day: np.ndarray) -> np.ndarray:
+    from ..clock import age_at
+
+    return age_at(ck.b.pop.birth[p], day)
+
+
+def edge_back(ck: Chunk, day: np.ndarray, lo: int, hi: int, edge: float = 0.2) -> np.ndarray:
+    """Like :func:`back`, but ``edge`` of the rows sit exactly ``lo`` days before (the inner edge of an
+    outer window such as ``[-365d, -31d]``)."""
+    d = back(ck, day, lo, hi, 0.0)
+    at = (ck.rng.random(len(day)) < edge) & (day - lo >= PERIOD_START)
+    return np.where(at, day - lo, d)
+
+
+def record(ck: Chunk, pattern: str, p, enc, time, kind: str, system: str, code, low, sens, reason, counter: str) -> None:
+    """A truth row written outside :func:`finish`: earlier index events of a series (labelled as they are) or
+    an index event another pattern's planter wrote that this pattern's rule also judges."""
+    p = np.asarray(p)
+    if len(p) == 0:
+        return
+    low = np.broadcast_to(np.asarray(low, bool), p.shape)
+    ck.b.intervention(pattern, p, enc, time, kind, system, code, low, sens, reason)
+    c = ck.counts.setdefault(pattern, Counter())
+    c[counter] += len(p)
+    if counter == "cross":
+        c["cross_low_value"] += int(low.sum())
+
+
 def context_index(ck: Chunk, pattern: str, p, enc, time, kind: str, system: str, code, reason) -> None:
     """Truth row for an index-code event that is only context (an earlier course, an earlier PPI dispensing)."""
     ck.b.intervention(pattern, p, enc, time, kind, system, code, False, False, reason)

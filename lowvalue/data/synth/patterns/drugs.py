@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import coding as c
+from .prescribing import cross_avoid_from_benzo, cross_nsaid_from_ppi
 from .common import AFTERNOON, Chunk, Spec, back, context_dx, context_index, finish, pick, prepare, visit
 
 BENZO_SPEC = Spec(
@@ -46,6 +47,7 @@ def plant_benzo(ck: Chunk, persons: np.ndarray) -> None:
     code = pick(ck, BENZOS, n)
     c.drug(ck.b, bt.p, enc, t + 10, code, np.where(rng.random(n) < 0.5, 14, 30))
     finish(ck, bt, enc, t + 10, "medication", c.ATC, code)
+    cross_avoid_from_benzo(ck, bt, enc, t + 10, code)
 
 
 def plant_ppi(ck: Chunk, persons: np.ndarray) -> None:
@@ -74,6 +76,7 @@ def plant_ppi(ck: Chunk, persons: np.ndarray) -> None:
     for m, when in ((drug, back(ck, day, 0, 90)), (stale, day - rng.integers(91, 121, n))):
         e, t = visit(ck, bt.p[m], when[m], "primary_care")
         c.drug(b, bt.p[m], e, t + 10, y[m], 30)
+        cross_nsaid_from_ppi(ck, bt.p[m], e, t + 10, when[m], y[m])
     bt.reason[drug] = [f"gastroprotection drug {z}" for z in y[drug]]
     enc, t = visit(ck, bt.p, day, "primary_care", bt.unit, hours=AFTERNOON, minutes=20)
     c.drug(b, bt.p, enc, t + 10, code, g)
