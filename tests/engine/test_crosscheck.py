@@ -25,11 +25,7 @@ try:  # `tests/engine` on sys.path (pytest's default rootdir insertion) or `test
 except ImportError:  # pragma: no cover
     from tests.engine.strategies import cases, rule_yaml, ruleset
 
-from lowvalue.engine import reference
-
-sql = pytest.importorskip("lowvalue.engine.sql", reason="the DuckDB engine (lowvalue.engine.sql) is not importable yet")
-if not hasattr(sql, "evaluate_frames"):  # pragma: no cover
-    pytest.skip("lowvalue.engine.sql has no evaluate_frames yet", allow_module_level=True)
+from lowvalue.engine import reference, sql
 
 RULESET = ruleset()
 EXTRA_EXAMPLES = int(os.environ.get("LOWVALUE_HYPOTHESIS_EXAMPLES", "0"))
