@@ -156,7 +156,7 @@ def scan(
     shipped library; ``only`` picks rule ids. ``progress`` is an optional
     callable ``progress(rule_id, seconds)`` called after each rule. With
     ``features`` the pre-index features of every candidate are computed too
-    (:mod:`lowvalue.risk.features`), for the risk layer.
+    (:mod:`lowvalue.risk.features`) for the eligible ones, which the risk layer compares.
     """
     from lowvalue.data.extract import Extract, open_extract
 
@@ -209,7 +209,7 @@ def scan(
         from lowvalue.risk.features import compute
 
         t0 = time.perf_counter()
-        result.features = compute(con, candidates, triggers, rs)
+        result.features = compute(con, candidates[candidates.eligible], triggers, rs)
         timing["(features)"] = round(time.perf_counter() - t0, 3)
     result.manifest = {
         "lowvalue_version": __version__,
