@@ -38,6 +38,17 @@ from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command  # noq
 
 main.add_command(convert_command)
 
+
+def _register() -> None:
+    from lowvalue.report.commands import report
+    from lowvalue.risk.commands import explain, risk
+
+    for command in (report, risk, explain):
+        main.add_command(command)
+
+
+_register()
+
 FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,
                            help="Source format to convert first (synthea, omop, meds, mimic-iv, auto); "
                                 "default: a canonical extract, or the detected format if the folder is not one.")
@@ -207,8 +218,11 @@ def _print_frame(df, title: str) -> None:  # noqa: ANN001
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-output"), show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Extract to use [default: the bundled examples/synthetic_data].")
-def demo(out: Path, data: Path | None) -> None:
-    """The main job on the bundled synthetic region: validate, scan, check against the planted truth."""
+@click.pass_context
+def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
+    """The main job on the bundled synthetic region: validate, scan, check truth, risk, explain, report."""
+    import pandas as pd
+
     from lowvalue.data.extract import open_extract
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.engine.truth import compare_with_truth
@@ -232,8 +246,25 @@ def demo(out: Path, data: Path | None) -> None:
     if (data / "truth").is_dir():
         click.echo("3. compare with the planted truth (the scanner never reads truth/)")
         _print_frame(compare_with_truth(result.flags, data / "truth"), "recall and precision against truth/")
-    click.echo(f"results in {out}/scan (flags.parquet, candidates.parquet, denominators.parquet, waterfall.parquet, "
-               "triggers.parquet, manifest.json)")
+    from lowvalue.report.commands import report
+    from lowvalue.risk.commands import excess, explain, risk
+
+    results, model = out / "scan", out / "model"
+    click.echo("4. adverse-event risk model (LightGBM; earlier period trains, later period validates; calibrated)")
+    ctx.invoke(risk.commands["train"], results=results, out=model, horizon=30, seed=1, n_boot=100)
+    ctx.invoke(risk.commands["score"], results=results, model_dir=model)
+    click.echo("5. excess adverse events linked to each rule (an adjusted association, not a causal effect)")
+    ctx.invoke(excess, results=results, out=None, n_boot=100, seed=1, rules=())
+    scored = pd.read_parquet(results / "flags_scored.parquet")
+    top = scored[(scored.variant == "specific") & scored.risk.notna()].sort_values(["risk", "flag_id"]).iloc[-1]
+    click.echo(f"6. explain the highest-risk low-value flag ({top.flag_id}), in Swedish, for an ethics-support discussion")
+    ctx.invoke(explain, flag_id=top.flag_id, results=results, model_dir=model, lang="sv", out=out / "explain.png")
+    click.echo("7. prioritisation reports (aggregated; counts below 5 suppressed)")
+    for lang in ("en", "sv"):
+        ctx.invoke(report, results=results, out=out / f"report-{lang}.html", lang=lang, pdf=False, min_count=5,
+                   model_dir=model, excess=None, verdicts=None, weights="volume=0.4,harm=0.4,confidence=0.2",
+                   funnel_limits="normal", rules=())
+    click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html")
 
 
 if __name__ == "__main__":  # pragma: no cover

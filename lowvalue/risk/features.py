@@ -47,9 +47,26 @@ FRAILTY: dict[str, list[str]] = {
     "parkinsonism": ["G20-G22"],
     "fracture_hip_or_pelvis": ["S72", "S32"],
 }
+# Multimorbidity: distinct long-term conditions (a plain count, as in the multimorbidity literature). Charlson weights
+# mortality and misses common conditions (hypertension, uncomplicated diabetes, atrial fibrillation, depression,
+# hypothyroidism, osteoarthritis) that still mark frailty and so confound every low-value-care/harm comparison.
+CHRONIC: dict[str, list[str]] = {
+    "hypertension": ["I10-I15"],
+    "diabetes": ["E10-E14"],
+    "heart_failure": ["I50"],
+    "ischaemic_heart_disease": ["I20-I25"],
+    "atrial_fibrillation": ["I48"],
+    "copd_asthma": ["J44", "J45"],
+    "dementia": ["F00-F03", "G30"],
+    "chronic_kidney_disease": ["N18"],
+    "depression": ["F32", "F33"],
+    "hypothyroidism": ["E03"],
+    "osteoarthritis": ["M15-M19"],
+    "stroke": ["I63", "I64", "I69"],
+}
 LABS = {"hb_last": "haemoglobin", "creatinine_last": "creatinine", "glucose_last": "glucose"}
 FEATURES = (["age", "sex_male", "setting", "unit", "charlson", "n_drugs_90d", "inpatient_stays_365d", "visits_365d",
-             "prior_triggers_365d", "frailty_markers"] + list(LABS) + ["flag_specific", "flag_sensitive"])
+             "prior_triggers_365d", "frailty_markers", "chronic_conditions"] + list(LABS) + ["flag_specific", "flag_sensitive"])
 
 
 def _icd_set(name: str, entries: list[str]) -> ValueSet:
@@ -87,7 +104,7 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame, triggers: 
         df = con.execute(f"""
         WITH dx AS (
           SELECT c.candidate_id, {_category_sql(CHARLSON, True)} AS charlson_group,
-                 {_category_sql(FRAILTY, False)} AS frailty_group
+                 {_category_sql(FRAILTY, False)} AS frailty_group, {_category_sql(CHRONIC, False)} AS chronic_group
           FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
           WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 730
         ),
@@ -97,6 +114,9 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame, triggers: 
         ),
         frailty AS (
           SELECT candidate_id, count(DISTINCT frailty_group) AS frailty_markers FROM dx GROUP BY candidate_id
+        ),
+        chronic AS (
+          SELECT candidate_id, count(DISTINCT chronic_group) AS chronic_conditions FROM dx GROUP BY candidate_id
         ),
         drugs AS (
           SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
@@ -124,10 +144,12 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame, triggers: 
                coalesce(contacts.visits_365d, 0) AS visits_365d,
                coalesce(prior_triggers.prior_triggers_365d, 0) AS prior_triggers_365d,
                coalesce(frailty.frailty_markers, 0) AS frailty_markers,
+               coalesce(chronic.chronic_conditions, 0) AS chronic_conditions,
                {', '.join(labs)},
                CAST(c.specific AS INTEGER) AS flag_specific, CAST(c.sensitive AS INTEGER) AS flag_sensitive
         FROM lv_cand c
         LEFT JOIN charlson USING (candidate_id) LEFT JOIN frailty USING (candidate_id)
+        LEFT JOIN chronic USING (candidate_id)
         LEFT JOIN drugs USING (candidate_id) LEFT JOIN contacts USING (candidate_id)
         LEFT JOIN prior_triggers USING (candidate_id)
         ORDER BY c.rule_id, c.candidate_id

@@ -1,0 +1,75 @@
+"""Read a `lowvalue scan` results folder for the risk layer.
+
+The risk layer never re-reads the extract's rows: it works on the scan's
+Parquet outputs, so a model can be trained where only results may be kept.
+The one thing results do not say is where the data *end*; follow-up windows
+need it, so it is taken from the extract named in the manifest when that file
+is still there, and otherwise bounded from below by the latest time the scan
+saw (stated in :attr:`Results.data_end_source`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lowvalue.errors import InputError
+from lowvalue.rules.library import RuleSet, load_library
+
+
+@dataclass
+class Results:
+    """The scan tables the risk layer needs, plus the end of the data period."""
+
+    path: Path
+    candidates: pd.DataFrame
+    triggers: pd.DataFrame
+    features: pd.DataFrame
+    flags: pd.DataFrame
+    manifest: dict[str, Any]
+    data_start: pd.Timestamp
+    data_end: pd.Timestamp
+    data_end_source: str
+    rules: RuleSet = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def harmful_rules(self) -> list[str]:
+        """Ids of the scanned rules that declare linked harms, sorted."""
+        scanned = set(self.candidates.rule_id.unique())
+        return sorted(r.id for r in self.rules.rules.values()
+                      if r.type != "trigger" and r.harms and r.id in scanned)
+
+
+def _data_end(manifest: dict[str, Any], seen: pd.Timestamp) -> tuple[pd.Timestamp, str]:
+    src = (manifest.get("data", {}).get("sources", {}) or {}).get("events")
+    if src and Path(src).is_file() and str(src).endswith(".parquet"):
+        import duckdb
+
+        with duckdb.connect() as con:
+            end = con.execute("SELECT max(time) FROM read_parquet(?)", [Path(src).as_posix()]).fetchone()[0]
+        if end is not None:
+            return pd.Timestamp(end), f"latest event in {src}"
+    return seen, "latest index or trigger time in the results (a lower bound of the true end)"
+
+
+def load_results(path: Path | str, rules: RuleSet | Path | str | None = None) -> Results:
+    """Load ``candidates``, ``triggers``, ``features``, ``flags`` and ``manifest.json`` from a results folder."""
+    path = Path(path)
+    tables = {}
+    for name in ("candidates", "triggers", "features", "flags"):
+        f = path / f"{name}.parquet"
+        if not f.is_file():
+            raise InputError(str(f), "missing: run `lowvalue scan DATA --out RESULTS` first")
+        tables[name] = pd.read_parquet(f)
+    if tables["features"].empty and len(tables["candidates"]):
+        raise InputError(str(path / "features.parquet"), "is empty: scan again without disabling features")
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
+    times = [tables["candidates"].index_time.max(), tables["triggers"].time.max() if len(tables["triggers"]) else None]
+    seen = max(pd.Timestamp(t) for t in times if t is not None and not pd.isna(t))
+    end, source = _data_end(manifest, seen)
+    rs = rules if isinstance(rules, RuleSet) else load_library(rules)
+    return Results(path=path, manifest=manifest, data_start=pd.Timestamp(tables["candidates"].index_time.min()),
+                   data_end=end, data_end_source=source, rules=rs, **tables)

@@ -1,0 +1,97 @@
+"""Small-count suppression: in the aggregates, in derived rates, in trends, on funnels and in the HTML."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lowvalue.report import aggregate
+from lowvalue.report.render import build_html
+from lowvalue.report.suppress import Suppressor
+
+from .conftest import SMALL, TINY
+
+
+def test_small_counts_and_threshold() -> None:
+    sup = Suppressor(5)
+    assert sup.label == "<5"
+    assert [sup.is_small(n) for n in (0, 1, 4, 5, 12, None, float("nan"))] == [False, True, True, False, False,
+                                                                                False, False]
+    assert sup.mask(pd.Series([0, 3, 7])).tolist() == [False, True, False]
+    assert Suppressor(11).mask(pd.Series([10, 11])).tolist() == [True, False]
+    with pytest.raises(ValueError):
+        Suppressor(0)
+
+
+def test_a_single_suppressed_part_takes_the_smallest_other_with_it() -> None:
+    sup = Suppressor(5)
+    parts = pd.Series([40, 3, 9, 0, 12])
+    m = sup.protect_total(parts, sup.mask(parts))
+    assert m.tolist() == [False, True, True, False, False]  # 3 alone could be recovered from the total
+    two = pd.Series([40, 3, 2, 9])
+    assert sup.protect_total(two, sup.mask(two)).tolist() == [False, True, True, False]
+
+
+def test_summary_masks_counts_rates_and_costs(tiny_results: Path, ruleset) -> None:
+    sup = Suppressor(5)
+    s = aggregate.summary(aggregate.load(tiny_results, rules=ruleset), sup).set_index("rule_id")
+    abx, img = s.loc["LV-ABX-003"], s.loc["LV-IMG-001"]
+    # LV-ABX-003: eligible 159, flagged 89, specific 46 → nothing small
+    assert (abx.eligible, abx.flagged, abx.low_value, abx.likely_low_value) == (159, 89, 46, 43)
+    assert not (abx.sup_eligible or abx.sup_rate or abx.sup_cost or abx.sup_low_value)
+    assert abx.rate_per_1000 == pytest.approx(1000 * 46 / 159)
+    # LV-IMG-001: eligible 6, flagged 4 (3 low value, 1 likely): counts, rate and cost suppressed
+    assert img.eligible == 6 and not img.sup_eligible
+    assert img.sup_low_value and img.sup_likely_low_value and img.sup_rate and img.sup_cost
+    assert s.loc["LV-ABX-003", "excess_status"] == "absent" and s.precision.isna().all()
+
+
+def test_trend_and_funnel_hide_small_counts(tiny_results: Path, ruleset) -> None:
+    sup = Suppressor(5)
+    inp = aggregate.load(tiny_results, rules=ruleset)
+    t, period = aggregate.trend(inp, sup, "LV-ABX-003")
+    shown = t[~t.sup_flagged]
+    assert not shown.flagged.isin(SMALL).any()
+    assert not t[~t.sup_rate].flagged_specific.isin(SMALL).any()
+    uv = aggregate.unit_variation(inp, sup, "LV-ABX-003")
+    u = uv.funnel.units.set_index("unit")
+    assert "VC-C" not in u.index  # 3 eligible: not drawn at all
+    assert "VC-B" not in u.index and uv.hidden == 2  # 6 eligible, but the smallest other part of the total
+    assert u.loc["VC-E", "banded"]  # 2 low value among 30 eligible: volume only
+    drawn = u[~u.banded]
+    assert not drawn.flagged_specific.isin(SMALL).any() and not drawn.eligible.isin(SMALL).any()
+    assert set(uv.outside.unit) <= set(drawn.index)
+
+
+def _cells(html: str) -> list[tuple[str, str, str]]:
+    return re.findall(r'<td class="([^"]*)" data-sort="([^"]*)">(.*?)</td>', html)
+
+
+@pytest.mark.parametrize("lang", ["en", "sv"])
+def test_no_count_below_the_threshold_in_the_html(tiny_results: Path, ruleset, lang: str) -> None:
+    html = build_html(aggregate.load(tiny_results, rules=ruleset), lang=lang, min_count=5)
+    counts = [(sort, text) for cls, sort, text in _cells(html) if "count" in cls.split()]
+    assert counts, "the summary table has count cells"
+    for sort, text in counts:
+        assert text == "&lt;5" or int(re.sub(r"\D", "", text)) == 0 or int(re.sub(r"\D", "", text)) >= 5, text
+        assert sort == "" or int(sort) == 0 or int(sort) >= 5, sort
+    # the suppressed rule shows "<5" for its tiers, its rate and its cost; no cost of 300 or 400 (3 or 4 × 100)
+    # grand totals would give suppressed parts away by subtraction: they sum the published parts, marked ≥
+    assert re.search(r'class="key"><b>≥\s46<', html), re.findall(r'class="key"><b>[^<]*', html)
+    row = re.search(r"LV-IMG-001</a></td>(.*?)</tr>", html, re.S).group(1)
+    assert row.count("&lt;5") >= 4
+    assert not re.search(r">\s*[34]00\s*<", row)
+    # no person or flag id anywhere
+    flags = pd.read_parquet(tiny_results / "flags.parquet")
+    assert "PERSON" not in html and "flag0000" not in html and not any(f in html for f in flags.flag_id)
+
+
+def test_a_larger_threshold_suppresses_more(tiny_results: Path, ruleset) -> None:
+    html = build_html(aggregate.load(tiny_results, rules=ruleset), lang="en", min_count=50)
+    for cls, sort, text in _cells(html):
+        if "count" in cls.split():
+            assert text == "&lt;50" or int(text.replace(",", "")) in (0,) or int(text.replace(",", "")) >= 50
+    assert "Counts below 50" in html

@@ -1,0 +1,40 @@
+"""Features use only events strictly before the index: adding events at or after it changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import lowvalue
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "synthetic_data"
+
+
+def test_events_at_or_after_index_change_no_feature() -> None:
+    frames = {t: pd.read_parquet(EXAMPLE / f"{t}.parquet") for t in ("persons", "encounters", "events")}
+    before = lowvalue.scan(dict(frames)).features
+    cands = lowvalue.scan(dict(frames), features=False).candidates
+    # per person, the *latest* index: an event after it is at/after every index of that person
+    c = cands.sort_values("index_time").groupby("person_id").tail(1).sample(400, random_state=0)
+    extra = []
+    for delta in (pd.Timedelta(0), pd.Timedelta(minutes=1), pd.Timedelta(days=2)):
+        base = {"person_id": c.person_id.to_numpy(), "encounter_id": c.encounter_id.to_numpy(),
+                "time": (c.index_time + delta).to_numpy()}
+        # frailty, Charlson and chronic-condition codes, a drug, a lab and a harm trigger code (C. difficile)
+        for kind, system, code, value in (("diagnosis", "ICD-10-SE", "F03", None), ("diagnosis", "ICD-10-SE", "I50.9", None),
+                                          ("diagnosis", "ICD-10-SE", "A04.7", None), ("diagnosis", "ICD-10-SE", "W19", None),
+                                          ("medication", "ATC", "C09AA05", None), ("lab", "NPU", "NPU18016", 300.0),
+                                          ("lab", "NPU", "NPU02319", 60.0)):
+            extra.append(pd.DataFrame({**base, "kind": kind, "system": system, "code": code, "value": value,
+                                       "unit": "µmol/L" if code == "NPU18016" else ("g/L" if code == "NPU02319" else None),
+                                       "days_supply": 30.0 if kind == "medication" else None, "cost": None}))
+    ev = pd.concat([frames["events"], *extra], ignore_index=True)
+    ev = ev.astype(frames["events"].dtypes.to_dict())
+    after = lowvalue.scan({**frames, "events": ev}).features
+    common = before.merge(after[["candidate_id"]], on="candidate_id").candidate_id
+    assert len(common) >= 0.9 * len(before)
+    b = before.set_index("candidate_id").loc[common].sort_index()
+    a = after.set_index("candidate_id").loc[common].sort_index()
+    cols = [c for c in b.columns if not c.startswith("flag_")]  # flags may change: the new events are real data
+    pd.testing.assert_frame_equal(b[cols], a[cols], check_dtype=False)
