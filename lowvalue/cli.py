@@ -118,20 +118,25 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @FROM_OPTION
 @RULES_OPTION
 @click.option("--only", multiple=True, help="Rule id to run (repeatable).")
-def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: tuple[str, ...]) -> None:
+@click.option("--pseudonymise", is_flag=True,
+              help="Replace person/encounter/flag ids in the outputs by keyed hashes (key in $LOWVALUE_PSEUDONYM_KEY).")
+def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: tuple[str, ...], pseudonymise: bool) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
     from rich.progress import BarColumn, Progress, TextColumn
 
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.rules.library import load_library
 
+    from lowvalue.privacy import key_from_env
+
+    key = key_from_env() if pseudonymise else None
     rs = load_library(rules_dir).select(list(only) or None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=console, transient=True) as bar:
         task = bar.add_task("scanning", total=len(rs.rules))
         result = run_scan(_canonical(data, fmt, out / "converted"), rs, quarantine_dir=out / "quarantine",
                           progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
-    result.write(out)
+    (result.pseudonymised(key) if key else result).write(out)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
     click.echo("exclusion waterfall (candidates → after each condition → flagged):")
     for rule_id, steps in result.waterfall.groupby("rule_id", sort=True):

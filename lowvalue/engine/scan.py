@@ -61,6 +61,14 @@ class ScanResult:
         (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")
         return out
 
+    def pseudonymised(self, key: bytes) -> "ScanResult":
+        """A copy whose person, encounter, flag and candidate ids are keyed hashes (see :mod:`lowvalue.privacy`)."""
+        from lowvalue.privacy import pseudonymise
+
+        tables = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES}
+        manifest = {**self.manifest, "pseudonymised": "HMAC-SHA256 of ids with a secret key (lowvalue.privacy)"}
+        return ScanResult(**tables, manifest=manifest)
+
     def summary(self) -> pd.DataFrame:
         """One row per rule: evaluability, candidates, eligible, flags by tier; triggers: events found."""
         rows = []
