@@ -224,7 +224,7 @@ def _shown(col: str, s: str) -> str:
     """SQL text quoting an offending value in a reason (never for identifiers)."""
     if col in IDENTIFIERS:
         return "''"
-    return f"' (' || quote_value || ')'".replace("quote_value", f"'''' || left({s}, 40) || ''''")
+    return "' (' || '''' || left(" + s + ", 40) || '''' || ')'"
 
 
 _TYPE_WORD = {"bad_date": "is not a date", "bad_timestamp": "is not a timestamp", "non_numeric": "is not a number",

@@ -168,7 +168,7 @@ def _evidence(name: str, role: str) -> str:
 def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet) -> list[str]:
     """CTEs m_i (matching events) and h_i (holds + evidence) for one criterion."""
     vs = rs.valueset(crit.codes)
-    on = [f"e.person_id = c.person_id", f"e.kind = {q(crit.kind)}", match_sql(vs, "e")]
+    on = ["e.person_id = c.person_id", f"e.kind = {q(crit.kind)}", match_sql(vs, "e")]
     if crit.same_encounter:
         on.append("e.encounter_id = c.encounter_id")
     ctes = []

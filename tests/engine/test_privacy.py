@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 from lowvalue.cli import main

@@ -12,7 +12,7 @@ from lowvalue.report import aggregate
 from lowvalue.report.render import build_html
 from lowvalue.report.suppress import Suppressor
 
-from .conftest import SMALL, TINY
+from .conftest import SMALL
 
 
 def test_small_counts_and_threshold() -> None:

@@ -35,7 +35,7 @@ def test_training_writes_sane_calibration_and_card(trained: Path) -> None:
 def test_same_seed_same_model_bytes(results: Path, tmp_path: Path) -> None:
     a = train(results, tmp_path / "a", seed=7, n_boot=0, plots=False)
     b = train(results, tmp_path / "b", seed=7, n_boot=0, plots=False)
-    c = train(results, tmp_path / "c", seed=8, n_boot=0, plots=False)
+    train(results, tmp_path / "c", seed=8, n_boot=0, plots=False)
     assert (tmp_path / "a/model.json").read_bytes() == (tmp_path / "b/model.json").read_bytes()
     assert (tmp_path / "a/model.json").read_bytes() != (tmp_path / "c/model.json").read_bytes()
     df, _ = design(load_results(results), 30)

@@ -49,7 +49,7 @@ from typing import Iterable
 import duckdb
 
 from lowvalue.data.readers import quote_ident, quote_literal
-from lowvalue.data.schema import ENCOUNTERS, EVENT_KINDS, EVENTS, PERSONS, SETTINGS
+from lowvalue.data.schema import EVENT_KINDS, SETTINGS
 from lowvalue.data.validation import REASON_CODES, date_sql, number_sql, timestamp_sql
 from lowvalue.errors import InputError
 

@@ -42,18 +42,7 @@ def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
     drug = pick(ck, ANTIBIOTICS, n)
     c.drug(b, bt.p, enc, t + 10, drug, rng.integers(5, 11, n))
 
-    # An earlier course: always before the infection diagnosis, so it is never a candidate itself.
-    prior = bt.is_("prior antibiotic")
-    m = np.where(rng.random(n) < 0.2, 30, lag + 1 + (rng.random(n) * (30 - lag)).astype(int))
-    old = bt.planted & (rng.random(n) < 0.15)
-    m[old] = np.where(rng.random(old.sum()) < 0.5, 31, rng.integers(32, 46, old.sum()))
-    course = (prior | old) & (day - m >= PERIOD_START)
-    bt.reason[prior] = [f"antibiotic day -{k}" for k in m[prior]]
-    pe, pt = visit(ck, bt.p[course], day[course] - m[course], "primary_care")
-    c.dx(b, bt.p[course], pe, pt + 5, pick(ck, PRIOR_COURSE_DX, course.sum()))
-    earlier = pick(ck, ANTIBIOTICS, course.sum())
-    c.drug(b, bt.p[course], pe, pt + 10, earlier, 7)
-    context_index(ck, pattern, bt.p[course], pe, pt + 10, "medication", c.ATC, earlier, "context: earlier course, no infection diagnosis")
+    prior_course(ck, bt, lag, pattern, "no infection diagnosis")
 
     comp = bt.is_("competing")
     codes = pick(ck, COMPETING, n)
@@ -75,3 +64,20 @@ def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
     stale = bt.planted & (rng.random(n) < 0.1) & (day - 400 >= PERIOD_START)
     context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), pick(ck, ("D84.9", "C34.9"), stale.sum()))
     finish(ck, bt, enc, t + 10, "medication", c.ATC, drug)
+
+
+def prior_course(ck: Chunk, bt, lag: np.ndarray, pattern: str, why: str) -> None:  # noqa: ANN001
+    """An earlier antibiotic course 1-45 days back: the 'prior antibiotic' lookalikes (within 30 days) and some planted
+    ones just outside (31+ days). Always before the infection diagnosis, so it is never a candidate itself."""
+    rng, n, day, b = ck.rng, bt.n, bt.day, ck.b
+    prior = bt.is_("prior antibiotic")
+    m = np.where(rng.random(n) < 0.2, 30, lag + 1 + (rng.random(n) * (30 - lag)).astype(int))
+    old = bt.planted & (rng.random(n) < 0.15)
+    m[old] = np.where(rng.random(old.sum()) < 0.5, 31, rng.integers(32, 46, old.sum()))
+    course = (prior | old) & (day - m >= PERIOD_START)
+    bt.reason[prior] = [f"antibiotic day -{k}" for k in m[prior]]
+    pe, pt = visit(ck, bt.p[course], day[course] - m[course], "primary_care")
+    c.dx(b, bt.p[course], pe, pt + 5, pick(ck, PRIOR_COURSE_DX, course.sum()))
+    earlier = pick(ck, ANTIBIOTICS, course.sum())
+    c.drug(b, bt.p[course], pe, pt + 10, earlier, 7)
+    context_index(ck, pattern, bt.p[course], pe, pt + 10, "medication", c.ATC, earlier, f"context: earlier course, {why}")

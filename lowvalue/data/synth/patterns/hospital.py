@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import adverse
 from .. import coding as c
-from ..clock import MIN_PER_DAY, PERIOD_START, clock_time
+from ..clock import MIN_PER_DAY, clock_time
 from .common import AFTERNOON, Chunk, Spec, back, context_dx, finish, pick, prepare, unit_for, visit
 
 PRE_SPEC = Spec(

@@ -7,8 +7,8 @@ import numpy as np
 
 from .. import coding as c
 from ..clock import PERIOD_START
-from .antibiotics import ANTIBIOTICS, PRIOR_COURSE_DX
-from .common import AFTERNOON, Chunk, Spec, back, context_dx, context_index, edge_back, finish, pick, prepare, visit
+from .antibiotics import ANTIBIOTICS, prior_course
+from .common import AFTERNOON, Chunk, Spec, back, context_dx, edge_back, finish, pick, prepare, visit
 
 _SETTINGS = (("primary_care", 0.75), ("digital", 0.25))
 SINUS_ABX_SPEC = Spec(
@@ -79,17 +79,7 @@ def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
     drug = pick(ck, ANTIBIOTICS, n)
     c.drug(b, bt.p, enc, t + 10, drug, rng.integers(5, 11, n))
 
-    prior = bt.is_("prior antibiotic")
-    m = np.where(rng.random(n) < 0.2, 30, lag + 1 + (rng.random(n) * (30 - lag)).astype(int))
-    old = bt.planted & (rng.random(n) < 0.15)
-    m[old] = np.where(rng.random(old.sum()) < 0.5, 31, rng.integers(32, 46, old.sum()))
-    course = (prior | old) & (day - m >= PERIOD_START)
-    bt.reason[prior] = [f"antibiotic day -{k}" for k in m[prior]]
-    pe, pt = visit(ck, bt.p[course], day[course] - m[course], "primary_care")
-    c.dx(b, bt.p[course], pe, pt + 5, pick(ck, PRIOR_COURSE_DX, course.sum()))
-    earlier = pick(ck, ANTIBIOTICS, course.sum())
-    c.drug(b, bt.p[course], pe, pt + 10, earlier, 7)
-    context_index(ck, bt.spec.pattern, bt.p[course], pe, pt + 10, "medication", c.ATC, earlier, "context: earlier course, no sinusitis diagnosis")
+    prior_course(ck, bt, lag, bt.spec.pattern, "no sinusitis diagnosis")
 
     comp = bt.is_("competing")
     codes = pick(ck, COMPETING, n)
