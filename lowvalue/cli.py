@@ -14,7 +14,10 @@ import click
 from rich.console import Console
 
 from lowvalue import __version__
+from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command
 from lowvalue.errors import LowvalueError
+from lowvalue.report.commands import report
+from lowvalue.risk.commands import explain, risk
 
 console = Console(stderr=True)
 
@@ -34,20 +37,8 @@ def main() -> None:
     """Find low-value care in encounter extracts and link it to adverse-event risk."""
 
 
-from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command  # noqa: E402
-
-main.add_command(convert_command)
-
-
-def _register() -> None:
-    from lowvalue.report.commands import report
-    from lowvalue.risk.commands import explain, risk
-
-    for command in (report, risk, explain):
-        main.add_command(command)
-
-
-_register()
+for _command in (convert_command, report, risk, explain):
+    main.add_command(_command)
 
 FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,
                            help="Source format to convert first (synthea, omop, meds, mimic-iv, auto); "
@@ -251,8 +242,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     if (data / "truth").is_dir():
         click.echo("3. compare with the planted truth (the scanner never reads truth/)")
         _print_frame(compare_with_truth(result.flags, data / "truth"), "recall and precision against truth/")
-    from lowvalue.report.commands import report
-    from lowvalue.risk.commands import excess, explain, risk
+    from lowvalue.risk.commands import excess
 
     results, model = out / "scan", out / "model"
     click.echo("4. adverse-event risk model (LightGBM; earlier period trains, later period validates; calibrated)")
