@@ -27,13 +27,7 @@ def plant(ck: Chunk, persons: np.ndarray) -> None:
     diagnosis, in emergency care, with a red flag in the year before, or at age 17."""
     bt = prepare(ck, SPEC, persons)
     rng, n, day = ck.rng, bt.n, bt.day
-    lag = rng.integers(0, 43, n)
-    lag[rng.random(n) < 0.2] = 42
-    out = bt.is_("outside window")
-    lag[out] = np.where(rng.random(out.sum()) < 0.6, 43, rng.integers(44, 61, out.sum()))
-    bt.reason[out] = [f"outside window day {k}" for k in lag[out]]
-    dx_day = day - lag
-    context_dx(ck, bt.p, dx_day, pick(ck, LBP, n))
+    lag, dx_day = lbp_anchor(ck, bt)
 
     prior = bt.is_("not first")
     gap = rng.integers(50, 136, n)
@@ -60,3 +54,17 @@ def plant(ck: Chunk, persons: np.ndarray) -> None:
     code = pick(ck, IMAGING, n)
     c.proc(ck.b, bt.p, enc, t + 20, code, np.where(code == "AF012", 900.0, 3500.0))
     finish(ck, bt, enc, t + 20, "procedure", c.KVA, code)
+
+
+def lbp_anchor(ck: Chunk, bt) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """The back-pain diagnosis 0-42 days before the index (a fifth exactly on day 42), or 43-60 days for the
+    'outside window' lookalikes; returns (lag in days, diagnosis day)."""
+    rng, n, day = ck.rng, bt.n, bt.day
+    lag = rng.integers(0, 43, n)
+    lag[rng.random(n) < 0.2] = 42
+    out = bt.is_("outside window")
+    lag[out] = np.where(rng.random(out.sum()) < 0.6, 43, rng.integers(44, 61, out.sum()))
+    bt.reason[out] = [f"outside window day {k}" for k in lag[out]]
+    dx_day = day - lag
+    context_dx(ck, bt.p, dx_day, pick(ck, LBP, n))
+    return lag, dx_day

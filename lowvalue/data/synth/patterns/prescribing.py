@@ -9,6 +9,7 @@ import numpy as np
 from .. import coding as c
 from ..clock import PERIOD_START
 from .common import AFTERNOON, Chunk, Spec, age_on, back, context_dx, context_index, finish, pick, prepare, record, visit
+from .imaging import LBP, lbp_anchor
 
 OPIOID_SPEC = Spec(
     "LV-RX-002",
@@ -34,7 +35,6 @@ NSAID_SPEC = Spec("LV-RX-025", 0.3, {"no ckd/hf": 2.0, "palliative": 2.0, "age":
                   age_kind="age", settings=(("primary_care", 1.0),), age_edge=0.2)
 
 OPIOIDS = ("N02AA05", "N02AA01", "N02AX06")  # none is on LV-RX-023's list
-LBP = ("M54.5", "M54.4", "M54.9")
 RED_FLAGS = ("C79.5", "S32.0", "M80.0", "G83.4", "M46.2", "R50.9", "R63.4")
 AVOID = ("N05BB01", "R06AD02", "R06AD01", "N06AA09", "N06AA04", "G04BD07", "G04BD04", "G04BD08", "A10BB01", "N05CM06", "R05DA04")
 """LV-RX-023's list without the entries that are another rule's index (N05BA01, N05CD02/03: LV-RX-022;
@@ -55,13 +55,7 @@ def plant_opioid(ck: Chunk, persons: np.ndarray) -> None:
     bt = prepare(ck, OPIOID_SPEC, persons)
     rng, n, day, b = ck.rng, bt.n, bt.day, ck.b
     bt.reason[bt.is_("age")] = "age 17"
-    lag = rng.integers(0, 43, n)
-    lag[rng.random(n) < 0.2] = 42
-    out = bt.is_("outside window")
-    lag[out] = np.where(rng.random(out.sum()) < 0.6, 43, rng.integers(44, 61, out.sum()))
-    bt.reason[out] = [f"outside window day {k}" for k in lag[out]]
-    dx_day = day - lag
-    context_dx(ck, bt.p, dx_day, pick(ck, LBP, n))
+    lag, dx_day = lbp_anchor(ck, bt)
     prior = bt.is_("not first")
     gap = np.where(rng.random(n) < 0.2, 180, rng.integers(50, 180, n))
     gap = np.minimum(gap, dx_day - PERIOD_START)
