@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lowvalue.errors import LowvalueError
+from lowvalue.report.i18n import Numbers
 from lowvalue.risk.model import AdverseEventRiskModel
 from lowvalue.risk.results import Results, load_results
 
@@ -46,18 +47,28 @@ WORDS = {
     "sv": {"up": "höjer risken", "down": "sänker risken", "male": "Man", "female": "Kvinna",
            "flag_specific": ("Flaggad som lågvärdevård (specifik)", "Inte flaggad som specifik lågvärdevård"),
            "flag_sensitive": ("Flaggad som trolig lågvärdevård", "Inte flaggad som trolig lågvärdevård"),
-           "risk": "Predicerad risk för {outcome} inom {h} dagar: {p:.1%} (baslinje {b:.1%}, percentil {pct})",
+           "risk": "Predicerad risk för {outcome} inom {h} dagar: {p} (baslinje {b}, percentil {pct})",
            "scale": "Bidragen är SHAP-värden på log-odds-skalan (kalibrerad); de beskriver modellen, inte orsaker.",
            "rule": "Regel", "why": "Motivering", "source": "Källa", "evidence": "Underlag", "contrib": "Bidrag till risken",
-           "logodds": "log-odds"},
+           "logodds": "log-odds", "require": "krav uppfyllt", "exclude": "uteslutningsgrund finns",
+           "low value": "lågvärdevård", "likely low value": "trolig lågvärdevård"},
     "en": {"up": "raises the risk", "down": "lowers the risk", "male": "Male", "female": "Female",
            "flag_specific": ("Flagged as low value (specific)", "Not flagged as specific low value"),
            "flag_sensitive": ("Flagged as likely low value", "Not flagged as likely low value"),
-           "risk": "Predicted risk of {outcome} within {h} days: {p:.1%} (baseline {b:.1%}, percentile {pct})",
+           "risk": "Predicted risk of {outcome} within {h} days: {p} (baseline {b}, percentile {pct})",
            "scale": "Contributions are SHAP values on the log-odds scale (calibrated); they describe the model, not causes.",
            "rule": "Rule", "why": "Rationale", "source": "Source", "evidence": "Evidence", "contrib": "Contributions to the risk",
-           "logodds": "log-odds"},
+           "logodds": "log-odds", "require": "required, present", "exclude": "exclusion present",
+           "low value": "low value", "likely low value": "likely low value"},
 }
+
+
+def _evidence_line(e: dict[str, Any], lang: str) -> str:
+    """One evidence event as a clinician reads it: when, what code, the value, and which condition it met."""
+    nums = Numbers(lang)  # type: ignore[arg-type]
+    when = str(e.get("time", ""))[:16].replace("T", " ")
+    value = f" = {nums.num(e['value'], 1)} {e.get('unit') or ''}".rstrip() if e.get("value") is not None else ""
+    return f"{when}  {e.get('code')} ({e.get('system')}){value}  [{e.get('condition')}: {WORDS[lang].get(e.get('role', ''), e.get('role'))}]"
 
 
 @dataclass
@@ -117,7 +128,8 @@ def explain(flag_id: str, results: Results | Path | str, model: AdverseEventRisk
         v = X.iloc[0][f]
         s = float(phi.iloc[0][f])
         rows.append({"feature": f, "value": v, "shap": s,
-                     "text": f"{_phrase(f, v, lang)} {w['up'] if s > 0 else w['down']} ({s:+.2f} {w['logodds']})"})
+                     "text": f"{_phrase(f, v, lang)} {w['up'] if s > 0 else w['down']} "
+                             f"({'+' if s > 0 else ''}{Numbers(lang).num(s, 2)} {w['logodds']})"})  # type: ignore[arg-type]
     contrib = pd.DataFrame(rows).assign(_a=lambda d: d.shap.abs()).sort_values(["_a", "feature"], ascending=[False, True])
     contrib = contrib.drop(columns="_a").reset_index(drop=True)
     pct = "–"
@@ -130,12 +142,13 @@ def explain(flag_id: str, results: Results | Path | str, model: AdverseEventRisk
     h = horizon_days or (rule.harms[0].window.end if rule.harms else 30)
     evidence = json.loads(flag.evidence) if isinstance(flag.evidence, str) else list(flag.evidence)
     srcs = [f"{s.body}: {s.reference} ({s.year})" for s in rule.sources]
-    lines = [f"{w['rule']}: {rule.id} – {getattr(rule.title, lang)} ({flag.tier})",
+    nums = Numbers(lang)  # type: ignore[arg-type]
+    lines = [f"{w['rule']}: {rule.id} – {getattr(rule.title, lang)} ({w.get(flag.tier, flag.tier)})",
              f"{w['why']}: {getattr(rule.rationale, lang)}",
              *[f"{w['source']}: {s}" for s in srcs],
              f"{w['evidence']}:",
-             *[f"  - {json.dumps(e, ensure_ascii=False, default=str)}" for e in evidence],
-             w["risk"].format(outcome=outcome, h=h, p=risk, b=base_risk, pct=pct),
+             *[f"  - {_evidence_line(e, lang)}" for e in evidence],
+             w["risk"].format(outcome=outcome, h=h, p=nums.pct(risk, 1), b=nums.pct(base_risk, 1), pct=pct),
              f"{w['contrib']}:"]
     shown = contrib[contrib.shap.abs() >= min_abs].head(top)
     lines += [f"  {i + 1}. {t}" for i, t in enumerate(shown.text)]
