@@ -13,7 +13,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -229,8 +229,3 @@ def scan(
         "rows": {name: len(getattr(result, name)) for name in ScanResult.TABLES},
     }
     return result
-
-
-def scan_frames(frames: Mapping[str, pd.DataFrame], rules: RuleSet | Path | str | None = None, **kw: Any) -> ScanResult:
-    """Scan pandas frames keyed ``persons``, ``encounters``, ``events``."""
-    return scan(dict(frames), rules, **kw)
