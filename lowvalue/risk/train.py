@@ -11,6 +11,8 @@ the reported figures describe exactly the file that scores.
 
 from __future__ import annotations
 
+import warnings
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +65,9 @@ def _beeswarm(model: AdverseEventRiskModel, X: pd.DataFrame, path: Path, seed: i
         if not pd.api.types.is_numeric_dtype(shown[c]):
             shown[c] = pd.Categorical(shown[c]).codes
     plt.figure()
-    shap.summary_plot(phi.to_numpy(), shown.astype(float), show=False, max_display=15)
+    with warnings.catch_warnings():  # shap seeds numpy's global RNG for its jitter; the warning is about that, not us
+        warnings.simplefilter("ignore", FutureWarning)
+        shap.summary_plot(phi.to_numpy(), shown.astype(float), show=False, max_display=15)
     plt.title(f"SHAP values ({scale}); validation period", fontsize=9)
     plt.tight_layout()
     plt.savefig(path, dpi=100, metadata={"Software": None})
