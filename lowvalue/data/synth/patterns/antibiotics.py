@@ -44,18 +44,7 @@ def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
 
     prior_course(ck, bt, lag, pattern, "no infection diagnosis")
 
-    comp = bt.is_("competing")
-    codes = pick(ck, COMPETING, n)
-    # sinusitis and sore-throat codes only after the antibiotic: in [-3d, 0d] they would make it an
-    # LV-ABX-005 / LV-ABX-006 candidate
-    after = np.isin(codes, AFTER_ONLY)
-    off = np.where(after, rng.integers(1, 4, n), rng.integers(-3, 4, n))
-    edge = rng.random(n) < 0.3
-    off[edge] = np.where(after[edge] | (rng.random(edge.sum()) < 0.5), 3, -3)
-    context_dx(ck, bt.p[comp], day[comp] + off[comp], codes[comp])
-    bt.reason[comp] = [f"competing {x} day {o:+d}" for x, o in zip(codes[comp], off[comp])]
-    near = bt.planted & (rng.random(n) < 0.1)
-    context_dx(ck, bt.p[near], day[near] + np.where(after[near] | (rng.random(near.sum()) < 0.5), 4, -4), codes[near])
+    competing_dx(ck, bt, COMPETING, AFTER_ONLY)
 
     como = bt.is_("comorbidity")
     ccodes = pick(ck, COMORBIDITY, n)
@@ -81,3 +70,19 @@ def prior_course(ck: Chunk, bt, lag: np.ndarray, pattern: str, why: str) -> None
     earlier = pick(ck, ANTIBIOTICS, course.sum())
     c.drug(b, bt.p[course], pe, pt + 10, earlier, 7)
     context_index(ck, pattern, bt.p[course], pe, pt + 10, "medication", c.ATC, earlier, f"context: earlier course, {why}")
+
+
+def competing_dx(ck: Chunk, bt, pool: tuple[str, ...], after_only: tuple[str, ...]) -> None:  # noqa: ANN001
+    """'competing' lookalikes: a bacterial diagnosis in [-3d, 3d] (a third exactly on an edge), codes in ``after_only``
+    only after the antibiotic (before it they would anchor another antibiotic rule); some planted get one on day ±4."""
+    rng, n, day = ck.rng, bt.n, bt.day
+    comp = bt.is_("competing")
+    codes = pick(ck, pool, n)
+    after = np.isin(codes, after_only)
+    off = np.where(after, rng.integers(1, 4, n), rng.integers(-3, 4, n))
+    edge = rng.random(n) < 0.3
+    off[edge] = np.where(after[edge] | (rng.random(edge.sum()) < 0.5), 3, -3)
+    context_dx(ck, bt.p[comp], day[comp] + off[comp], codes[comp])
+    bt.reason[comp] = [f"competing {x} day {o:+d}" for x, o in zip(codes[comp], off[comp])]
+    near = bt.planted & (rng.random(n) < 0.1)
+    context_dx(ck, bt.p[near], day[near] + np.where(after[near] | (rng.random(near.sum()) < 0.5), 4, -4), codes[near])

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import coding as c
 from ..clock import PERIOD_START
-from .antibiotics import ANTIBIOTICS, prior_course
+from .antibiotics import ANTIBIOTICS, competing_dx, prior_course
 from .common import AFTERNOON, Chunk, Spec, back, context_dx, edge_back, finish, pick, prepare, visit
 
 _SETTINGS = (("primary_care", 0.75), ("digital", 0.25))
@@ -81,16 +81,7 @@ def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
 
     prior_course(ck, bt, lag, bt.spec.pattern, "no sinusitis diagnosis")
 
-    comp = bt.is_("competing")
-    codes = pick(ck, COMPETING, n)
-    throat = np.isin(codes, THROAT_DX)
-    off = np.where(throat, rng.integers(1, 4, n), rng.integers(-3, 4, n))
-    edge = rng.random(n) < 0.3
-    off[edge] = np.where(throat[edge] | (rng.random(edge.sum()) < 0.5), 3, -3)
-    context_dx(ck, bt.p[comp], day[comp] + off[comp], codes[comp])
-    bt.reason[comp] = [f"competing {x} day {o:+d}" for x, o in zip(codes[comp], off[comp])]
-    near = bt.planted & (rng.random(n) < 0.1)
-    context_dx(ck, bt.p[near], day[near] + np.where(throat[near] | (rng.random(near.sum()) < 0.5), 4, -4), codes[near])
+    competing_dx(ck, bt, COMPETING, THROAT_DX)
 
     for kind, pool in (("comorbidity", COMORBIDITY), ("chronic sinusitis", CHRONIC)):
         m_ = bt.is_(kind)
