@@ -75,6 +75,9 @@ trigger within {metrics['horizon_days']} days after a judged intervention, in el
 No hyper-parameter search was run (fixed defaults), so the validation slice was never used for choices.
 
 ## Performance on the temporal validation slice (TRIPOD+AI 23), 95 % bootstrap CIs
+
+{v.get('persons', '?')} persons; CIs from {v.get('bootstrap', 'a bootstrap')} (a person's interventions are not independent).
+
 | metric | estimate (95 % CI) |
 |---|---|
 | AUROC | {_ci(v, 'auroc')} |

@@ -95,17 +95,47 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def evaluate(y: Any, p: Any, *, n_boot: int = 200, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
-    """Every metric with a percentile bootstrap CI: ``{name: {"estimate", "ci_low", "ci_high"}, "n", "events"}``."""
+def _cluster_sampler(groups: Any, n: int, rng: np.random.Generator) -> Callable[[], np.ndarray]:
+    """Row indices of one bootstrap sample: whole persons when ``groups`` is given, else rows."""
+    if groups is None:
+        return lambda: rng.integers(0, n, n)
+    _, inv = np.unique(np.asarray(groups), return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    starts = np.searchsorted(inv[order], np.arange(inv.max() + 2))
+    sizes = np.diff(starts)
+
+    def sample() -> np.ndarray:
+        pick = rng.integers(0, len(sizes), len(sizes))
+        return order[np.repeat(starts[pick], sizes[pick]) + _ranges(sizes[pick])]
+
+    return sample
+
+
+def _ranges(sizes: np.ndarray) -> np.ndarray:
+    """0..s-1 for every s in ``sizes``, concatenated."""
+    ends = np.cumsum(sizes)
+    return np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - sizes, sizes)
+
+
+def evaluate(y: Any, p: Any, *, groups: Any = None, n_boot: int = 200, seed: int = 0, alpha: float = 0.05
+             ) -> dict[str, Any]:
+    """Every metric with a percentile bootstrap CI: ``{name: {"estimate", "ci_low", "ci_high"}, "n", "events"}``.
+
+    With ``groups`` (person ids) the bootstrap resamples whole persons: one person's interventions share a
+    frailty and an outcome history, so resampling rows would make the intervals too narrow."""
     y, p = np.asarray(y, int), np.asarray(p, float)
     out: dict[str, Any] = {"n": int(len(y)), "events": int(y.sum())}
+    if groups is not None:
+        out["persons"] = int(len(np.unique(np.asarray(groups))))
+    out["bootstrap"] = f"{n_boot} replicates, {'persons' if groups is not None else 'rows'} resampled"
     if len(y) == 0 or y.min() == y.max():
         out["note"] = "needs both events and non-events"
         return out
     rng = np.random.default_rng(seed)
+    sample = _cluster_sampler(groups, len(y), rng)
     boots = {k: [] for k in METRICS}
     for _ in range(n_boot):
-        i = rng.integers(0, len(y), len(y))
+        i = sample()
         if y[i].min() == y[i].max():
             continue
         for k, f in METRICS.items():
@@ -134,7 +164,8 @@ def subgroups(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, *, n_boot: int 
         for level, g in f.groupby(factor, sort=True, observed=True):
             row: dict[str, Any] = {"factor": factor, "level": str(level), "n": int(len(g)), "events": int(g._y.sum())}
             if len(g) >= min_n and 0 < g._y.sum() < len(g):
-                m = evaluate(g._y.to_numpy(), g._p.to_numpy(), n_boot=n_boot, seed=seed)
+                m = evaluate(g._y.to_numpy(), g._p.to_numpy(), n_boot=n_boot, seed=seed,
+                             groups=g.person_id.to_numpy() if "person_id" in g else None)
                 for k in ("auroc", "brier", "calibration_intercept", "mean_predicted", "event_rate"):
                     row[k] = m[k]
             else:

@@ -58,7 +58,7 @@ def triage(results_path: Path | str, *, verdicts: Path | None = None, seed: int 
         return Triage("none", "No reviewer verdicts (RESULTS/verdicts.parquet) and no synthetic truth found: "
                               "no triage score is produced. Review a sample of flags first.")
     feats = results.features.rename(columns={"candidate_id": "flag_id"}).drop(columns=["rule_id"])
-    X = results.flags[["flag_id", "rule_id", "index_time"]].merge(feats, on="flag_id", how="left")
+    X = results.flags[["flag_id", "rule_id", "person_id", "index_time"]].merge(feats, on="flag_id", how="left")
     lab = X[X.flag_id.isin(y.index)].assign(y=lambda d: d.flag_id.map(y).to_numpy())
     lab = lab.sort_values(["index_time", "flag_id"], kind="mergesort").reset_index(drop=True)
     if len(lab) < 100 or lab.y.nunique() < 2:
@@ -67,7 +67,8 @@ def triage(results_path: Path | str, *, verdicts: Path | None = None, seed: int 
     dev, val = lab[lab.index_time < cut], lab[lab.index_time >= cut]
     m = AdverseEventRiskModel(n_estimators=200, random_state=seed).fit(dev[MODEL_FEATURES], dev.y,
                                                                       time=dev.index_time.to_numpy())
-    metrics = evaluate(val.y.to_numpy(), m.predict_proba(val[MODEL_FEATURES])[:, 1], n_boot=100, seed=seed)
+    metrics = evaluate(val.y.to_numpy(), m.predict_proba(val[MODEL_FEATURES])[:, 1], groups=val.person_id.to_numpy(),
+                       n_boot=100, seed=seed)
     out = results.flags[["flag_id", "rule_id", "variant"]].copy()
     out["p_confirmed"] = m.predict_proba(X[MODEL_FEATURES])[:, 1]
     out["triage_rank"] = out.p_confirmed.rank(ascending=False, method="first").astype(int)

@@ -67,3 +67,18 @@ def test_parameter_validation_message(name: str, value: object, constraint: str)
         AdverseEventRiskModel(**{name: value}).fit(X, np.arange(100) % 2)
     assert str(err.value) == (f"The {name!r} parameter of AdverseEventRiskModel must be {constraint}. "
                               f"Got {value!r} instead.")
+
+
+def test_person_bootstrap_is_wider_when_persons_repeat() -> None:
+    """Five interventions per person are not five independent observations: the person bootstrap must say so."""
+    from lowvalue.risk.metrics import evaluate
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.02, 0.4, 300)
+    y = (rng.random(300) < p).astype(int)
+    rows = evaluate(np.repeat(y, 5), np.repeat(p, 5), n_boot=200, seed=1)
+    persons = evaluate(np.repeat(y, 5), np.repeat(p, 5), groups=np.repeat(np.arange(300), 5), n_boot=200, seed=1)
+    width = lambda m: m["auroc"]["ci_high"] - m["auroc"]["ci_low"]  # noqa: E731
+    assert persons["persons"] == 300 and "persons resampled" in persons["bootstrap"]
+    assert rows["auroc"]["estimate"] == persons["auroc"]["estimate"]
+    assert width(persons) > 1.8 * width(rows)

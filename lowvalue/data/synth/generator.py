@@ -20,7 +20,7 @@ from .region import UNIT_MULTIPLIER
 from .summary import SynthSummary
 from .writer import TableWriters
 
-GENERATOR_VERSION = f"lowvalue-synth {__version__}/1"
+GENERATOR_VERSION = f"lowvalue-synth {__version__}/2"
 
 
 def _rng(seed: int, chunk: int) -> np.random.Generator:

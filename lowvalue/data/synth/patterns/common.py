@@ -211,15 +211,33 @@ def finish(
     c["planted"] += int(planted.sum())
     c["lookalikes"] += int((~planted).sum())
     c["lookalikes_sensitive"] += int((~planted & sensitive).sum())
-    if spec.pattern not in adverse.LINKED:
-        return
-    trigger, rr = adverse.LINKED[spec.pattern]
-    cand = np.ones(bt.n, bool) if candidate is None else candidate
-    happens, excess = adverse.draw(ck.rng, b.pop.frailty[bt.p], planted, rr)
+    if spec.pattern in adverse.LINKED:
+        draw_linked(ck, spec.pattern, bt.p, time, planted, candidate=candidate, emit=emit)
+
+
+def draw_linked(
+    ck: Chunk,
+    pattern: str,
+    p: np.ndarray,
+    time: np.ndarray,
+    planted: np.ndarray,
+    *,
+    candidate: np.ndarray | None = None,
+    emit: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """Draw the pattern's linked adverse event for every eligible candidate, planted or not.
+
+    Every index event the rule judges must get a draw, including ones another planter wrote: a
+    comparator without one has too few events and inflates the estimated risk ratio."""
+    b = ck.b
+    trigger, rr = adverse.LINKED[pattern]
+    cand = np.ones(len(p), bool) if candidate is None else candidate
+    happens, excess = adverse.draw(ck.rng, b.pop.frailty[p], planted, rr)
     happens &= cand
     rows = np.flatnonzero(happens)
-    t_ae = emit(rows) if emit else adverse.EMITTERS[trigger](b, bt.p[rows], time[rows])
-    b.adverse(bt.p[rows], t_ae, trigger, np.where(excess[rows], spec.pattern, ""), time[rows], excess[rows], spec.pattern)
+    t_ae = emit(rows) if emit else adverse.EMITTERS[trigger](b, p[rows], time[rows])
+    b.adverse(p[rows], t_ae, trigger, np.where(excess[rows], pattern, ""), time[rows], excess[rows], pattern)
+    c = ck.counts.setdefault(pattern, Counter())
     c["followed_planted"] += int((cand & planted).sum())
     c["followed_lookalikes"] += int((cand & ~planted).sum())
     c["adverse_planted"] += int((happens & planted).sum())

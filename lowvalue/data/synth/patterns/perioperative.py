@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import adverse
 from .. import coding as c
 from ..clock import MIN_PER_DAY, PERIOD_START, clock_time
-from .common import AFTERNOON, Chunk, Spec, age_on, back, context_dx, finish, pick, prepare, record, unit_for, visit
+from .common import AFTERNOON, Chunk, Spec, age_on, back, context_dx, draw_linked, finish, pick, prepare, record, unit_for, visit
 from .hospital import OPERATIONS
 
 CARDIAC_SPEC = Spec(
@@ -211,4 +212,6 @@ def plant_daily_hb(ck: Chunk, persons: np.ndarray) -> None:
     # the transfusion is an LV-HOSP-027 index: Hb 75 g/L within 24 h, inpatient -> likely low value only
     ptx = bt.p[tx]
     record(ck, "LV-HOSP-027", ptx, enc[tx], tx_t[tx], "procedure", c.KVA, np.full(len(ptx), "DR029"), False,
-           age_on(ck, ptx, tx_t[tx] // MIN_PER_DAY) >= 18, "context: transfusion in an LV-HOSP-028 stay, Hb 75 g/L", "cross")
+           age_on(ck, ptx, tx_t[tx] // MIN_PER_DAY) >= 18, "Hb 75 g/L (transfusion in an LV-HOSP-028 stay)", "cross")
+    draw_linked(ck, "LV-HOSP-027", ptx, tx_t[tx], np.zeros(len(ptx), bool),
+                emit=lambda rows: adverse.hai(b, ptx[rows], enc[tx][rows], A[tx][rows], tx_t[tx][rows]))
