@@ -18,6 +18,7 @@ from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command
 from lowvalue.errors import LowvalueError
 from lowvalue.report.commands import report
 from lowvalue.risk.commands import explain, risk
+from lowvalue.review.commands import review
 
 console = Console(stderr=True)
 
@@ -37,7 +38,7 @@ def main() -> None:
     """Find low-value care in encounter extracts and link it to adverse-event risk."""
 
 
-for _command in (convert_command, report, risk, explain):
+for _command in (convert_command, report, risk, explain, review):
     main.add_command(_command)
 
 FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,

@@ -1,0 +1,268 @@
+"""The review web app: a queue of flagged cases, a case page with the rule, evidence and risk, and a verdict form.
+
+Why it looks the way it does: case data must not leave the reviewer's machine,
+so the app listens on loopback only (:func:`check_loopback`) and checks the
+Host header (against DNS rebinding). Every page needs a login; every POST
+carries a per-session CSRF token; the session cookie is HttpOnly and
+SameSite=Strict; five failed logins lock a user for 15 minutes. Lists never
+show a person id, the case page shows only a keyed pseudonym, and the access
+log drops query strings and never sees comments.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+import re
+import secrets
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from lowvalue.errors import InputError, LowvalueError
+from lowvalue.report.i18n import Numbers
+from lowvalue.review.i18n import LANGS, STRINGS
+from lowvalue.review.store import MAX_COMMENT, REASONS, STATUSES, VERDICTS, Filters, Store, iter_evidence
+
+PER_PAGE = 50
+FLAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+PUBLIC = {"login"}
+
+
+def check_loopback(host: str) -> str:
+    """``host`` if it is a loopback address (127.0.0.0/8, ::1) or ``localhost``; otherwise a LowvalueError."""
+    h = host.strip().strip("[]")
+    if h.lower() == "localhost":
+        return "localhost"
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        ip = None
+    if ip is None or not ip.is_loopback:
+        raise LowvalueError(f"--host {host}: refused; the review app shows case data and listens on loopback only "
+                            "(127.0.0.0/8, ::1 or localhost)")
+    return h
+
+
+def _host_name(header: str) -> str:
+    """The host part of a Host header (``[::1]:8765`` → ``[::1]``, ``localhost:8765`` → ``localhost``)."""
+    if header.startswith("["):
+        return header[: header.find("]") + 1].lower()
+    return header.rsplit(":", 1)[0].lower() if header.count(":") == 1 else header.lower()
+
+
+class _Explainer:
+    """SHAP explanations via :func:`lowvalue.risk.explain.explain`; results and model loaded once, text cached per flag."""
+
+    def __init__(self, results: Path, model_dir: Path, rules: Any):
+        self.results_path, self.model_dir, self.rules = results, model_dir, rules
+        self._lock = threading.Lock()
+        self._results: Any = None
+        self._model: Any = None
+        self._cache: dict[tuple[str, str], list[str]] = {}
+
+    def __call__(self, flag_id: str, lang: str) -> list[str]:
+        from lowvalue.risk.explain import WORDS, explain
+        from lowvalue.risk.model import AdverseEventRiskModel
+        from lowvalue.risk.results import load_results
+
+        with self._lock:
+            if (flag_id, lang) not in self._cache:
+                if self._results is None:
+                    self._results = load_results(self.results_path, rules=self.rules())
+                    self._model = AdverseEventRiskModel.load(self.model_dir)
+                lines = explain(flag_id, self._results, self._model, lang=lang).lines
+                # the rule, rationale, sources and evidence are on the page already: keep the risk and the SHAP part
+                head = f"{WORDS[lang]['contrib']}:"
+                self._cache[(flag_id, lang)] = lines[lines.index(head) - 1:] if head in lines else lines
+            return self._cache[(flag_id, lang)]
+
+
+def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str | None = None, *,
+               rules: Any = None, host: str = "127.0.0.1") -> Flask:
+    """The Flask app over one review database; ``rules`` (a loaded RuleSet) defaults to the shipped library, loaded once."""
+    db_path, results = Path(db_path), Path(results)
+    with Store.open(db_path) as st:
+        secret_key = st.secret("session")
+    app = Flask(__name__, static_folder=None)
+    app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_NAME="lowvalue_review", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Strict", PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+                      MAX_CONTENT_LENGTH=64 * 1024)
+    app.jinja_env.autoescape = True  # templates end in .j2, which Flask would not escape by default
+    allowed_hosts = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host.lower()}
+    state: dict[str, Any] = {"rules": rules, "lock": threading.Lock()}
+
+    def store() -> Store:
+        if "store" not in g:
+            g.store = Store.open(db_path)
+        return g.store
+
+    def rule_library() -> Any:
+        with state["lock"]:
+            if state["rules"] is None:
+                from lowvalue.rules.library import load_library
+
+                state["rules"] = load_library()
+        return state["rules"]
+
+    explainer = _Explainer(results, Path(model_dir), rule_library) if model_dir else None
+
+    def lang() -> str:
+        return session.get("lang", "sv") if session.get("lang") in LANGS else "sv"
+
+    @app.teardown_appcontext
+    def _close(_: BaseException | None) -> None:
+        st = g.pop("store", None)
+        if st is not None:
+            st.close()
+
+    @app.before_request
+    def _guard() -> Any:
+        if _host_name(request.headers.get("Host", "")) not in allowed_hosts:
+            abort(400)
+        if request.args.get("lang") in LANGS:
+            session["lang"] = request.args["lang"]
+        user = session.get("user")
+        if user is not None and not store().has_user(user):
+            session.clear()
+            user = None
+        if user is None and request.endpoint not in PUBLIC:
+            return redirect(url_for("login"))
+        if request.method == "POST":
+            sent, expected = request.form.get("csrf", ""), session.get("csrf", "")
+            if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+                abort(400, "missing or wrong CSRF token")
+        return None
+
+    @app.after_request
+    def _headers(resp: Any) -> Any:
+        resp.headers.update({
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                       "frame-ancestors 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store"})
+        return resp
+
+    @app.context_processor
+    def _context() -> dict[str, Any]:
+        if "csrf" not in session:
+            session["csrf"] = secrets.token_urlsafe(32)
+
+        def url_with(**kw: Any) -> str:
+            args = {**request.args.to_dict(), **kw}
+            return url_for(request.endpoint or "queue", **(request.view_args or {}),
+                           **{k: v for k, v in args.items() if v not in ("", None)})
+
+        return {"s": STRINGS[lang()], "lang": lang(), "other_lang": "en" if lang() == "sv" else "sv",
+                "user": session.get("user"), "csrf": session["csrf"], "nums": Numbers(lang()),  # type: ignore[arg-type]
+                "url_with": url_with}
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        if request.method == "GET" and session.get("user"):
+            return redirect(url_for("queue"))
+        error, code = None, 200
+        if request.method == "POST":
+            name = request.form.get("username", "").strip()
+            outcome = store().authenticate(name, request.form.get("password", ""))
+            if outcome == "ok":
+                keep = lang()
+                session.clear()  # a fresh session (and CSRF token) per login
+                session.permanent = True
+                session.update(user=name, csrf=secrets.token_urlsafe(32), lang=keep)
+                return redirect(url_for("queue"))
+            error, code = STRINGS[lang()]["locked" if outcome == "locked" else "bad_login"], 401
+        return render_template("login.html.j2", error=error), code
+
+    @app.post("/logout")
+    def logout() -> Any:
+        store().audit(session["user"], "logout")
+        keep = lang()
+        session.clear()
+        session["lang"] = keep
+        return redirect(url_for("login"))
+
+    @app.get("/")
+    def queue() -> Any:
+        f = Filters.from_args(request.args)
+        page = max(request.args.get("page", 1, type=int) or 1, 1)
+        rows, total = store().queue(f, page=page, per_page=PER_PAGE)
+        return render_template("queue.html.j2", rows=rows, total=total, page=page,
+                               pages=max(1, math.ceil(total / PER_PAGE)), counts=store().counts(f),
+                               facets=store().facets(), f=f, statuses=STATUSES)
+
+    @app.get("/case/<flag_id>")
+    def case(flag_id: str) -> Any:
+        from lowvalue.risk.explain import _evidence_line
+
+        st = store()
+        row = st.flag(flag_id) if FLAG_ID.match(flag_id) else None
+        if row is None:
+            abort(404)
+        f = Filters.from_args(request.args)
+        rule = rule_library().rules.get(row["rule_id"])
+        explanation, explain_error = None, None
+        if explainer is not None and rule is not None and not rule.harms:
+            explain_error = STRINGS[lang()]["no_harm"]  # the risk model has no outcome for this rule
+        elif explainer is not None:
+            try:
+                explanation = explainer(flag_id, lang())
+            except LowvalueError as err:
+                explain_error = err.one_line()
+        prev, nxt = st.neighbours(flag_id, f)
+        st.audit(session["user"], "view", flag_id)
+        return render_template(
+            "case.html.j2", flag=row, f=f, rule=rule, lang_attr=lang(),
+            evidence=[_evidence_line(e, lang()) for e in iter_evidence(row["evidence"])],
+            explanation=explanation, explain_error=explain_error, model=explainer is not None,
+            history=st.history(flag_id), prev=prev, next=nxt, verdicts=VERDICTS, reasons=REASONS,
+            max_comment=MAX_COMMENT)
+
+    @app.post("/case/<flag_id>/verdict")
+    def verdict(flag_id: str) -> Any:
+        st = store()
+        if not FLAG_ID.match(flag_id) or st.flag(flag_id) is None:
+            abort(404)
+        try:
+            st.record_verdict(flag_id, session["user"], request.form.get("verdict", ""),
+                              request.form.get("reason", ""), request.form.get("comment", ""))
+        except LowvalueError as err:
+            abort(400, err.one_line())
+        flash(STRINGS[lang()]["saved"])
+        f = Filters.from_args(request.args)
+        _, nxt = st.neighbours(flag_id, f)
+        if nxt is None:
+            flash(STRINGS[lang()]["all_done"])
+            return redirect(url_for("queue", **f.args()))
+        return redirect(url_for("case", flag_id=nxt, **f.args()))
+
+    return app
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, logging method, path and status only: no query string, never a form body."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = getattr(self, "path", "?").split("?", 1)[0]
+        self.log("info", '"%s %s" %s', getattr(self, "command", "?"), path.translate(self._control_char_table), code)
+
+
+def build_server(db_path: Path | str, results: Path | str, model_dir: Path | str | None = None, *,
+                 host: str = "127.0.0.1", port: int = 8765) -> BaseWSGIServer:
+    """Check everything that would make serving unsafe or useless, then bind (loopback only); call ``serve_forever``."""
+    host = check_loopback(host)
+    with Store.open(db_path) as st:
+        if st.user_count() == 0:
+            raise LowvalueError(f"{db_path}: no reviewer yet; add one with `lowvalue review add-user NAME --db {db_path}`")
+    if not Path(results).is_dir():
+        raise InputError(str(results), "results folder not found")
+    app = create_app(db_path, results, model_dir, host=host)
+    try:
+        return make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
+    except OSError as err:
+        raise LowvalueError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None

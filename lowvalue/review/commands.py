@@ -1,0 +1,89 @@
+"""CLI for the review app: ``lowvalue review init | add-user | serve | export``.
+
+Registered on the main CLI (which turns a LowvalueError into one line and exit
+code 2). Flask is imported only by ``serve``, so the other commands start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+PASSWORD_ENV = "LOWVALUE_REVIEW_PASSWORD"
+DB_OPTION = click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=Path("review.sqlite"),
+                         show_default=True, help="Review database (SQLite).")
+
+
+@click.group()
+def review() -> None:
+    """Review flagged cases in a local web app and export the verdicts for triage."""
+
+
+@review.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@DB_OPTION
+def init(results: Path, db: Path) -> None:
+    """Load a results folder's flags (with scores and triage when present); re-running keeps existing verdicts."""
+    from lowvalue.review.store import Store
+
+    with Store.open(db, create=True) as st:
+        click.echo(st.load_results(results).describe())
+    click.echo(f"review database: {db}")
+
+
+@review.command("add-user")
+@click.argument("name")
+@DB_OPTION
+@click.option("--replace", is_flag=True, help="Set a new password for an existing user (also lifts a login lock).")
+def add_user(name: str, db: Path, replace: bool) -> None:
+    """Add a reviewer; the password comes from a hidden prompt, or from $LOWVALUE_REVIEW_PASSWORD for scripts."""
+    from lowvalue.review.store import Store
+
+    with Store.open(db) as st:
+        password = os.environ.get(PASSWORD_ENV) or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        st.add_user(name, password, replace=replace)
+    click.echo(f"{'password changed for' if replace else 'added'} user {name}")
+
+
+@review.command()
+@DB_OPTION
+@click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The results folder the database was initialised from.")
+@click.option("--model", "model_dir", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Risk model folder (models/NAME): adds the SHAP explanation to each case.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+def serve(db: Path, results: Path, model_dir: Path | None, host: str, port: int) -> None:
+    """Serve the review app on this machine (loopback only) until Ctrl-C."""
+    from lowvalue.review.app import build_server, check_loopback
+
+    check_loopback(host)  # before anything else is opened
+    server = build_server(db, results, model_dir, host=host, port=port)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"review app on http://{shown}:{server.server_port}/ (loopback only; Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@review.command()
+@DB_OPTION
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Parquet file [default: verdicts.parquet in the results folder the database was loaded from].")
+def export(db: Path, out: Path | None) -> None:
+    """Write the latest confirmed/rejected verdict per flag (flag_id, verdict, reason, reviewer, reviewed_at)."""
+    from lowvalue.errors import LowvalueError
+    from lowvalue.review.store import Store
+
+    with Store.open(db) as st:
+        if out is None:
+            loaded = st.meta("results_path")
+            if not loaded:
+                raise LowvalueError(f"{db}: no results loaded; give --out")
+            out = Path(loaded) / "verdicts.parquet"
+        click.echo(st.export(out).describe())
