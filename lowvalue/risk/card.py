@@ -27,6 +27,8 @@ def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
                        f"{_ci(r, 'brier', 4)} | {r['mean_predicted']['estimate']:.3f} / {r['event_rate']['estimate']:.3f} |")
         else:
             sub.append(f"| {r['factor']} | {r['level']} | {r['n']} | {r['events']} | – | – | {r['note']} |")
+    dca = "\n".join(f"| {r['threshold']:.2f} | {r['share_acted_on']:.1%} | {r['net_benefit_model']:.4f} | "
+                    f"{r['net_benefit_all']:.4f} | 0 |" for r in metrics.get("decision_curve", []))
     p = metrics["params"]
     missing = ", ".join(f"{k} {n}" for k, n in metrics["missing_values"].items()) or "none"
     return f"""# Model card: adverse-event risk model `{name}`
@@ -89,6 +91,15 @@ No hyper-parameter search was run (fixed defaults), so the validation slice was 
 | mean predicted risk | {_ci(v, 'mean_predicted')} |
 
 {'![calibration](calibration.png)' if plots else ''}
+
+## Clinical utility: decision curve (TRIPOD+AI 23), validation slice
+Net benefit of reviewing the flags whose predicted risk is at least the threshold, against reviewing all of them or none. A
+threshold of 0.10 means one caught adverse event is worth nine needless reviews; the model helps where its net benefit is
+above both other columns.
+
+| threshold | share reviewed | net benefit: model | review all | review none |
+|---|---|---|---|---|
+{dca}
 
 ## Results by subgroup (TRIPOD+AI 3c, 23b): validation slice
 | factor | level | n | events | AUROC (95 % CI) | Brier (95 % CI) | mean predicted / observed |

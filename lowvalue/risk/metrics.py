@@ -147,6 +147,26 @@ def evaluate(y: Any, p: Any, *, groups: Any = None, n_boot: int = 200, seed: int
     return out
 
 
+DECISION_THRESHOLDS = (0.02, 0.05, 0.10, 0.15, 0.20, 0.30)
+
+
+def decision_curve(y: Any, p: Any, thresholds: tuple[float, ...] = DECISION_THRESHOLDS) -> list[dict[str, float]]:
+    """Net benefit (Vickers & Elkin 2006) of acting on cases above each risk threshold, against acting on all or none.
+
+    A threshold pt says how many needless reviews one caught harm is worth: (1 − pt)/pt. The model is useful at pt only
+    where its net benefit beats both "all" (review every flag) and "none" (0)."""
+    y, p = np.asarray(y, int), np.asarray(p, float)
+    n, prev = len(y), float(np.mean(y)) if len(y) else 0.0
+    rows = []
+    for pt in thresholds:
+        act = p >= pt
+        odds = pt / (1 - pt)
+        tp, fp = int(np.sum(act & (y == 1))), int(np.sum(act & (y == 0)))
+        rows.append({"threshold": pt, "net_benefit_model": round((tp - fp * odds) / n, 5) if n else float("nan"),
+                     "net_benefit_all": round(prev - (1 - prev) * odds, 5), "share_acted_on": round(float(act.mean()), 4)})
+    return rows
+
+
 def age_band(age: pd.Series) -> pd.Series:
     return pd.cut(age, AGE_BANDS, right=False, labels=AGE_LABELS).astype(str)
 

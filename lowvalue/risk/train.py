@@ -24,7 +24,7 @@ import pandas as pd
 from lowvalue.errors import LowvalueError
 from lowvalue.risk import card
 from lowvalue.risk.features import FEATURES
-from lowvalue.risk.metrics import calibration_plot, evaluate, subgroups
+from lowvalue.risk.metrics import calibration_plot, decision_curve, evaluate, subgroups
 from lowvalue.risk.model import MODEL_FILE, AdverseEventRiskModel, file_digest
 from lowvalue.risk.outcomes import harm_outcomes
 from lowvalue.risk.results import Results, load_results
@@ -116,6 +116,7 @@ def train(results_path: Path | str, out: Path | str, *, horizon_days: int = 30, 
                   "validation": {"n": int(len(val)), "events": int(val.outcome.sum()),
                                  "period": [str(val.index_time.min()), str(val.index_time.max())]}},
         "validation": evaluate(val.outcome.to_numpy(), p_val, groups=val.person_id.to_numpy(), n_boot=n_boot, seed=seed),
+        "decision_curve": decision_curve(val.outcome.to_numpy(), p_val),
         "subgroups": subgroups(val, val.outcome.to_numpy(), p_val, n_boot=max(50, n_boot // 4), seed=seed),
         "missing_values": {c: int(df[c].isna().sum()) for c in MODEL_FEATURES if df[c].isna().any()},
         "params": m.get_params(),

@@ -28,7 +28,11 @@ def test_training_writes_sane_calibration_and_card(trained: Path) -> None:
     for f in ("model.json", "features.json", "calibration.png", "shap_beeswarm.png", "model_card.md"):
         assert (trained / f).stat().st_size > 0
     card = (trained / "model_card.md").read_text()
-    for needle in ("Intended use", "Out of scope", "AUROC", "calibration slope", "TRIPOD+AI", "Known limits", "age_band"):
+    dca = {r["threshold"]: r for r in m["decision_curve"]}
+    assert dca[0.02]["share_acted_on"] >= dca[0.3]["share_acted_on"]
+    assert dca[0.02]["net_benefit_all"] > dca[0.3]["net_benefit_all"]  # review-all pays more for a needless review at 0.3
+    for needle in ("Intended use", "Out of scope", "AUROC", "calibration slope", "TRIPOD+AI", "Known limits", "age_band",
+                   "decision curve"):
         assert needle in card
 
 
@@ -82,3 +86,14 @@ def test_person_bootstrap_is_wider_when_persons_repeat() -> None:
     assert persons["persons"] == 300 and "persons resampled" in persons["bootstrap"]
     assert rows["auroc"]["estimate"] == persons["auroc"]["estimate"]
     assert width(persons) > 1.8 * width(rows)
+
+
+def test_net_benefit_by_hand() -> None:
+    from lowvalue.risk.metrics import decision_curve
+
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.5, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+    (row,) = decision_curve(y, p, thresholds=(0.1,))
+    # acts on 3: TP 2, FP 1 -> (2 - 1 * 0.1/0.9) / 10; all: 0.2 - 0.8 * 0.1/0.9
+    assert row["net_benefit_model"] == round((2 - 1 / 9) / 10, 5)
+    assert row["net_benefit_all"] == round(0.2 - 0.8 / 9, 5) and row["share_acted_on"] == 0.3
