@@ -112,7 +112,10 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @click.option("--only", multiple=True, help="Rule id to run (repeatable).")
 @click.option("--pseudonymise", is_flag=True,
               help="Replace person/encounter/flag ids in the outputs by keyed hashes (key in $LOWVALUE_PSEUDONYM_KEY).")
-def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: tuple[str, ...], pseudonymise: bool) -> None:
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the rules run (spark: a local Spark session; needs the 'spark' extra).")
+def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: tuple[str, ...], pseudonymise: bool,
+         engine: str) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -126,7 +129,7 @@ def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: t
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=console, transient=True) as bar:
         task = bar.add_task("scanning", total=len(rs.rules))
-        result = run_scan(_canonical(data, fmt, out / "converted"), rs, quarantine_dir=out / "quarantine",
+        result = run_scan(_canonical(data, fmt, out / "converted"), rs, quarantine_dir=out / "quarantine", engine=engine,
                           progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
     (result.pseudonymised(key) if key else result).write(out)
     _print_frame(result.summary(), f"lowvalue scan: {data}")

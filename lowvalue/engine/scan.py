@@ -13,7 +13,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pandas as pd
@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from lowvalue import __version__
 from lowvalue.engine import sql
 from lowvalue.engine.evaluability import check as check_evaluable
+from lowvalue.errors import LowvalueError
 from lowvalue.rules.library import RuleSet, load_library
 from lowvalue.rules.model import Rule
 
@@ -137,16 +138,41 @@ def _denominators(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame) -> p
         con.unregister("_lv_cands")
 
 
-def _versions() -> dict[str, str]:
+def _versions(engine: str = "duckdb") -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "lowvalue": __version__}
-    for pkg in ("duckdb", "pandas", "pyarrow", "pydantic"):
+    for pkg in ("duckdb", "pandas", "pyarrow", "pydantic") + (("pyspark",) if engine == "spark" else ()):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:  # pragma: no cover
             pass
     return out
+
+
+Judge = Callable[[Any, list[Rule], RuleSet, Callable[[str, float], None]], dict[str, pd.DataFrame]]
+"""``judge(extract, rules, rule_set, done)`` → judged candidates per rule id; calls ``done(rule_id, seconds)`` per rule."""
+
+
+def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[str, float], None]
+                  ) -> dict[str, pd.DataFrame]:
+    out = {}
+    for rule in rules:
+        t0 = time.perf_counter()
+        out[rule.id] = sql.evaluate(extract.con, rule, rs)
+        done(rule.id, time.perf_counter() - t0)
+    return out
+
+
+def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[str, float], None]
+                 ) -> dict[str, pd.DataFrame]:
+    from lowvalue.engine import spark
+
+    return spark.judge(extract, rules, rs, done)
+
+
+ENGINES: dict[str, Judge] = {"duckdb": _judge_duckdb, "spark": _judge_spark}
+"""Where the rules run. Everything else of a scan (evaluability, denominators, features) runs on the extract's DuckDB."""
 
 
 def scan(
@@ -157,6 +183,7 @@ def scan(
     quarantine_dir: Path | None = None,
     progress: Any = None,
     features: bool = True,
+    engine: str = "duckdb",
 ) -> ScanResult:
     """Scan an extract (folder, mapping of DataFrames, or an opened :class:`~lowvalue.data.extract.Extract`).
 
@@ -165,9 +192,12 @@ def scan(
     callable ``progress(rule_id, seconds)`` called after each rule. With
     ``features`` the pre-index features of every candidate are computed too
     (:mod:`lowvalue.risk.features`) for the eligible ones, which the risk layer compares.
+    ``engine`` (a key of :data:`ENGINES`) is where the rules are judged; the outputs are the same.
     """
     from lowvalue.data.extract import Extract, open_extract
 
+    if engine not in ENGINES:
+        raise LowvalueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     rs = rules if isinstance(rules, RuleSet) else load_library(rules)
     rs = rs.select(only)
     extract = data if isinstance(data, Extract) else open_extract(data, quarantine_dir=quarantine_dir)
@@ -175,17 +205,20 @@ def scan(
     sql.prepare(con)
 
     started = time.perf_counter()
-    cand_parts, flag_parts, trig_parts, fall, evaluable, timing = [], [], [], [], [], {}
-    for rule in sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id)):
-        verdict = check_evaluable(con, rule, rs)
-        evaluable.append({"rule_id": rule.id, "type": rule.type, **verdict})
-        if verdict["status"] == "not_evaluable":
-            continue
-        t0 = time.perf_counter()
-        df = sql.evaluate(con, rule, rs)
-        timing[rule.id] = round(time.perf_counter() - t0, 3)
+    ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))
+    evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(con, r, rs)} for r in ordered]
+    runnable = [r for r, v in zip(ordered, evaluable) if v["status"] != "not_evaluable"]
+    timing: dict[str, float] = {}
+
+    def done(rule_id: str, seconds: float) -> None:
+        timing[rule_id] = round(seconds, 3)
         if progress:
-            progress(rule.id, timing[rule.id])
+            progress(rule_id, timing[rule_id])
+
+    judged = ENGINES[engine](extract, runnable, rs, done)
+    cand_parts, flag_parts, trig_parts, fall = [], [], [], []
+    for rule in runnable:
+        df = judged[rule.id]
         if rule.type == "trigger":
             t = _flags(df, rule).rename(columns={"rule_id": "trigger_id", "flag_id": "trigger_event_id",
                                                  "index_time": "time", "index_system": "system", "index_code": "code"})
@@ -221,10 +254,11 @@ def scan(
         timing["(features)"] = round(time.perf_counter() - t0, 3)
     result.manifest = {
         "lowvalue_version": __version__,
+        "engine": engine,
         "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()}},
         "data": {"fingerprint": extract.fingerprint, "sources": extract.sources,
                  "counts": {k: vars(v) for k, v in extract.counts.items()}},
-        "versions": _versions(),
+        "versions": _versions(engine),
         "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},
         "rows": {name: len(getattr(result, name)) for name in ScanResult.TABLES},
     }

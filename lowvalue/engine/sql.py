@@ -11,13 +11,16 @@ Shape of the generated query, one CTE per concept::
     h_<i>       whether condition i holds per candidate, with its evidence events
     final       candidates + one boolean per condition + eligible/sensitive/specific
 
-Everything that differs between SQL engines is in :data:`DUCKDB` (a lookup table
-of small renderers, as sqlglot does), so another dialect is another table.
+Everything that differs between SQL engines is in a :data:`Dialect`, a lookup
+table of small renderers (as sqlglot does): :data:`DUCKDB` and :data:`SPARK`
+(run by :mod:`lowvalue.engine.spark`). Every compiling function takes the table
+as ``d``, DuckDB by default; another dialect is another table.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import re
+from typing import Any, Callable
 
 import duckdb
 import pandas as pd
@@ -31,18 +34,11 @@ from lowvalue.rules.windows import Window
 
 EVIDENCE_PER_CONDITION = 3
 
-DUCKDB: dict[str, Callable[..., str]] = {
-    "day_offset": lambda ev, idx: f"date_diff('day', {idx}.day, {ev}.day)",
-    "us_offset": lambda ev, idx: f"({ev}.t_us - {idx}.t_us)",
-    "epoch_us": lambda col: f"epoch_us({col})",
-    "starts_with": lambda col, prefix: f"starts_with({col}, {prefix})",
-    "evidence_list": lambda struct, order: f"list({struct} ORDER BY {order})",
-    "list_head": lambda lst, n: f"list_slice({lst}, 1, {n})",
-}
+Dialect = dict[str, Callable[..., str]]
 
 
 def q(text: str) -> str:
-    """A SQL string literal."""
+    """A SQL string literal (DuckDB, standard SQL: a quote is doubled)."""
     return "'" + str(text).replace("'", "''") + "'"
 
 
@@ -50,29 +46,118 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    """Build ``lv_ev``: events with their encounter's setting and unit, plus one pseudo-event per encounter."""
-    icd = ", ".join(q(s) for s in sorted(ICD10_FAMILY))
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE lv_ev AS
-        SELECT e.rowid AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
-               {DUCKDB['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code,
+def _strftime(col: str, fmt: str) -> str:
+    return f"strftime({col}, {q(fmt)})"
+
+
+DUCKDB: Dialect = {
+    "str": q,
+    "ident": ident,
+    "number": lambda x: repr(float(x)),
+    "type": lambda arrow: {"string": "VARCHAR", "date32[day]": "DATE", "timestamp[us]": "TIMESTAMP", "double": "DOUBLE",
+                           "int32": "INTEGER"}[arrow],
+    "text": lambda col, arrow: f"CAST({col} AS VARCHAR)",
+    "rowid": lambda alias: f"{alias}.rowid",
+    "temp_table": lambda name, select: f"CREATE OR REPLACE TEMP TABLE {name} AS{select}",
+    "days_between": lambda a, b: f"date_diff('day', {a}, {b})",
+    "epoch_us": lambda col: f"epoch_us({col})",
+    "strftime": _strftime,
+    "starts_with": lambda col, prefix: f"starts_with({col}, {prefix})",
+    "struct": lambda fields: "{" + ", ".join(f"{q(k)}: {v}" for k, v in fields) + "}",
+    "list": lambda items: "[" + ", ".join(items) + "]",
+    "no_evidence": lambda: "[]",
+    "list_agg": lambda x: f"list({x})",
+    "ordered_list_agg": lambda x, keys: f"list({x} ORDER BY {', '.join(k + (' DESC' if desc else '') for k, desc in keys)})",
+    "list_head": lambda lst, n: f"list_slice({lst}, 1, {n})",
+    "list_distinct": lambda lst: f"list_distinct({lst})",
+    "list_len": lambda lst: f"length({lst})",
+    "int_range": lambda lo, hi: f"range({lo}, {hi} + 1)",  # lo..hi inclusive
+    "bool_or": lambda x: f"bool_or({x})",
+    "order_by": lambda cols: ", ".join(cols),  # ascending, nulls last (DuckDB's default)
+}
+
+
+def _spark_str(text: str) -> str:
+    """A Spark SQL string literal: backslash escapes (``''`` would be two adjacent literals)."""
+    return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_SPARK_TIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%f": "SSSSSS", "T": "'T'"}
+
+
+def _spark_double_text(col: str) -> str:
+    """CAST(double AS VARCHAR) as DuckDB writes it: shortest digits, ``.0`` when whole, ``1e-05``/``1e+16`` outside."""
+    dec = f"regexp_replace(CAST(CAST({col} AS DECIMAL(38, 20)) AS STRING), '0+$', '')"
+    sci = f"regexp_replace(CAST({col} AS STRING), '[.]0E', 'E')"  # Java: 1.0E-5, 1.5E16
+    for pat, rep in (("E-([0-9])$", "e-0$1"), ("E-", "e-"), ("E([0-9])$", "e+0$1"), ("E", "e+")):
+        sci = f"regexp_replace({sci}, '{pat}', '{rep}')"
+    return (f"(CASE WHEN {col} = 0 THEN CAST({col} AS STRING) WHEN abs({col}) >= 1e-4D AND abs({col}) < 1e16D "
+            f"THEN regexp_replace({dec}, '[.]$', '.0') ELSE {sci} END)")
+
+
+def _spark_sorted(x: str, keys: list[tuple[str, bool]]) -> str:
+    """``x`` collected in the order of ``keys`` (expression, descending): a struct sorted with a comparator."""
+    fields = ", ".join(f"'k{i}', {k}" for i, (k, _) in enumerate(keys))
+    cmp = " ".join(f"WHEN l.k{i} {'>' if desc else '<'} r.k{i} THEN -1 WHEN l.k{i} {'<' if desc else '>'} r.k{i} THEN 1"
+                   for i, (_, desc) in enumerate(keys))
+    return (f"transform(array_sort(collect_list(named_struct({fields}, 'x', {x})), (l, r) -> CASE {cmp} ELSE 0 END), "
+            f"s -> s.x)")
+
+
+SPARK: Dialect = {
+    **DUCKDB,
+    "str": _spark_str,
+    "ident": lambda name: "`" + name.replace("`", "``") + "`",
+    "number": lambda x: repr(float(x)) + "D",
+    "type": lambda arrow: {"string": "STRING", "date32[day]": "DATE", "timestamp[us]": "TIMESTAMP", "double": "DOUBLE",
+                           "int32": "INT"}[arrow],
+    "text": lambda col, arrow: _spark_double_text(col) if arrow == "double" else f"CAST({col} AS STRING)",
+    "rowid": lambda alias: f"{alias}._lv_rowid",
+    "temp_table": lambda name, select: f"CREATE OR REPLACE TEMPORARY VIEW {name} AS{select}",
+    "days_between": lambda a, b: f"datediff({b}, {a})",
+    "epoch_us": lambda col: f"unix_micros({col})",
+    "strftime": lambda col, fmt: f"date_format({col}, {_spark_str(re.sub('%.|T', lambda m: _SPARK_TIME[m[0]], fmt))})",
+    "starts_with": lambda col, prefix: f"startswith({col}, {prefix})",
+    "struct": lambda fields: "named_struct(" + ", ".join(f"{_spark_str(k)}, {v}" for k, v in fields) + ")",
+    "list": lambda items: "array(" + ", ".join(items) + ")",
+    "no_evidence": lambda: ("CAST(array() AS ARRAY<STRUCT<condition: STRING, role: STRING, time: STRING, system: STRING, "
+                            "code: STRING, value: DOUBLE, unit: STRING>>)"),
+    "list_agg": lambda x: f"collect_list({x})",
+    "ordered_list_agg": _spark_sorted,
+    "list_head": lambda lst, n: f"slice({lst}, 1, {n})",
+    "list_distinct": lambda lst: f"array_distinct({lst})",
+    "list_len": lambda lst: f"size({lst})",
+    "int_range": lambda lo, hi: f"sequence({lo}, {hi})",
+    "order_by": lambda cols: ", ".join(f"{c} NULLS LAST" for c in cols),
+}
+
+
+def prepare(con: Any, d: Dialect = DUCKDB) -> None:
+    """Build ``lv_ev``: events with their encounter's setting and unit, plus one pseudo-event per encounter.
+
+    ``con`` is anything with ``execute(sql)``: a DuckDB connection, or a Spark session wrapper.
+    """
+    con.execute("\n        " + prepare_sql(d) + "\n        ")
+
+
+def prepare_sql(d: Dialect = DUCKDB) -> str:
+    icd = ", ".join(d["str"](s) for s in sorted(ICD10_FAMILY))
+    return d["temp_table"]("lv_ev", f"""
+        SELECT {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
+               {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code,
                CASE WHEN e.system IN ({icd}) THEN replace(upper(trim(e.code)), '.', '') ELSE upper(trim(e.code)) END AS code_norm,
                e.value, e.unit, e.days_supply, e.cost, c.setting, c.unit AS care_unit
         FROM events e LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
         UNION ALL
-        SELECT -1 - c.rowid, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
-               {DUCKDB['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, upper(trim(c.setting)),
+        SELECT -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
+               {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, upper(trim(c.setting)),
                NULL, NULL, NULL, c.cost, c.setting, c.unit
-        FROM encounters c
-        """
-    )
+        FROM encounters c""")
 
 
-def match_sql(vs: ValueSet, alias: str) -> str:
+def match_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
     """A predicate: the event's (system, normalised code) is in the code set."""
-    parts = []
+    parts, q = [], d["str"]
     for system in vs.systems:
         entries: tuple[CodeEntry, ...] = vs.codes[system]
         exact = sorted({e.low for e in entries if e.kind == "exact"})
@@ -80,7 +165,7 @@ def match_sql(vs: ValueSet, alias: str) -> str:
         if exact:
             ors.append(f"{alias}.code_norm IN ({', '.join(q(c) for c in exact)})")
         for e in sorted({e for e in entries if e.kind == "prefix"}, key=lambda e: e.low):
-            ors.append(DUCKDB["starts_with"](f"{alias}.code_norm", q(e.low)))
+            ors.append(d["starts_with"](f"{alias}.code_norm", q(e.low)))
         for e in sorted({e for e in entries if e.kind == "range"}, key=lambda e: e.low):
             ors.append(f"substr({alias}.code_norm, 1, {len(e.low)}) BETWEEN {q(e.low)} AND {q(e.high)}")
         if ors:
@@ -88,64 +173,68 @@ def match_sql(vs: ValueSet, alias: str) -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
 
 
-def convert_sql(vs: ValueSet, value: str, unit: str) -> str:
+def convert_sql(vs: ValueSet, value: str, unit: str, d: Dialect = DUCKDB) -> str:
     """``value`` (in ``unit``) on the code set's canonical scale; NULL when the unit is not convertible."""
     if vs.units is None:
         return value
-    u = f"lower(trim({unit}))"
+    u, q = f"lower(trim({unit}))", d["str"]
     whens = [f"WHEN {unit} IS NULL OR trim({unit}) = '' OR {u} = {q(vs.units.canonical.lower())} THEN {value}"]
-    whens += [f"WHEN {u} = {q(name.lower())} THEN {value} * {float(f)!r}" for name, f in vs.units.factors.items()]
+    whens += [f"WHEN {u} = {q(name.lower())} THEN {value} * {d['number'](f)}" for name, f in vs.units.factors.items()]
     return f"(CASE {' '.join(whens)} ELSE NULL END)"
 
 
-def value_sql(vs: ValueSet, alias: str) -> str:
+def value_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
     """The event's value on the code set's canonical scale; NULL when not usable."""
-    return convert_sql(vs, f"{alias}.value", f"{alias}.unit")
+    return convert_sql(vs, f"{alias}.value", f"{alias}.unit", d)
 
 
-def window_sql(w: Window, ev: str, idx: str) -> str:
+def day_offset(ev: str, idx: str, d: Dialect = DUCKDB) -> str:
+    return d["days_between"](f"{idx}.day", f"{ev}.day")
+
+
+def window_sql(w: Window, ev: str, idx: str, d: Dialect = DUCKDB) -> str:
     if w.unit == "d":
-        off, lo, hi = DUCKDB["day_offset"](ev, idx), w.start, w.end
+        off, lo, hi = day_offset(ev, idx, d), w.start, w.end
     else:
-        off, lo, hi = DUCKDB["us_offset"](ev, idx), w.start * 3_600_000_000, w.end * 3_600_000_000
+        off, lo, hi = f"({ev}.t_us - {idx}.t_us)", w.start * 3_600_000_000, w.end * 3_600_000_000
     return f"{off} {'>=' if w.start_inclusive else '>'} {lo} AND {off} {'<=' if w.end_inclusive else '<'} {hi}"
 
 
-def _threshold(t: ValueTest, vs: ValueSet, alias: str = "m") -> str:
+def _threshold(t: ValueTest, vs: ValueSet, d: Dialect, alias: str = "m") -> str:
     """What values are compared with, on ``vs``'s canonical scale.
 
     A ``threshold`` is written in ``t.unit`` (canonical when omitted) and converted like a value; ``index_ratio``
     multiplies the index event's own value, converted with the same code set so both sides share one scale.
     """
     if t.index_ratio is not None:
-        return f"({float(t.index_ratio)!r} * {convert_sql(vs, f'{alias}.index_value', f'{alias}.index_unit')})"
+        return f"({d['number'](t.index_ratio)} * {convert_sql(vs, f'{alias}.index_value', f'{alias}.index_unit', d)})"
     factor = unit_factor(t.unit, vs) if t.unit is not None else 1.0
     if factor is None:
         raise RuleError(vs.source_file or vs.name, f"threshold unit {t.unit!r} cannot be converted to code set {vs.name!r}")
-    return repr(float(t.threshold) * factor)  # type: ignore[arg-type]
+    return d["number"](float(t.threshold) * factor)  # type: ignore[arg-type]
 
 
-def _population(rule: Rule) -> list[str]:
+def _population(rule: Rule, d: Dialect) -> list[str]:
     p, where = rule.population, []
     if p.age_min is not None:
         where.append(f"age >= {int(p.age_min)}")
     if p.age_max is not None:
         where.append(f"age <= {int(p.age_max)}")
     if p.sex:
-        where.append(f"sex IN ({', '.join(q(s) for s in p.sex)})")
+        where.append(f"sex IN ({', '.join(d['str'](s) for s in p.sex)})")
     return where
 
 
-def _candidates(rule: Rule, rs: RuleSet) -> str:
-    vs = rs.valueset(rule.index.codes)
-    where = [f"e.kind = {q(rule.index.kind)}", match_sql(vs, "e")]
+def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
+    vs, q = rs.valueset(rule.index.codes), d["str"]
+    where = [f"e.kind = {q(rule.index.kind)}", match_sql(vs, "e", d)]
     if rule.index.settings:
         where.append(f"e.setting IN ({', '.join(q(s) for s in rule.index.settings)})")
     if rule.index.value is not None:
-        where.append(f"{value_sql(vs, 'e')} {rule.index.value.op} {_threshold(rule.index.value, vs)}")
+        where.append(f"{value_sql(vs, 'e', d)} {rule.index.value.op} {_threshold(rule.index.value, vs, d)}")
     age = ("year(e.day) - year(p.birth_date) - CASE WHEN month(e.day) < month(p.birth_date) OR "
            "(month(e.day) = month(p.birth_date) AND day(e.day) < day(p.birth_date)) THEN 1 ELSE 0 END")
-    pop = _population(rule)
+    pop = _population(rule, d)
     return f"""cand AS (
   SELECT * FROM (
     SELECT e.ev_id AS cand_id, e.person_id, e.encounter_id, e.time AS index_time, e.day, e.t_us,
@@ -158,77 +247,80 @@ def _candidates(rule: Rule, rs: RuleSet) -> str:
 )"""
 
 
-def _evidence(name: str, role: str) -> str:
-    struct = (f"{{'condition': {q(name)}, 'role': {q(role)}, 'time': strftime(m.time, '%Y-%m-%dT%H:%M:%S'), "
-              f"'system': m.system, 'code': m.code, 'value': m.value, 'unit': m.unit}}")
-    lst = DUCKDB["evidence_list"](struct, "m.time DESC, m.system, m.code, m.ev_id")
-    return DUCKDB["list_head"](lst, EVIDENCE_PER_CONDITION)
+def _evidence(name: str, role: str, d: Dialect) -> str:
+    struct = d["struct"]([("condition", d["str"](name)), ("role", d["str"](role)),
+                          ("time", d["strftime"]("m.time", "%Y-%m-%dT%H:%M:%S")), ("system", "m.system"),
+                          ("code", "m.code"), ("value", "m.value"), ("unit", "m.unit")])
+    keys = [("m.time", True), ("m.system", False), ("m.code", False), ("m.ev_id", False)]
+    return d["list_head"](d["ordered_list_agg"](struct, keys), EVIDENCE_PER_CONDITION)
 
 
-def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet) -> list[str]:
+def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect) -> list[str]:
     """CTEs m_i (matching events) and h_i (holds + evidence) for one criterion."""
-    vs = rs.valueset(crit.codes)
-    on = ["e.person_id = c.person_id", f"e.kind = {q(crit.kind)}", match_sql(vs, "e")]
+    vs, q = rs.valueset(crit.codes), d["str"]
+    on = ["e.person_id = c.person_id", f"e.kind = {q(crit.kind)}", match_sql(vs, "e", d)]
+    evidence = _evidence(name, role, d)
     if crit.same_encounter:
         on.append("e.encounter_id = c.encounter_id")
     ctes = []
     if crit.coverage is not None:
         lo, hi = crit.window.int_bounds()
-        off = DUCKDB["day_offset"]("e", "c")
+        off = day_offset("e", "c", d)
         supply = "greatest(coalesce(e.days_supply, 1), 1)"
         ctes.append(f"""m_{i} AS (
   SELECT c.cand_id, e.ev_id, e.time, e.system, e.code, e.value, e.unit,
-         range(greatest({off}, {lo}), least({off} + {supply} - 1, {hi}) + 1) AS days
+         {d['int_range'](f'greatest({off}, {lo})', f'least({off} + {supply} - 1, {hi})')} AS days
   FROM cand c JOIN lv_ev e ON {' AND '.join(on)}
   WHERE {off} <= {hi} AND {off} + {supply} - 1 >= {lo}
 )""")
         ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, length(list_distinct(flatten(list(m.days)))) >= {crit.coverage.min_days} AS holds,
-         {_evidence(name, role)} AS evidence
+  SELECT m.cand_id, {d['list_len'](d['list_distinct'](f"flatten({d['list_agg']('m.days')})"))} >= {crit.coverage.min_days} AS holds,
+         {evidence} AS evidence
   FROM m_{i} m GROUP BY m.cand_id
 )""")
         return ctes
-    where = [window_sql(crit.window, "e", "c")]
+    where = [window_sql(crit.window, "e", "c", d)]
     join_first = ""
     if crit.first_in is not None:
         n = crit.first_in.amount
         ctes.append(f"""f_{i} AS (
   SELECT person_id, day,
          lag(day) OVER (PARTITION BY person_id ORDER BY day) IS NULL
-         OR date_diff('day', lag(day) OVER (PARTITION BY person_id ORDER BY day), day) > {n} AS first_ok
-  FROM (SELECT DISTINCT e.person_id, e.day FROM lv_ev e WHERE e.kind = {q(crit.kind)} AND {match_sql(vs, 'e')})
+         OR {d['days_between']('lag(day) OVER (PARTITION BY person_id ORDER BY day)', 'day')} > {n} AS first_ok
+  FROM (SELECT DISTINCT e.person_id, e.day FROM lv_ev e WHERE e.kind = {q(crit.kind)} AND {match_sql(vs, 'e', d)})
 )""")
         join_first = f" JOIN f_{i} f ON f.person_id = e.person_id AND f.day = e.day AND f.first_ok"
     ctes.append(f"""m_{i} AS (
-  SELECT c.cand_id, c.index_value, c.index_unit, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e')} AS v
+  SELECT c.cand_id, c.index_value, c.index_unit, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e', d)} AS v
   FROM cand c JOIN lv_ev e ON {' AND '.join(on)}{join_first}
   WHERE {' AND '.join(where)}
 )""")
     t = crit.value
     if t is None:
         ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {_evidence(name, role)} AS evidence
+  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {evidence} AS evidence
   FROM m_{i} m GROUP BY m.cand_id
 )""")
     elif t.of == "any":
-        thr = _threshold(t, vs)
+        thr = _threshold(t, vs, d)
         ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {_evidence(name, role)} AS evidence
+  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {evidence} AS evidence
   FROM m_{i} m WHERE m.v IS NOT NULL AND m.v {t.op} {thr} GROUP BY m.cand_id
 )""")
     else:
-        thr = _threshold(t, vs)
+        thr = _threshold(t, vs, d)
         ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, coalesce(bool_or(m.v {t.op} {thr}), false) AS holds, {_evidence(name, role)} AS evidence
+  SELECT m.cand_id, coalesce({d['bool_or'](f'm.v {t.op} {thr}')}, false) AS holds, {evidence} AS evidence
   FROM (SELECT *, max(time) OVER (PARTITION BY cand_id) AS t_last FROM m_{i} WHERE v IS NOT NULL) m
   WHERE m.time = m.t_last GROUP BY m.cand_id
 )""")
     return ctes
 
 
-def compile_rule(rule: Rule, rs: RuleSet) -> str:
+def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB) -> str:
     """The SQL that judges every candidate of ``rule``: one row per candidate."""
-    ctes = [_candidates(rule, rs)]
+    q, ident = d["str"], d["ident"]
+    ctes = [_candidates(rule, rs, d)]
     cols, joins, evid = [], [], []
     for i, (name, cond) in enumerate(rule.conditions.items()):
         col = ident(f"cond__{name}")
@@ -237,30 +329,31 @@ def compile_rule(rule: Rule, rs: RuleSet) -> str:
             continue
         crit = cond.criterion
         assert crit is not None
-        ctes += _criterion(i, name, cond.role, crit, rs)
+        ctes += _criterion(i, name, cond.role, crit, rs, d)
         joins.append(f"LEFT JOIN h_{i} ON h_{i}.cand_id = c.cand_id")
         holds = f"coalesce(h_{i}.holds, false)"
         cols.append(f"{'NOT ' if cond.role == 'exclude' else ''}{holds} AS {col}")
-        evid.append(f"coalesce(h_{i}.evidence, [])")
+        evid.append(f"coalesce(h_{i}.evidence, {d['no_evidence']()})")
 
     def tier(names: list[str]) -> str:
         return " AND ".join(ident(f"cond__{n}") for n in names) or "TRUE"
 
-    evidence = "[]" if not evid else (evid[0] if len(evid) == 1 else "flatten([" + ", ".join(evid) + "])")
+    evidence = d["no_evidence"]() if not evid else (evid[0] if len(evid) == 1 else f"flatten({d['list'](evid)})")
     body = f"""SELECT c.cand_id, c.person_id, c.encounter_id, c.index_time, c.index_system, c.index_code,
        c.index_value, c.index_unit, c.index_days_supply, c.setting, c.care_unit AS unit, c.cost, c.age, c.sex,
        {', '.join(cols + [f'{evidence} AS evidence']) if cols else f'{evidence} AS evidence'}
 FROM cand c {' '.join(joins)}"""
-    key = ("concat_ws('|', person_id, coalesce(encounter_id, ''), strftime(index_time, '%Y-%m-%dT%H:%M:%S.%f'), "
-           "index_system, index_code, coalesce(CAST(index_value AS VARCHAR), ''), coalesce(index_unit, ''), "
-           "coalesce(CAST(index_days_supply AS VARCHAR), ''))")
+    key = (f"concat_ws('|', person_id, coalesce(encounter_id, ''), {d['strftime']('index_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
+           f"index_system, index_code, coalesce({d['text']('index_value', 'double')}, ''), coalesce(index_unit, ''), "
+           f"coalesce({d['text']('index_days_supply', 'int32')}, ''))")
+    order = d["order_by"](["person_id", "index_time", "index_system", "index_code", "encounter_id", "index_value", "cand_id"])
     return f"""WITH {', '.join(ctes)},
 judged AS ({body})
 SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, *, {tier(rule.conditions_of('eligibility'))} AS eligible,
        {tier(rule.conditions_of('sensitive'))} AS sensitive,
        {tier(rule.conditions_of('specific'))} AS specific
 FROM judged
-ORDER BY person_id, index_time, index_system, index_code, encounter_id, index_value, cand_id"""
+ORDER BY {order}"""
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> pd.DataFrame:
@@ -268,26 +361,32 @@ def evaluate(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> pd.Data
     return con.execute(compile_rule(rule, rs)).df()
 
 
+def canonical_select(name: str, columns: list[str], source: str, d: Dialect = DUCKDB) -> str:
+    """SELECT the canonical table ``name`` from ``source``: every schema column, cast, NULL when absent."""
+    cols = [
+        (f"CAST({d['ident'](f.name)} AS {d['type'](str(f.type))})" if f.name in columns
+         else f"CAST(NULL AS {d['type'](str(f.type))})") + f" AS {d['ident'](f.name)}"
+        for f in TABLES[name].schema
+    ]
+    return f"SELECT {', '.join(cols)} FROM {source}"
+
+
 def load_frames(con: duckdb.DuckDBPyConnection, persons: pd.DataFrame, encounters: pd.DataFrame,
                 events: pd.DataFrame) -> None:
     """Create the canonical tables in ``con`` from pandas frames (for tests and small data; no validation)."""
     for name, df in (("persons", persons), ("encounters", encounters), ("events", events)):
         con.register(f"_lv_{name}", df)
-        cols = [
-            (f"CAST({ident(f.name)} AS {DUCKDB_TYPES[str(f.type)]})" if f.name in df.columns
-             else f"CAST(NULL AS {DUCKDB_TYPES[str(f.type)]})") + f" AS {ident(f.name)}"
-            for f in TABLES[name].schema
-        ]
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {', '.join(cols)} FROM _lv_{name}")
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS {canonical_select(name, list(df.columns), f'_lv_{name}')}")
         con.unregister(f"_lv_{name}")
-
-
-DUCKDB_TYPES = {"string": "VARCHAR", "date32[day]": "DATE", "timestamp[us]": "TIMESTAMP", "double": "DOUBLE",
-                "int32": "INTEGER"}
 
 
 CANDIDATE_KEY = ["person_id", "encounter_id", "index_time", "index_system", "index_code", "index_value", "index_unit",
                  "index_days_supply"]
+
+
+def frame_columns(rule: Rule) -> list[str]:
+    """The columns of :func:`evaluate_frames` (and of the reference evaluator), in order."""
+    return CANDIDATE_KEY + ["eligible", "sensitive", "specific"] + [f"cond__{n}" for n in rule.conditions]
 
 
 def evaluate_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, rule: Rule,
@@ -300,5 +399,4 @@ def evaluate_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.
         df = evaluate(con, rule, rs)
     finally:
         con.close()
-    conds = [f"cond__{n}" for n in rule.conditions]
-    return df[CANDIDATE_KEY + ["eligible", "sensitive", "specific"] + conds].reset_index(drop=True)
+    return df[frame_columns(rule)].reset_index(drop=True)

@@ -4,6 +4,11 @@ A deck case is a tiny timeline and the exact flags it must produce, in the
 manner of Bonnie's test decks for eCQMs and ehrQL's assurance data. Each case
 runs on the DuckDB engine and on the reference evaluator; both must give the
 expected flags, so a deck checks the rule *and* the engines.
+
+Engines with a high cost per query (Spark) run decks batched
+(:func:`run_decks_batched`): every case becomes one person (``deck-<i>``, its
+encounter ids prefixed ``deck-<i>/``) of one extract, loaded once; each rule is
+evaluated once and its flags are split per person.
 """
 
 from __future__ import annotations
@@ -34,19 +39,23 @@ def _birth_date(case: TestCase) -> date:
     return ref.replace(year=ref.year - age) - timedelta(days=182)
 
 
-def case_frames(case: TestCase) -> dict[str, pd.DataFrame]:
-    """The canonical tables for one deck case."""
-    persons = pd.DataFrame([{"person_id": PERSON_ID, "birth_date": _birth_date(case), "sex": case.person.sex,
+def case_frames(case: TestCase, person_id: str = PERSON_ID, encounter_prefix: str = "") -> dict[str, pd.DataFrame]:
+    """The canonical tables for one deck case (as person ``person_id``, encounter ids prefixed)."""
+    def enc(x: str | None) -> str | None:
+        return x if x is None else encounter_prefix + x
+
+    persons = pd.DataFrame([{"person_id": person_id, "birth_date": _birth_date(case), "sex": case.person.sex,
                              "death_date": case.person.death_date}])
     encounters = pd.DataFrame(
-        [{"encounter_id": e.id, "person_id": PERSON_ID, "start_time": at(e.at),
+        [{"encounter_id": enc(e.id), "person_id": person_id, "start_time": at(e.at),
           "end_time": at(e.at) + timedelta(hours=e.hours), "setting": e.setting, "unit": e.unit}
          for e in case.encounters],
         columns=["encounter_id", "person_id", "start_time", "end_time", "setting", "unit"],
     )
     events = pd.DataFrame(
-        [{"person_id": PERSON_ID, "encounter_id": e.encounter, "time": at(e.at), "kind": e.kind, "system": e.system,
-          "code": e.code, "value": e.value, "unit": e.unit, "days_supply": e.days_supply} for e in case.events],
+        [{"person_id": person_id, "encounter_id": enc(e.encounter), "time": at(e.at), "kind": e.kind,
+          "system": e.system, "code": e.code, "value": e.value, "unit": e.unit, "days_supply": e.days_supply}
+         for e in case.events],
         columns=["person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply"],
     )
     return {"persons": persons, "encounters": encounters, "events": events}
@@ -97,3 +106,49 @@ def run_deck(rule: Rule, rs: RuleSet) -> tuple[int, list[DeckFailure]]:
             if got != expected:
                 failures.append(DeckFailure(rule.id, case.name, name, expected, got))
     return len(rule.tests), failures
+
+
+Loader = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], None]
+RuleEvaluator = Callable[[Rule, RuleSet], pd.DataFrame]
+
+
+def batch_frames(cases: list[TestCase]) -> dict[str, pd.DataFrame]:
+    """All cases as one extract: case ``i`` is person ``deck-<i>``, its encounter ids prefixed ``deck-<i>/``."""
+    parts = [case_frames(c, f"deck-{i}", f"deck-{i}/") for i, c in enumerate(cases)]
+    if not parts:
+        raise ValueError("no deck cases to batch")
+    return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in ("persons", "encounters", "events")}
+
+
+def run_decks_batched(rules: list[Rule], rs: RuleSet, load: Loader, evaluate: RuleEvaluator, engine: str,
+                      workers: int = 1) -> tuple[int, list[DeckFailure]]:
+    """Every case of ``rules`` in one extract, loaded once; each rule evaluated once, its flags split per person.
+
+    ``workers`` > 1 evaluates that many rules at a time (threads; for engines whose queries may run concurrently).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = [(rule, case) for rule in rules for case in rule.tests]
+    frames = batch_frames([case for _, case in items])
+    load(frames["persons"], frames["encounters"], frames["events"])
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        judged = list(pool.map(lambda rule: evaluate(rule, rs), rules))
+    failures = []
+    for rule, df in zip(rules, judged):
+        got = {pid: _flags_of(part) for pid, part in df.groupby("person_id", sort=False)} if len(df) else {}
+        for i, (r, case) in enumerate(items):
+            if r is rule:
+                expected = sorted((at(e.at), e.variant) for e in case.expect)
+                if got.get(f"deck-{i}", []) != expected:
+                    failures.append(DeckFailure(rule.id, case.name, engine, expected, got.get(f"deck-{i}", [])))
+    return len(items), failures
+
+
+def frames_engine(evaluate: Evaluator) -> tuple[Loader, RuleEvaluator]:
+    """``(load, evaluate)`` for :func:`run_decks_batched` from a frames evaluator (DuckDB, the reference)."""
+    held: dict[str, pd.DataFrame] = {}
+
+    def load(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame) -> None:
+        held.update(persons=persons, encounters=encounters, events=events)
+
+    return load, lambda rule, rs: evaluate(held["persons"], held["encounters"], held["events"], rule, rs)

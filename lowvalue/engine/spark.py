@@ -1,0 +1,221 @@
+"""Run compiled rules on Spark SQL: the same rule, the same rows as DuckDB and the reference evaluator.
+
+The SQL comes from :func:`lowvalue.engine.sql.compile_rule` with the :data:`~lowvalue.engine.sql.SPARK`
+renderer table; this module only owns the Spark side: one local session per process, loading the canonical
+tables (pandas frames or Parquet), and bringing results back to pandas in the DuckDB engine's dtypes.
+
+Times: the JVM and the session both run in UTC and every timestamp is naive UTC on both sides, so Spark
+never shifts a wall-clock time (``spark.driver.extraJavaOptions=-Duser.timezone=UTC``,
+``spark.sql.session.timeZone=UTC``). Event ids: the canonical tables carry ``_lv_rowid`` (row number of the
+frame, or DuckDB's ``rowid`` when exported from an opened extract), so ``lv_ev.ev_id`` is deterministic and
+equal to DuckDB's; a Spark view is recomputed on every use and a random id would not join with itself.
+
+:func:`judge` is the scan's Spark engine (``lowvalue scan --engine spark``): the rules run on Spark; reading,
+validation, evaluability, denominators and features stay on the extract's DuckDB connection (they are per-table
+counts and per-candidate lookups).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from lowvalue.data.schema import TABLES
+from lowvalue.engine import sql
+from lowvalue.errors import LowvalueError
+from lowvalue.rules.library import RuleSet
+from lowvalue.rules.model import Rule
+
+ROWID = "_lv_rowid"
+CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.driver.memory": "1g",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+}
+
+_session: Any = None
+
+
+def session() -> Any:
+    """The process's local SparkSession (``local[2]``), created on first use and reused."""
+    global _session
+    if _session is None:
+        os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as e:
+            raise LowvalueError("the Spark engine needs pyspark: pip install 'lowvalue[spark]'") from e
+
+        builder = SparkSession.builder.master(os.environ.get("LOWVALUE_SPARK_MASTER", "local[2]")).appName("lowvalue")
+        for k, v in CONF.items():
+            builder = builder.config(k, v)
+        _session = builder.getOrCreate()
+        _session.sparkContext.setLogLevel("ERROR")
+    return _session
+
+
+class Connection:
+    """The ``execute(sql)`` interface :func:`lowvalue.engine.sql.prepare` expects, on a Spark session."""
+
+    def __init__(self, spark: Any | None = None) -> None:
+        self.spark = spark or session()
+
+    def execute(self, text: str) -> Any:
+        return self.spark.sql(text)
+
+
+def _arrow(name: str, df: pd.DataFrame) -> pa.Table:
+    """The frame's canonical columns as Arrow, typed by the schema (all-null columns keep their type), plus a row id."""
+    arrays, fields = [pa.array(range(len(df)), pa.int64())], [pa.field(ROWID, pa.int64())]
+    for f in TABLES[name].schema:
+        if f.name in df.columns:
+            col = df[f.name]
+            arrays.append(pa.array(col.astype(object).where(col.notna(), None).tolist(), type=f.type))
+            fields.append(pa.field(f.name, f.type))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _view(spark: Any, name: str, source: Any) -> None:
+    """Create the canonical view ``name`` (schema columns, cast; ``_lv_rowid`` kept) over a Spark DataFrame."""
+    source.createOrReplaceTempView(f"_lv_src_{name}")
+    select = sql.canonical_select(name, list(source.columns), f"_lv_src_{name}", sql.SPARK)
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {select.replace('SELECT ', f'SELECT {ROWID}, ', 1)}")
+
+
+SMALL = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false",
+         "spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+         "spark.sql.autoBroadcastJoinThreshold": "64MB"}
+"""Session settings for frames (tests, decks: tiny data, where the cost is per stage, not per row)."""
+LARGE = {"spark.sql.shuffle.partitions": CONF["spark.sql.shuffle.partitions"], "spark.sql.adaptive.enabled": "true",
+         "spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK",
+         "spark.sql.autoBroadcastJoinThreshold": "10MB"}
+
+
+def _tune(spark: Any, conf: dict[str, str]) -> None:
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+
+
+def load_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, spark: Any | None = None) -> None:
+    """Make pandas frames the session's canonical tables and build ``lv_ev`` (no validation)."""
+    spark = spark or session()
+    _tune(spark, SMALL)
+    for name, df in (("persons", persons), ("encounters", encounters), ("events", events)):
+        table = _arrow(name, df)
+        try:
+            source = spark.createDataFrame(table)  # Spark >= 4: Arrow directly
+        except TypeError:  # pragma: no cover - Spark 3.5 takes pandas
+            source = spark.createDataFrame(table.to_pandas(timestamp_as_object=False))
+        _view(spark, name, source)
+    _prepare(spark)
+
+
+def load_parquet(folder: Path | str, spark: Any | None = None, conf: dict[str, str] | None = None) -> None:
+    """Use ``folder/{persons,encounters,events}.parquet`` (with ``_lv_rowid``, see :func:`export`) as the tables.
+
+    ``conf``: :data:`SMALL` or :data:`LARGE` session settings (default LARGE).
+    """
+    spark = spark or session()
+    _tune(spark, conf or LARGE)
+    for name in ("persons", "encounters", "events"):
+        _view(spark, name, spark.read.parquet(str(Path(folder) / f"{name}.parquet")))
+    _prepare(spark)
+
+
+def _prepare(spark: Any) -> None:
+    """``lv_ev`` (see :func:`sql.prepare`) and ``persons``, materialised once (every rule reads them several times).
+
+    A local checkpoint replaces each view's plan by its computed rows, so later queries neither recompute nor
+    re-analyse it (a cached view is matched against every reference, which costs seconds per rule).
+    """
+    sql.prepare(Connection(spark), sql.SPARK)
+    for name in ("lv_ev", "persons"):
+        spark.table(name).localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+
+def export(con: Any, folder: Path | str) -> Path:
+    """Write the canonical tables of a DuckDB extract as Parquet with DuckDB's ``rowid`` (so ev_ids agree)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("persons", "encounters", "events"):
+        path = sql.q(str(folder / f"{name}.parquet"))
+        con.execute(f"COPY (SELECT rowid AS {ROWID}, * FROM {name}) TO {path} (FORMAT parquet)")
+    return folder
+
+
+def _to_pandas(df: Any) -> pd.DataFrame:
+    """A Spark result as the DuckDB engine returns it: through Arrow and DuckDB's own pandas conversion.
+
+    Spark's timestamps come back as UTC-zoned Arrow timestamps (the session zone) and are made naive again;
+    ``year()`` is an INT on Spark and a BIGINT on DuckDB.
+    """
+    table = df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas(), preserve_index=False)
+    cols = []
+    for f, col in zip(table.schema, table.columns):
+        if pa.types.is_timestamp(f.type):
+            col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+        elif f.name == "age":
+            col = col.cast(pa.int64())
+        cols.append(col)
+    con = duckdb.connect()
+    try:
+        return con.from_arrow(pa.Table.from_arrays(cols, names=table.column_names)).df()
+    finally:
+        con.close()
+
+
+def evaluate(rule: Rule, rs: RuleSet, spark: Any | None = None) -> pd.DataFrame:
+    """Judge every candidate of ``rule`` on the loaded tables; the columns and dtypes of :func:`sql.evaluate`."""
+    return _to_pandas((spark or session()).sql(sql.compile_rule(rule, rs, sql.SPARK)))
+
+
+def evaluate_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, rule: Rule,
+                    rs: RuleSet) -> pd.DataFrame:
+    """Evaluate one rule on pandas frames on Spark; same columns and order as :func:`sql.evaluate_frames`."""
+    load_frames(persons, encounters, events)
+    return evaluate(rule, rs)[sql.frame_columns(rule)].reset_index(drop=True)
+
+
+SMALL_ROWS = 2_000_000
+"""Extracts with fewer events than this run with :data:`SMALL` settings (interpreted, one shuffle partition)."""
+
+
+def judge(extract: Any, rules: list[Rule], rs: RuleSet, done: Any, *, workers: int = 2) -> dict[str, pd.DataFrame]:
+    """Judge ``rules`` on Spark over an opened extract (the ``spark`` entry of :data:`lowvalue.engine.scan.ENGINES`).
+
+    The extract's validated tables go to Spark as Parquet with DuckDB's row ids, so evidence ids agree. ``workers``
+    rules are judged at a time (concurrent Spark jobs: planning a rule costs about as much as running it on a
+    small extract).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    con = extract.con
+    with tempfile.TemporaryDirectory(prefix="lowvalue-spark-") as tmp:
+        n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        load_parquet(export(con, tmp), conf=SMALL if n_events < SMALL_ROWS else LARGE)
+
+        def one(rule: Rule) -> pd.DataFrame:
+            t0 = time.perf_counter()
+            df = evaluate(rule, rs)
+            done(rule.id, time.perf_counter() - t0)
+            return df
+
+        with ThreadPoolExecutor(max(workers, 1)) as pool:
+            return dict(zip((r.id for r in rules), pool.map(one, rules)))

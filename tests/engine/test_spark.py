@@ -1,0 +1,171 @@
+"""The Spark engine gives the same rows as the reference evaluator and the DuckDB engine.
+
+Spark has a high cost per query (seconds: planning, stages) and a low cost per row, so these tests batch:
+every deck case of every rule is one person of one extract, loaded once; random rules are checked many per
+extract. ``LOWVALUE_SPARK_EXAMPLES=N`` sets the number of hypothesis examples (each: RULES_PER_EXAMPLE random
+rules on the union of their random extracts); ``LOWVALUE_HYPOTHESIS_SHRINK=1`` shrinks a failure (slow on Spark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("pyspark")
+if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)", allow_module_level=True)
+
+try:  # `tests/engine` on sys.path (pytest's default rootdir insertion) or `tests` as a package
+    from strategies import cases, rule_yaml, ruleset
+    from test_crosscheck import _by_content, _first_difference, _rows, _timeline
+except ImportError:  # pragma: no cover
+    from tests.engine.strategies import cases, rule_yaml, ruleset
+    from tests.engine.test_crosscheck import _by_content, _first_difference, _rows, _timeline
+
+from lowvalue.data.extract import open_extract
+from lowvalue.engine import reference, spark, sql
+from lowvalue.rules import decks
+from lowvalue.rules.library import load_library
+
+EXAMPLES = int(os.environ.get("LOWVALUE_SPARK_EXAMPLES", "6"))
+RULES_PER_EXAMPLE = 12
+WORKERS = 3
+SHRINK = os.environ.get("LOWVALUE_HYPOTHESIS_SHRINK", "0") == "1"
+RULESET = ruleset()
+SYNTHETIC = "examples/synthetic_data"
+
+
+@pytest.fixture(scope="module")
+def session():
+    return spark.session()
+
+
+@pytest.fixture(scope="module")
+def library():
+    return load_library(None)
+
+
+def test_every_deck_on_spark(session, library):
+    rules = [r for r in sorted(library.rules.values(), key=lambda r: r.id) if r.tests]
+    assert any(r.type == "trigger" for r in rules) and any(r.type != "trigger" for r in rules)
+    n, failures = decks.run_decks_batched(rules, library, spark.load_frames, spark.evaluate, "spark",
+                                          workers=WORKERS)
+    assert n == sum(len(r.tests) for r in rules) and n > 400
+    assert not failures, "\n".join(map(str, failures))
+
+
+def test_batched_decks_equal_per_case_on_duckdb(library):
+    """Batching is sound: the same cases, one extract, give the expected flags on DuckDB too."""
+    rules = [r for r in sorted(library.rules.values(), key=lambda r: r.id) if r.tests]
+    n, failures = decks.run_decks_batched(rules, library, *decks.frames_engine(sql.evaluate_frames), "duckdb")
+    assert n > 400 and not failures, "\n".join(map(str, failures))
+
+
+def _merge(examples: list) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The union of several random extracts, each's person and encounter ids prefixed so they stay apart."""
+    parts = []
+    for j, (_, (p, e, v)) in enumerate(examples):
+        pre = lambda s: s.map(lambda x: x if x is None or pd.isna(x) else f"c{j}-{x}")  # noqa: E731
+        p, e, v = p.copy(), e.copy(), v.copy()
+        p["person_id"] = pre(p["person_id"])
+        e["person_id"], e["encounter_id"] = pre(e["person_id"]), pre(e["encounter_id"])
+        v["person_id"], v["encounter_id"] = pre(v["person_id"]), pre(v["encounter_id"]).astype(object)
+        parts.append((p, e, v))
+    return tuple(pd.concat([x[k] for x in parts], ignore_index=True) for k in range(3))  # type: ignore[return-value]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          phases=[p for p in Phase if p not in (Phase.explain, *(() if SHRINK else (Phase.shrink,)))],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(cases(), min_size=RULES_PER_EXAMPLE, max_size=RULES_PER_EXAMPLE))
+def test_spark_agrees_with_reference(session, examples):
+    from concurrent.futures import ThreadPoolExecutor
+
+    persons, encounters, events = _merge(examples)
+    spark.load_frames(persons, encounters, events)
+    rules = [rule for rule, _ in examples]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        got_all = list(pool.map(lambda r: spark.evaluate(r, RULESET)[sql.frame_columns(r)], rules))
+    for rule, got in zip(rules, got_all):
+        expected = reference.evaluate(persons, encounters, events, rule, RULESET)
+        context = f"\n\nrule:\n{rule_yaml(rule)}\n{_timeline(persons, encounters, events)}\n"
+        assert list(got.columns) == list(expected.columns), context
+        ref_rows, got_rows = _rows(expected), _rows(got)
+        a, b = _by_content(ref_rows), _by_content(got_rows)
+        assert a == b, (f"{len(a)} reference rows, {len(b)} spark rows; "
+                        f"{_first_difference(a, b, list(expected.columns)).replace('duckdb:', 'spark: ')}{context}")
+        keys = [expected.columns.get_loc(c) for c in reference.SORT_COLUMNS]
+        assert [tuple(r[k] for k in keys) for r in got_rows] == [tuple(r[k] for k in keys) for r in ref_rows], \
+            f"same rows, different order{context}"
+
+
+# lab threshold with unit conversion (g/dL → g/L), medication coverage (days_supply), first_in, same_encounter
+# with index_ratio, and a trigger with index_ratio
+SYNTHETIC_RULES = ["LV-HOSP-027", "LV-RX-026", "LV-IMG-001", "LV-HOSP-028", "TR-AKI"]
+
+
+def test_synthetic_region_same_candidates(session, library):
+    h27, rx26, img1, h28 = (library.rules[r] for r in SYNTHETIC_RULES[:4])
+    assert any(c.criterion and c.criterion.value and c.criterion.value.threshold is not None
+               and library.valueset(c.criterion.codes).units is not None for c in h27.conditions.values())
+    assert any(c.criterion and c.criterion.coverage for c in rx26.conditions.values())
+    assert any(c.criterion and c.criterion.first_in for c in img1.conditions.values())
+    assert any(c.criterion and c.criterion.same_encounter and c.criterion.value and c.criterion.value.index_ratio
+               for c in h28.conditions.values())
+
+    extract = open_extract(SYNTHETIC)
+    try:
+        sql.prepare(extract.con)
+        with tempfile.TemporaryDirectory() as tmp:
+            spark.load_parquet(spark.export(extract.con, tmp), conf=spark.SMALL)
+            for rid in SYNTHETIC_RULES:
+                rule = library.rules[rid]
+                duck, sp = sql.evaluate(extract.con, rule, library), spark.evaluate(rule, library)
+                assert len(duck) > 10, rid
+                assert (duck.sensitive | duck.specific).any(), rid
+                assert list(duck.columns) == list(sp.columns), rid
+                plain = [c for c in duck.columns if c != "evidence"]
+                assert duck[plain].equals(sp[plain]), f"{rid}: candidate rows differ"
+                assert ([json.dumps(list(e), default=str) for e in duck.evidence]
+                        == [json.dumps(list(e), default=str) for e in sp.evidence]), f"{rid}: evidence differs"
+    finally:
+        extract.close()
+
+
+def test_literals_and_number_text_match_duckdb(session):
+    """String literals survive quotes and backslashes; a double's text (in candidate ids) is DuckDB's."""
+    import duckdb
+
+    texts = ["it's", "back\\slash", "a''b", "ÅÄÖ é", "%Y"]
+    values = [0.0, -0.0, 7.0, 0.5, 9.9, 0.1, 140.0, 0.0001, 1e-05, -2.5e-07, 12345678.5, 1e14, 1e15, 1e16, 3.5e20,
+              -3.25, 1 / 3]
+    lits = ", ".join(f"{sql.SPARK['str'](t)} AS s{i}" for i, t in enumerate(texts))
+    assert list(session.sql(f"SELECT {lits}").collect()[0]) == texts
+    rows = ", ".join(f"({sql.SPARK['number'](v)})" for v in values)
+    got = [r[0] for r in session.sql(f"SELECT {sql.SPARK['text']('v', 'double')} FROM VALUES {rows} AS t(v)").collect()]
+    con = duckdb.connect()
+    want = [con.execute(f"SELECT {sql.DUCKDB['text']('?::DOUBLE', 'double')}", [v]).fetchone()[0] for v in values]
+    assert got == want
+
+
+def test_scan_on_spark_writes_the_same_flags(session, library, tmp_path):
+    """The whole scan path (`lowvalue scan --engine spark`): same flag and candidate files as DuckDB, engine in the manifest."""
+    from lowvalue.engine.scan import scan
+
+    only = list(SYNTHETIC_RULES)
+    duck = scan(SYNTHETIC, library, only=only, features=False)
+    sp = scan(SYNTHETIC, library, only=only, features=False, engine="spark")
+    assert len(duck.flags) > 10
+    duck.write(tmp_path / "duck")
+    sp.write(tmp_path / "spark")
+    for name in ("flags", "candidates", "triggers", "waterfall"):
+        assert (tmp_path / "duck" / f"{name}.parquet").read_bytes() == (tmp_path / "spark" / f"{name}.parquet").read_bytes(), name
+    assert sp.manifest["engine"] == "spark" and "pyspark" in sp.manifest["versions"]
+    assert duck.manifest["engine"] == "duckdb"
