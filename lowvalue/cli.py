@@ -220,7 +220,7 @@ def _print_frame(df, title: str) -> None:  # noqa: ANN001
               help="Extract to use [default: the bundled examples/synthetic_data].")
 @click.pass_context
 def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
-    """The main job on the bundled synthetic region: validate, scan, check truth, risk, explain, report."""
+    """The main job on the bundled synthetic region: validate, scan, check truth, risk, explain, report, review round."""
     import pandas as pd
 
     from lowvalue.data.extract import open_extract
@@ -263,7 +263,12 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
         ctx.invoke(report, results=results, out=out / f"report-{lang}.html", lang=lang, pdf=False, min_count=5,
                    model_dir=model, excess=None, verdicts=None, weights="volume=0.4,harm=0.4,confidence=0.2",
                    funnel_limits="normal", rules=())
-    click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html")
+    click.echo("8. a review round for the quality unit (SQLite; the web app serves it on loopback after a login)")
+    db = out / "review.sqlite"
+    ctx.invoke(review.commands["init"], results=results, db=db)
+    click.echo(f"   next: lowvalue review add-user NAME --db {db} && "
+               f"lowvalue review serve --db {db} --results {results} --model {model}")
+    click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html, {db}")
 
 
 if __name__ == "__main__":  # pragma: no cover
