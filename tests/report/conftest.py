@@ -12,18 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import lowvalue
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "synthetic_data"
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="session")
-def example_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("report") / "results"
-    lowvalue.scan(EXAMPLE).write(out)
-    return out
 
 
 @pytest.fixture(scope="session")

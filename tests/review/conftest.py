@@ -13,19 +13,15 @@ from typing import Any
 
 import pytest
 
-import lowvalue
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "synthetic_data"
 MODEL = ROOT / "models" / "synthetic-region-100k"
 USER, PASSWORD = "anna", "correct-horse-battery"
 
 
 @pytest.fixture(scope="session")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("review") / "results"
-    lowvalue.scan(EXAMPLE).write(out)
-    return out
+def results(example_results: Path) -> Path:
+    return example_results
 
 
 @pytest.fixture(scope="session")
