@@ -46,10 +46,15 @@ def check(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> dict[str, 
     if rule.index.settings and not settings & set(rule.index.settings):
         problems.append(f"index: no encounters in settings {rule.index.settings}")
     for name, cond in rule.conditions.items():
-        crit = cond.criterion
-        if crit is not None:
-            need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None,
-                 into=caveats if cond.exclude is not None else problems)
+        if cond.role == "exclude":  # every branch of an exclusion that lacks data is one that cannot be checked
+            for crit in cond.criteria:
+                need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None, into=caveats)
+        elif cond.criteria:  # a requirement fails only when none of its branches has data
+            missing: list[str] = []
+            for crit in cond.criteria:
+                need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None, into=missing)
+            if len(missing) == len(cond.criteria):
+                problems.extend(missing)
     if problems:
         return {"status": "not_evaluable", "reason": "; ".join(problems + caveats)}
     if caveats:

@@ -18,7 +18,7 @@ Events the engine sees     :func:`timelines`, :func:`encounter_pseudo_event`
 Candidates                 :func:`candidates`, :func:`age_on`,
                            :func:`in_population`, :func:`passes_index`
 Windows                    :func:`day_offset`, :func:`hour_offset`,
-                           :func:`in_window`
+                           :func:`in_window`, :func:`anchor_of`
 Conditions                 :func:`condition_holds`, :func:`criterion_holds`,
                            :func:`matching_events`, :func:`is_first_in`,
                            :func:`usable_value`, :func:`threshold_of`,
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any, Callable, Iterable
@@ -109,6 +109,8 @@ class Event:
     unit: str | None
     days_supply: int | None
     setting: str | None
+    encounter_end: pd.Timestamp | None = None
+    """The end (discharge) of the event's encounter; None without an encounter, for an unknown one or no end time."""
 
     @property
     def date(self) -> date:
@@ -141,6 +143,7 @@ def encounter_pseudo_event(row: dict[str, Any]) -> Event:
         unit=None,
         days_supply=None,
         setting=str(row["setting"]),
+        encounter_end=None if _missing(row.get("end_time")) else _as_timestamp(row["end_time"]),
     )
 
 
@@ -154,10 +157,12 @@ def timelines(encounters: pd.DataFrame, events: pd.DataFrame) -> dict[str, list[
     matches the index, a candidate of its own).
     """
     setting_of: dict[str, str] = {}
+    end_of: dict[str, pd.Timestamp | None] = {}
     by_person: dict[str, list[Event]] = {}
     for row in encounters.to_dict("records"):
         setting_of[str(row["encounter_id"])] = str(row["setting"])
         pseudo = encounter_pseudo_event(row)
+        end_of[str(row["encounter_id"])] = pseudo.encounter_end
         by_person.setdefault(pseudo.person_id, []).append(pseudo)
     for row in events.to_dict("records"):
         enc = _or_none(row.get("encounter_id"))
@@ -176,6 +181,7 @@ def timelines(encounters: pd.DataFrame, events: pd.DataFrame) -> dict[str, list[
             unit=None if unit is None else str(unit),
             days_supply=None if supply is None else int(supply),
             setting=setting_of.get(enc) if enc is not None else None,
+            encounter_end=end_of.get(enc) if enc is not None else None,
         )
         by_person.setdefault(e.person_id, []).append(e)
     return by_person
@@ -275,6 +281,15 @@ def in_window(event: Event, index: Event, window: Window) -> bool:
     return window.contains(offset)
 
 
+def anchor_of(criterion: Criterion, index: Event) -> Event | None:
+    """What the criterion's window is measured from: the index event, or with ``from: discharge`` the index moved
+    to the end of its encounter. None (the criterion cannot hold) when the index has no encounter, its encounter is
+    not in ``encounters`` or has no end time."""
+    if criterion.anchor == "index":
+        return index
+    return None if index.encounter_end is None else replace(index, time=index.encounter_end)
+
+
 # --------------------------------------------------------------------------------------------------
 # Matching events, first_in
 # --------------------------------------------------------------------------------------------------
@@ -299,11 +314,14 @@ def is_first_in(event: Event, timeline: list[Event], kind: str, codes: ValueSet,
 def matching_events(criterion: Criterion, index: Event, timeline: list[Event], codes: ValueSet) -> list[Event]:
     """Events of the person, of the kind and code set, in the window, in the same encounter if asked,
     and first in their washout if asked. The index event itself is included when it qualifies."""
+    anchor = anchor_of(criterion, index)
+    if anchor is None:
+        return []
     out = []
     for e in timeline:
         if not has_code(e, criterion.kind, codes):
             continue
-        if not in_window(e, index, criterion.window):
+        if not in_window(e, anchor, criterion.window):
             continue
         if criterion.same_encounter and not same_encounter(e, index):
             continue
@@ -398,13 +416,16 @@ def covered_day_offsets(criterion: Criterion, index: Event, timeline: list[Event
     """
     lo, hi = criterion.window.int_bounds()
     covered: set[int] = set()
+    anchor = anchor_of(criterion, index)
+    if anchor is None:
+        return covered
     for e in timeline:
         if not has_code(e, criterion.kind, codes):
             continue
         if criterion.same_encounter and not same_encounter(e, index):
             continue
         supply = e.days_supply if e.days_supply is not None and e.days_supply >= 1 else 1
-        start = day_offset(e, index)
+        start = day_offset(e, anchor)
         for off in range(start, start + supply):
             if lo <= off <= hi:
                 covered.add(off)
@@ -428,13 +449,12 @@ def criterion_holds(criterion: Criterion, index: Event, timeline: list[Event], r
 
 def condition_holds(condition: Condition, index: Event, timeline: list[Event], ruleset: RuleSet) -> bool:
     """``index_setting``: the candidate's setting is listed (no setting → false);
-    ``require``: the criterion holds; ``exclude``: it does not."""
+    ``require``: the criterion holds; ``exclude``: it does not;
+    ``require_any``: at least one of the criteria holds; ``exclude_any``: none of them holds."""
     if condition.index_setting is not None:
         return index.setting is not None and index.setting in condition.index_setting
-    if condition.require is not None:
-        return criterion_holds(condition.require, index, timeline, ruleset)
-    assert condition.exclude is not None
-    return not criterion_holds(condition.exclude, index, timeline, ruleset)
+    any_holds = any(criterion_holds(c, index, timeline, ruleset) for c in condition.criteria)
+    return any_holds if condition.role == "require" else not any_holds
 
 
 # --------------------------------------------------------------------------------------------------

@@ -146,12 +146,12 @@ def prepare_sql(d: Dialect = DUCKDB) -> str:
         SELECT {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
                {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code,
                CASE WHEN e.system IN ({icd}) THEN replace(upper(trim(e.code)), '.', '') ELSE upper(trim(e.code)) END AS code_norm,
-               e.value, e.unit, e.days_supply, e.cost, c.setting, c.unit AS care_unit
+               e.value, e.unit, e.days_supply, e.cost, c.setting, c.unit AS care_unit, c.end_time AS enc_end
         FROM events e LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
         UNION ALL
         SELECT -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
                {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, upper(trim(c.setting)),
-               NULL, NULL, NULL, c.cost, c.setting, c.unit
+               NULL, NULL, NULL, c.cost, c.setting, c.unit, c.end_time
         FROM encounters c""")
 
 
@@ -188,15 +188,16 @@ def value_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
     return convert_sql(vs, f"{alias}.value", f"{alias}.unit", d)
 
 
-def day_offset(ev: str, idx: str, d: Dialect = DUCKDB) -> str:
-    return d["days_between"](f"{idx}.day", f"{ev}.day")
+def day_offset(ev: str, idx: str, d: Dialect = DUCKDB, at: str = "") -> str:
+    """Days from the anchor (``at``: "" the index, "dis_" its discharge, NULL when unknown) to the event."""
+    return d["days_between"](f"{idx}.{at}day", f"{ev}.day")
 
 
-def window_sql(w: Window, ev: str, idx: str, d: Dialect = DUCKDB) -> str:
+def window_sql(w: Window, ev: str, idx: str, d: Dialect = DUCKDB, at: str = "") -> str:
     if w.unit == "d":
-        off, lo, hi = day_offset(ev, idx, d), w.start, w.end
+        off, lo, hi = day_offset(ev, idx, d, at), w.start, w.end
     else:
-        off, lo, hi = f"({ev}.t_us - {idx}.t_us)", w.start * 3_600_000_000, w.end * 3_600_000_000
+        off, lo, hi = f"({ev}.t_us - {idx}.{at}t_us)", w.start * 3_600_000_000, w.end * 3_600_000_000
     return f"{off} {'>=' if w.start_inclusive else '>'} {lo} AND {off} {'<=' if w.end_inclusive else '<'} {hi}"
 
 
@@ -235,11 +236,13 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
     age = ("year(e.day) - year(p.birth_date) - CASE WHEN month(e.day) < month(p.birth_date) OR "
            "(month(e.day) = month(p.birth_date) AND day(e.day) < day(p.birth_date)) THEN 1 ELSE 0 END")
     pop = _population(rule, d)
+    dis = (f" CAST(e.enc_end AS DATE) AS dis_day, {d['epoch_us']('e.enc_end')} AS dis_t_us,"
+           if any(c.anchor == "discharge" for cond in rule.conditions.values() for c in cond.criteria) else "")
     return f"""cand AS (
   SELECT * FROM (
     SELECT e.ev_id AS cand_id, e.person_id, e.encounter_id, e.time AS index_time, e.day, e.t_us,
            e.system AS index_system, e.code AS index_code, e.value AS index_value, e.unit AS index_unit,
-           e.days_supply AS index_days_supply, e.setting, e.care_unit, e.cost,
+           e.days_supply AS index_days_supply, e.setting, e.care_unit, e.cost,{dis}
            {age} AS age, p.sex
     FROM lv_ev e JOIN persons p ON p.person_id = e.person_id
     WHERE {' AND '.join(where)}
@@ -255,9 +258,9 @@ def _evidence(name: str, role: str, d: Dialect) -> str:
     return d["list_head"](d["ordered_list_agg"](struct, keys), EVIDENCE_PER_CONDITION)
 
 
-def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect) -> list[str]:
+def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect) -> list[str]:
     """CTEs m_i (matching events) and h_i (holds + evidence) for one criterion."""
-    vs, q = rs.valueset(crit.codes), d["str"]
+    vs, q, at = rs.valueset(crit.codes), d["str"], "dis_" if crit.anchor == "discharge" else ""
     on = ["e.person_id = c.person_id", f"e.kind = {q(crit.kind)}", match_sql(vs, "e", d)]
     evidence = _evidence(name, role, d)
     if crit.same_encounter:
@@ -265,7 +268,7 @@ def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet, d: Di
     ctes = []
     if crit.coverage is not None:
         lo, hi = crit.window.int_bounds()
-        off = day_offset("e", "c", d)
+        off = day_offset("e", "c", d, at)
         supply = "greatest(coalesce(e.days_supply, 1), 1)"
         ctes.append(f"""m_{i} AS (
   SELECT c.cand_id, e.ev_id, e.time, e.system, e.code, e.value, e.unit,
@@ -279,7 +282,7 @@ def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet, d: Di
   FROM m_{i} m GROUP BY m.cand_id
 )""")
         return ctes
-    where = [window_sql(crit.window, "e", "c", d)]
+    where = [window_sql(crit.window, "e", "c", d, at)]
     join_first = ""
     if crit.first_in is not None:
         n = crit.first_in.amount
@@ -317,6 +320,22 @@ def _criterion(i: int, name: str, role: str, crit: Criterion, rs: RuleSet, d: Di
     return ctes
 
 
+def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d: Dialect) -> list[str]:
+    """CTEs h_i_j per criterion j, and h_i: holds if any does; evidence = the holding criteria's events, capped."""
+    ctes, joins, holds, evid = [], [], [], []
+    for j, crit in enumerate(crits):
+        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d)
+        joins.append(f"LEFT JOIN h_{i}_{j} ON h_{i}_{j}.cand_id = c.cand_id")
+        holds.append(f"coalesce(h_{i}_{j}.holds, false)")
+        evid.append(f"CASE WHEN {holds[-1]} THEN h_{i}_{j}.evidence ELSE {d['no_evidence']()} END")
+    ctes.append(f"""h_{i} AS (
+  SELECT c.cand_id, {' OR '.join(holds)} AS holds,
+         {d['list_head'](f"flatten({d['list'](evid)})", EVIDENCE_PER_CONDITION)} AS evidence
+  FROM cand c {' '.join(joins)}
+)""")
+    return ctes
+
+
 def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB) -> str:
     """The SQL that judges every candidate of ``rule``: one row per candidate."""
     q, ident = d["str"], d["ident"]
@@ -327,9 +346,10 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB) -> str:
         if cond.index_setting is not None:
             cols.append(f"coalesce(c.setting IN ({', '.join(q(s) for s in cond.index_setting)}), false) AS {col}")
             continue
-        crit = cond.criterion
-        assert crit is not None
-        ctes += _criterion(i, name, cond.role, crit, rs, d)
+        if cond.any_of:
+            ctes += _any_of(i, name, cond.role, cond.criteria, rs, d)
+        else:
+            ctes += _criterion(i, name, cond.role, cond.criteria[0], rs, d)
         joins.append(f"LEFT JOIN h_{i} ON h_{i}.cand_id = c.cand_id")
         holds = f"coalesce(h_{i}.holds, false)"
         cols.append(f"{'NOT ' if cond.role == 'exclude' else ''}{holds} AS {col}")

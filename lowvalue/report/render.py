@@ -116,7 +116,8 @@ def _rule_definition(rule: Rule, lang: Lang, t: dict[str, str]) -> dict[str, Any
         for n in names:
             c = rule.conditions[n]
             what = c.description or (
-                f"{c.role}: {c.criterion.kind} {_codes(c.criterion.codes)} {c.criterion.window}" if c.criterion
+                f"{c.role}{' any of' if c.any_of else ''}: "
+                + " | ".join(f"{k.kind} {_codes(k.codes)} {k.window}" for k in c.criteria) if c.criteria
                 else f"{c.role}: {', '.join(c.index_setting or [])}")
             out.append(f"{n} ({what})" if c.description else f"{n} — {what}")
         return out

@@ -54,7 +54,8 @@ def _contradictions(rule: Rule) -> list[str]:
         for rn, r in req:
             for en, e in exc:
                 assert r is not None and e is not None
-                if _plain(r) and _plain(e) and r.kind == e.kind and r.codes == e.codes and _inside(r, e):
+                if (_plain(r) and _plain(e) and r.kind == e.kind and r.codes == e.codes and r.anchor == e.anchor
+                        and _inside(r, e)):
                     out.append(f"variant {variant}: '{rn}' requires events that '{en}' excludes in a window covering "
                                f"all of it, so no candidate can pass")
         settings = [rule.conditions[n].index_setting for n in names if rule.conditions[n].index_setting]
@@ -68,7 +69,7 @@ def _contradictions(rule: Rule) -> list[str]:
 
 def _threshold_units(rule: Rule, rs: RuleSet) -> list[str]:
     tests = [("index", rule.index.codes, rule.index.value)]
-    tests += [(n, c.criterion.codes, c.criterion.value) for n, c in rule.conditions.items() if c.criterion is not None]
+    tests += [(n, crit.codes, crit.value) for n, c in rule.conditions.items() for crit in c.criteria]
     out = []
     for where, ref, t in tests:
         if t is None or t.unit is None or t.threshold is None or (isinstance(ref, str) and ref not in rs.valuesets):

@@ -11,7 +11,8 @@ Reading a rule, top to bottom:
   care settings and a threshold on its own value). Every matching event of a
   person in the ``population`` is a *candidate*.
 * ``conditions``: named tests relative to the candidate's time, each one of
-  ``require`` (an event of a code set in a window), ``exclude`` (no such event)
+  ``require`` (an event of a code set in a window), ``exclude`` (no such event),
+  ``require_any`` / ``exclude_any`` (at least one / none of several such criteria)
   or ``index_setting`` (the candidate's encounter is in one of these settings).
 * ``eligibility``: the conditions that make a candidate part of the denominator.
 * ``variants``: ``sensitive`` and ``specific`` each add conditions; a candidate
@@ -94,11 +95,16 @@ class Coverage(_Model):
 
 
 class Criterion(_Model):
-    """Events of one code set, of one kind, in a window relative to the index."""
+    """Events of one code set, of one kind, in a window relative to the index.
+
+    ``from: discharge`` measures the window from the end of the index event's encounter instead of the index time
+    (no encounter, an unknown one or no end time: the criterion cannot hold).
+    """
 
     kind: EventKind
     codes: CodeRef
     window: Window
+    anchor: Literal["index", "discharge"] = Field(default="index", alias="from")
     at_least: int = Field(default=1, ge=1)
     same_encounter: bool = False
     first_in: Duration | None = None
@@ -135,27 +141,48 @@ class Criterion(_Model):
 
 
 class Condition(_Model):
-    """One named test: exactly one of ``require``, ``exclude`` or ``index_setting``."""
+    """One named test: exactly one of ``require``, ``exclude``, ``require_any``, ``exclude_any`` or ``index_setting``.
+
+    ``require_any`` holds when at least one of its criteria holds; ``exclude_any`` passes when none of them holds.
+    """
 
     require: Criterion | None = None
     exclude: Criterion | None = None
+    require_any: list[Criterion] | None = Field(default=None, min_length=1)
+    exclude_any: list[Criterion] | None = Field(default=None, min_length=1)
     index_setting: list[Setting] | None = None
     description: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Condition":
-        given = [k for k in ("require", "exclude", "index_setting") if getattr(self, k) is not None]
+        given = [k for k in ("require", "exclude", "require_any", "exclude_any", "index_setting")
+                 if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of 'require', 'exclude' or 'index_setting'. Got {given or 'none'} instead.")
+            raise ValueError("give exactly one of 'require', 'exclude', 'require_any', 'exclude_any' or 'index_setting'. "
+                             f"Got {given or 'none'} instead.")
         return self
 
     @property
     def role(self) -> Literal["require", "exclude", "index_setting"]:
-        return "require" if self.require else "exclude" if self.exclude else "index_setting"
+        """The condition's polarity: ``require_any`` is a ``require``, ``exclude_any`` an ``exclude``."""
+        if self.require or self.require_any:
+            return "require"
+        return "exclude" if self.exclude or self.exclude_any else "index_setting"
+
+    @property
+    def any_of(self) -> bool:
+        """Whether the condition is ``require_any`` or ``exclude_any``."""
+        return self.require_any is not None or self.exclude_any is not None
 
     @property
     def criterion(self) -> Criterion | None:
+        """The criterion of a plain ``require``/``exclude`` (None for ``index_setting`` and the any-of forms)."""
         return self.require or self.exclude
+
+    @property
+    def criteria(self) -> list[Criterion]:
+        """Every criterion of the condition: one for ``require``/``exclude``, the list for the any-of forms."""
+        return [self.criterion] if self.criterion else list(self.require_any or self.exclude_any or [])
 
 
 class Index(_Model):
@@ -295,5 +322,5 @@ class Rule(_Model):
     def code_refs(self) -> list[CodeRef]:
         """Every code set the rule uses, index first."""
         refs: list[CodeRef] = [self.index.codes]
-        refs += [c.criterion.codes for c in self.conditions.values() if c.criterion is not None]
+        refs += [crit.codes for c in self.conditions.values() for crit in c.criteria]
         return refs

@@ -29,6 +29,7 @@ from lowvalue.data.schema import SETTINGS
 from lowvalue.rules.codes import CodeEntry, Units, ValueSet
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Rule
+from lowvalue.rules.windows import Window
 
 # --------------------------------------------------------------------------------------------------
 # Shared alphabets
@@ -131,9 +132,12 @@ def extracts(draw: st.DrawFn, kinds: list[str] | None = None) -> tuple[pd.DataFr
             n_enc += 1
             start = draw(times())
             enc_ids.append(f"e{n_enc}")
+            # the end (discharge) the same hour, later that day, or days later; now and then missing
+            stay = draw(st.sampled_from([0, 1, 1, 11, 12, 23, 24, 25, 48, 168]))
             encounters.append({
                 "encounter_id": f"e{n_enc}", "person_id": pid, "start_time": start,
-                "end_time": start + timedelta(hours=1), "setting": draw(st.sampled_from(SETTINGS)), "unit": "U1",
+                "end_time": None if draw(st.integers(0, 9)) == 0 else start + timedelta(hours=stay),
+                "setting": draw(st.sampled_from(SETTINGS)), "unit": "U1",
             })
         for _ in range(draw(st.integers(0, 12))):
             pool = favoured if favoured and draw(st.integers(0, 3)) > 0 else sorted(DATA_CODES)
@@ -200,6 +204,9 @@ def windows(draw: st.DrawFn, unit: str | None = None) -> str:
         return f"[0{unit}, 0{unit}]"
     a, b = sorted(draw(st.lists(st.sampled_from(bounds), min_size=2, max_size=2)))
     left, right = draw(st.sampled_from("[(")), draw(st.sampled_from("])"))
+    w = Window(a, b, unit, left == "[", right == "]")  # type: ignore[arg-type]
+    if w.is_empty():  # e.g. (0d, 1d): closed instead, so few random rules are rejected
+        left, right = "[", "]"
     return f"{left}{a}{unit}, {b}{unit}{right}"
 
 
@@ -224,6 +231,8 @@ def criteria(draw: st.DrawFn, index_kind: str | None = None) -> dict:
     """A criterion; with a lab index, lab criteria with ``index_ratio`` value tests are common."""
     kind = draw(st.sampled_from(["diagnosis", "procedure", "medication", "lab", "lab", "encounter"]))
     crit: dict[str, Any] = {"kind": kind, "codes": draw(code_refs(kind))}
+    if draw(st.integers(0, 3)) == 0:
+        crit["from"] = "discharge"
     if kind == "medication" and draw(st.integers(0, 2)) == 0:
         crit["window"] = draw(windows("d"))
         crit["coverage"] = {"min_days": draw(st.integers(1, 10))}
@@ -244,9 +253,12 @@ def criteria(draw: st.DrawFn, index_kind: str | None = None) -> dict:
 
 @st.composite
 def conditions(draw: st.DrawFn, index_kind: str | None = None) -> dict:
-    role = draw(st.sampled_from(["require", "require", "exclude", "exclude", "index_setting"]))
+    role = draw(st.sampled_from(["require", "require", "exclude", "exclude", "index_setting",
+                                 "require_any", "exclude_any"]))
     if role == "index_setting":
         return {"index_setting": _subset(draw, list(SETTINGS))}
+    if role.endswith("_any"):
+        return {role: draw(st.lists(criteria(index_kind), min_size=1, max_size=3))}
     return {role: draw(criteria(index_kind))}
 
 
@@ -294,23 +306,25 @@ def rule_yaml(rule: Rule) -> str:
     """The rule as YAML, the form an author would paste into a regression test."""
     import yaml
 
-    data = rule.model_dump(mode="json", exclude_defaults=True, exclude={"tests"})
+    data = rule.model_dump(mode="json", exclude_defaults=True, exclude={"tests"}, by_alias=True)
 
     # Window/Duration are dataclasses: dump them in their written form
     for name, cond in rule.conditions.items():
-        c = cond.criterion
-        if c is not None:
-            role = cond.role
-            data["conditions"][name][role]["window"] = str(c.window)
-            if c.first_in is not None:
-                data["conditions"][name][role]["first_in"] = str(c.first_in)
+        for key in ("require", "exclude", "require_any", "exclude_any"):
+            dumped = data["conditions"][name].get(key)
+            if dumped is None:
+                continue
+            for c, out in zip(cond.criteria, dumped if isinstance(dumped, list) else [dumped]):
+                out["window"] = str(c.window)
+                if c.first_in is not None:
+                    out["first_in"] = str(c.first_in)
     data.pop("harms", None)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def rule_kinds(rule: Rule) -> list[str]:
     """The event kinds a rule's index and criteria look at."""
-    return [rule.index.kind] + [c.criterion.kind for c in rule.conditions.values() if c.criterion is not None]
+    return [rule.index.kind] + [crit.kind for c in rule.conditions.values() for crit in c.criteria]
 
 
 @st.composite

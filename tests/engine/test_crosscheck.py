@@ -114,3 +114,44 @@ def test_duckdb_agrees_with_reference(case):
 def test_duckdb_agrees_with_reference_many(case):
     rule, extract = case
     check_agreement(rule, extract)
+
+
+def test_any_of_evidence_is_the_holding_criteria_events_capped():
+    """``require_any``/``exclude_any`` in DuckDB: evidence lists the events of the criteria that hold, at most 3."""
+    import duckdb
+
+    from lowvalue.rules.model import Rule
+
+    try:
+        from strategies import frames
+    except ImportError:  # pragma: no cover
+        from tests.engine.strategies import frames
+
+    rule = Rule.model_validate({
+        "id": "LV-ANY", "title": {"sv": "t", "en": "t"}, "rationale": {"sv": "r", "en": "r"},
+        "index": {"kind": "procedure", "codes": {"KVÅ": ["P1"]}},
+        "conditions": {"any": {"require_any": [
+            {"kind": "diagnosis", "codes": {"ICD-10-SE": ["A01"]}, "window": "[-7d, 0d]", "at_least": 3},
+            {"kind": "lab", "codes": {"NPU": ["L1"]}, "window": "[-7d, 0d]"},
+            {"kind": "medication", "codes": {"ATC": ["X01"]}, "window": "[-7d, 0d]"}]}},
+        "eligibility": ["any"]})
+    t0 = pd.Timestamp("2024-03-01 12:00")
+
+    def event(days: int, kind: str, system: str, code: str) -> dict:
+        return {"person_id": "p1", "encounter_id": None, "time": t0 + pd.Timedelta(days=days), "kind": kind,
+                "system": system, "code": code, "value": None, "unit": None, "days_supply": None}
+
+    events = [event(0, "procedure", "KVÅ", "P1"), event(-1, "diagnosis", "ICD-10-SE", "A01"),  # 1 of 3: no
+              event(-2, "lab", "NPU", "L1"), event(-3, "lab", "NPU", "L1"),                   # holds
+              event(-4, "medication", "ATC", "X01"), event(-5, "medication", "ATC", "X01")]  # holds
+    persons, encounters, ev = frames([{"person_id": "p1", "birth_date": "1970-01-01", "sex": "F", "death_date": None}],
+                                     [], events)
+    con = duckdb.connect()
+    sql.load_frames(con, persons, encounters, ev)
+    sql.prepare(con)
+    out = sql.evaluate(con, rule, RULESET)
+    assert out["cond__any"].tolist() == [True]
+    evidence = [(e["code"], e["time"][:10], e["role"]) for e in out["evidence"][0]]
+    assert evidence == [("L1", "2024-02-28", "require"), ("L1", "2024-02-27", "require"),
+                        ("X01", "2024-02-26", "require")]
+    check_agreement(rule, (persons, encounters, ev))

@@ -46,9 +46,9 @@ def med(when: datetime, days_supply: int | None, code: str = "C01", **kw: Any) -
     return ev(when, "medication", "ATC", code, days_supply=days_supply, **kw)
 
 
-def enc(eid: str, when: datetime, setting: str, person: str = "p1") -> dict[str, Any]:
-    return {"encounter_id": eid, "person_id": person, "start_time": when, "end_time": when + timedelta(hours=1),
-            "setting": setting, "unit": "U1"}
+def enc(eid: str, when: datetime, setting: str, person: str = "p1", end: datetime | None = None) -> dict[str, Any]:
+    return {"encounter_id": eid, "person_id": person, "start_time": when,
+            "end_time": end or when + timedelta(hours=1), "setting": setting, "unit": "U1"}
 
 
 def make_rule(conditions: dict[str, Any] | None = None, *, index: dict[str, Any] | None = None,
@@ -259,6 +259,118 @@ def test_exclude_is_the_negation():
     rule = make_rule({"c": {"exclude": {"kind": "diagnosis", "codes": DX, "window": "[-7d, 0d]"}}})
     assert holds(rule, [proc(at(0)), ev(at(-7))]) == [False]
     assert holds(rule, [proc(at(0)), ev(at(-8))]) == [True]
+
+
+# ---- any of several criteria ---------------------------------------------------------------------
+
+ANY_OF = [{"kind": "diagnosis", "codes": DX, "window": "[-30d, 0d]"},
+          {"kind": "lab", "codes": "hb", "window": "[-7d, 0d]",
+           "value": {"of": "most_recent", "op": ">", "threshold": 50, "unit": "g/L"}}]
+
+
+@pytest.mark.parametrize("events, either", [
+    ([], False),
+    ([ev(at(-30))], True),                                  # the diagnosis branch
+    ([ev(at(-31))], False),
+    ([lab(at(-7), 6, "g/dL")], True),                       # the lab branch (60 g/L)
+    ([lab(at(-7), 4, "g/dL")], False),
+    ([lab(at(-8), 60)], False),
+    ([ev(at(-1)), lab(at(-1), 60)], True),                  # both
+])
+def test_require_any_and_exclude_any(events, either):
+    req = make_rule({"c": {"require_any": ANY_OF}})
+    exc = make_rule({"c": {"exclude_any": ANY_OF}})
+    assert holds(req, [proc(at(0)), *events]) == [either]
+    assert holds(exc, [proc(at(0)), *events]) == [not either]
+
+
+def test_any_of_one_criterion_is_the_plain_form():
+    crit = {"kind": "diagnosis", "codes": DX, "window": "[-7d, 0d]", "at_least": 2}
+    events = [proc(at(0)), ev(at(-1)), ev(at(-2)), proc(at(7))]
+    assert holds(make_rule({"c": {"require_any": [crit]}}), events) == holds(require(**crit), events) == [True, False]
+
+
+@pytest.mark.parametrize("cond, message", [
+    ({"require_any": []}, "conditions.c.require_any: List should have at least 1 item"),
+    ({"exclude_any": []}, "conditions.c.exclude_any: List should have at least 1 item"),
+    ({"require": ANY_OF[0], "require_any": ANY_OF}, "give exactly one of 'require', 'exclude', 'require_any', "
+                                                     "'exclude_any' or 'index_setting'. Got ['require', 'require_any']"),
+    ({"exclude_any": ANY_OF, "index_setting": ["inpatient"]}, "Got ['exclude_any', 'index_setting']"),
+    ({"require_any": [{**ANY_OF[0], "window": "[1d, 0d]"}]}, "conditions.c.require_any.0.window: is empty"),
+])
+def test_any_of_validation_is_located(cond, message):
+    import yaml
+
+    from lowvalue.errors import RuleError
+    from lowvalue.rules.library import parse_rule
+
+    text = yaml.safe_dump({"id": "T-1", "title": {"sv": "t", "en": "t"}, "rationale": {"sv": "r", "en": "r"},
+                           "index": {"kind": "procedure", "codes": {"KVÅ": ["P1"]}}, "conditions": {"c": cond}})
+    with pytest.raises(RuleError) as err:
+        parse_rule(text, "t.yaml")
+    assert message in err.value.one_line() and "t.yaml:" in err.value.one_line()
+
+
+# ---- windows from discharge ----------------------------------------------------------------------
+
+
+def test_discharge_anchor_day_window_counts_from_the_end_of_the_index_encounter():
+    rule = require(kind="diagnosis", codes=DX, window="[1d, 30d]", **{"from": "discharge"})
+    stay = [enc("e1", at(0), "inpatient", end=at(5, hours=3))]   # discharged on day 5 at 15:00
+    for day, expected in ((5, False), (6, True), (35, True), (36, False), (1, False)):
+        assert holds(rule, [proc(at(0), enc="e1"), ev(at(day))], stay) == [expected], day
+    # the same rule from the index: day 1 counts, day 35 does not
+    plain = require(kind="diagnosis", codes=DX, window="[1d, 30d]")
+    assert holds(plain, [proc(at(0), enc="e1"), ev(at(1))], stay) == [True]
+    assert holds(plain, [proc(at(0), enc="e1"), ev(at(35))], stay) == [False]
+
+
+def test_discharge_anchor_hour_window_is_exact():
+    rule = require(kind="diagnosis", codes=DX, window="(0h, 24h]", **{"from": "discharge"})
+    stay = [enc("e1", at(0), "inpatient", end=at(2))]
+    assert holds(rule, [proc(at(0), enc="e1"), ev(at(2))], stay) == [False]
+    assert holds(rule, [proc(at(0), enc="e1"), ev(at(2, minutes=1))], stay) == [True]
+    assert holds(rule, [proc(at(0), enc="e1"), ev(at(3))], stay) == [True]
+    assert holds(rule, [proc(at(0), enc="e1"), ev(at(3, minutes=1))], stay) == [False]
+
+
+def test_discharge_anchor_without_a_known_end_cannot_hold():
+    req = require(kind="diagnosis", codes=DX, window="[-30d, 30d]", **{"from": "discharge"})
+    exc = make_rule({"c": {"exclude": {"kind": "diagnosis", "codes": DX, "window": "[-30d, 30d]", "from": "discharge"}}})
+    no_end = {**enc("e1", at(0), "inpatient"), "end_time": None}
+    for events, encounters in (([proc(at(0)), ev(at(1))], []),                      # no encounter
+                               ([proc(at(0), enc="e9"), ev(at(1))], []),            # unknown encounter
+                               ([proc(at(0), enc="e1"), ev(at(1))], [no_end])):     # no end time
+        assert holds(req, events, encounters) == [False]
+        assert holds(exc, events, encounters) == [True]
+
+
+def test_discharge_anchor_of_an_encounter_index_and_with_coverage():
+    rule = make_rule({"c": {"require": {"kind": "medication", "codes": {"ATC": ["C01"]}, "window": "[0d, 9d]",
+                                        "coverage": {"min_days": 10}, "from": "discharge"}}},
+                     index={"kind": "encounter", "codes": {"setting": ["inpatient"]}})
+    stay = [enc("e1", at(0), "inpatient", end=at(4))]
+    assert holds(rule, [med(at(4), 10)], stay) == [True]    # days 4..13: offsets 0..9 from the discharge day
+    assert holds(rule, [med(at(3), 10)], stay) == [False]   # offsets -1..8: 9 days in the window
+    assert holds(rule, [med(at(4), 9)], stay) == [False]
+    assert holds(rule.model_copy(update={"conditions": {"c": make_rule({"c": {"require": {
+        "kind": "medication", "codes": {"ATC": ["C01"]}, "window": "[0d, 9d]", "coverage": {"min_days": 10}}}}
+    ).conditions["c"]}}), [med(at(0), 10)], stay) == [True]  # the same from the index (day 0)
+
+
+def test_discharge_anchor_is_written_from():
+    import yaml
+
+    from lowvalue.errors import RuleError
+    from lowvalue.rules.library import parse_rule
+
+    base = {"id": "T-1", "title": {"sv": "t", "en": "t"}, "rationale": {"sv": "r", "en": "r"},
+            "index": {"kind": "procedure", "codes": {"KVÅ": ["P1"]}}}
+    crit = {"kind": "diagnosis", "codes": DX, "window": "[1d, 30d]", "from": "admission"}
+    with pytest.raises(RuleError, match=r"conditions\.c\.require\.from: Input should be 'index' or 'discharge'"):
+        parse_rule(yaml.safe_dump({**base, "conditions": {"c": {"require": crit}}}), "t.yaml")
+    rule = parse_rule(yaml.safe_dump({**base, "conditions": {"c": {"require": {**crit, "from": "discharge"}}}}))
+    assert rule.conditions["c"].criterion.anchor == "discharge"  # type: ignore[union-attr]
 
 
 def test_code_matching_icd_prefix_and_dot():

@@ -79,3 +79,42 @@ def test_manifest_records_rules_data_and_versions():
     assert m["rule_set"]["digest"] == RS.digest and len(m["data"]["fingerprint"]) == 64
     assert {"duckdb", "pandas", "pyarrow", "python"} <= set(m["versions"])
     assert set(m["timing_seconds"]["per_rule"]) >= {"LV-HOSP-027"}
+
+
+def test_evaluability_of_any_of_conditions():
+    """An exclude_any branch without data is a caveat; a require_any fails only when no branch has data."""
+    import duckdb
+
+    from lowvalue.engine import sql
+    from lowvalue.engine.evaluability import check
+    from lowvalue.rules.library import parse_rule
+
+    rule = parse_rule("""
+id: LV-TEST-ANY
+title: {en: t, sv: t}
+rationale: {en: r, sv: r}
+sources: [{body: test, reference: test, year: 2026}]
+index: {kind: medication, codes: systemic_antibiotics}
+conditions:
+  dx_or_lab:
+    require_any:
+      - {kind: diagnosis, codes: pharyngitis_tonsillitis, window: "[-3d, 0d]"}
+      - {kind: lab, codes: group_a_strep_test, window: "[-3d, 0d]"}
+  no_test:
+    exclude_any:
+      - {kind: lab, codes: group_a_strep_test, window: "[-3d, 3d]"}
+      - {kind: procedure, codes: group_a_strep_test, window: "[-3d, 3d]"}
+eligibility: [dx_or_lab, no_test]
+variants: {sensitive: [], specific: []}
+""")
+    frames = _frames("LV-ABX-006", 0)  # diagnoses and medications, no labs or procedures
+    with duckdb.connect() as con:
+        sql.load_frames(con, frames["persons"], frames["encounters"], frames["events"])
+        sql.prepare(con)
+        v = check(con, rule, RS)
+        assert v["status"] == "limited", v  # the diagnosis branch has data; both test branches lack it
+        assert v["reason"].count("condition no_test") == 2 and "dx_or_lab" not in v["reason"]
+        con.execute("DELETE FROM lv_ev WHERE kind = 'diagnosis'")
+        con.execute("DROP TABLE IF EXISTS lv_present")
+        v = check(con, rule, RS)
+        assert v["status"] == "not_evaluable" and "condition dx_or_lab" in v["reason"], v
