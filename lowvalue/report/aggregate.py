@@ -165,6 +165,7 @@ def _add_excess(s: pd.DataFrame, inp: Inputs) -> None:
     for c in cols:
         s[c] = np.nan
     s["excess_status"] = "absent"  # no excess_risk file at all
+    s["excess_caution"] = ""
     if inp.excess is None:
         return
     ex = inp.excess.drop_duplicates("rule_id").set_index("rule_id")
@@ -178,6 +179,7 @@ def _add_excess(s: pd.DataFrame, inp: Inputs) -> None:
         status = str(row.get("status", "estimated"))
         s.loc[r, "excess_status"] = "estimated" if status.startswith("estimated") else "not estimated"
         s.loc[r, "excess_note"] = status
+        s.loc[r, "excess_caution"] = str(row.get("cautions", "") or "")
         for c in cols:
             if c in row.index and pd.notna(row[c]):
                 s.loc[r, c] = float(row[c])

@@ -69,7 +69,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "candidates: low value (specific tier) against eligible but not specific, time zero at the intervention, "
         "outcome a linked harm trigger in the rule's window; doubly robust (AIPW) estimate with person-cluster "
         "bootstrap 95 % confidence intervals. The table's figure is the estimated total excess events among all "
-        "low-value interventions in the scan. Every figure is an adjusted association, not a causal effect.",
+        "low-value interventions in the scan. Every figure is an adjusted association, not a causal effect. A † marks "
+        "an estimate to read as a signal only: fewer than 10 events in an arm, poor propensity overlap, or confounders "
+        "not balanced after weighting (the cautions column of excess_risk.md).",
         "assumptions": "Assumptions", "excess_file": "Source",
         "m_model": "Risk model", "model_absent": "No risk model given (use --model models/NAME).",
         "metric": "Metric", "estimate": "Estimate (95 % CI)", "validation": "Temporal validation",
@@ -142,7 +144,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "kandidaterna: lågt värde (specifik nivå) mot aktuell men inte specifik, tid noll vid åtgärden, utfall en kopplad "
         "skadetrigger i regelns fönster; dubbelt robust skattning (AIPW) med 95 % konfidensintervall från "
         "bootstrap av personer. Tabellens tal är det skattade totala antalet extra vårdskador bland alla åtgärder med "
-        "lågt värde i körningen. Varje tal är ett justerat samband, inte en orsakseffekt.",
+        "lågt värde i körningen. Varje tal är ett justerat samband, inte en orsakseffekt. Ett † markerar en skattning "
+        "som bara är en signal: färre än 10 händelser i en arm, dålig överlappning av propensiteter eller störfaktorer "
+        "som inte är balanserade efter viktning (kolumnen cautions i excess_risk.md).",
         "assumptions": "Antaganden", "excess_file": "Källa",
         "m_model": "Riskmodell", "model_absent": "Ingen riskmodell angiven (använd --model models/NAMN).",
         "metric": "Mått", "estimate": "Skattning (95 % KI)", "validation": "Temporal validering",

@@ -61,7 +61,7 @@ def _summary_rows(s: pd.DataFrame, sup: Suppressor, nums: Numbers, t: dict[str, 
         if r.excess_status == "estimated" and not r.sup_excess and pd.notna(r.total_excess):
             lo = r.total_excess_lo if pd.notna(r.total_excess_lo) else float("nan")
             hi = r.total_excess_hi if pd.notna(r.total_excess_hi) else float("nan")
-            ex = Cell(nums.ci(r.total_excess, lo, hi), f"{r.total_excess:.6g}", "num")
+            ex = Cell(nums.ci(r.total_excess, lo, hi) + (" †" if r.excess_caution else ""), f"{r.total_excess:.6g}", "num")
         elif r.excess_status == "estimated" and r.sup_excess:
             ex = Cell(sup.label, "", "num suppressed")
         elif r.excess_status == "no harm linked" or (r.excess_status == "absent" and not r.harms):

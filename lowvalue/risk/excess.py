@@ -70,20 +70,21 @@ class ExcessRisk:
                  "candidates: low value (specific) vs eligible not-specific, time zero = index, outcome = a linked "
                  "harm trigger in the rule's window. AIPW with cross-fitting; 95 % person-cluster bootstrap CIs.", "",
                  "| rule | outcome | n (low value / other) | crude RR | adjusted RR (AIPW) | adjusted RD | "
-                 "excess per 1 000 low-value | est. total excess | E-value (CI) | max SMD before → after | overlap |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "excess per 1 000 low-value | est. total excess | E-value (CI) | max SMD before → after | overlap | cautions |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         f = lambda r, k, d=2: (f"{r[k]:.{d}f} ({r[k + '_lo']:.{d}f}–{r[k + '_hi']:.{d}f})"  # noqa: E731
                                if pd.notna(r[k]) else "n/a")
         for _, r in self.table.iterrows():
             if not str(r["status"]).startswith("estimated"):
                 lines.append(f"| {r.rule_id} | {r.window} | {r.n_treated} / {r.n_control} | {r['status']} |"
-                             + " |" * 7)
+                             + " |" * 8)
                 continue
             lines.append(
                 f"| {r.rule_id} | {r.window} | {r.n_treated} / {r.n_control} | {f(r, 'rr_crude')} | {f(r, 'rr')} | "
                 f"{f(r, 'rd', 3)} | {f(r, 'excess_per_1000', 1)} | {f(r, 'total_excess', 0)} of {r.n_low_value_scanned} | "
                 f"{r.e_value:.2f} ({r.e_value_ci:.2f}) | {r.max_smd_before:.2f} → {r.max_smd_after:.2f} | "
-                f"{'POOR' if r.overlap_poor else 'ok'} ({r.overlap_outside:.0%} outside 0.05–0.95) |")
+                f"{'POOR' if r.overlap_poor else 'ok'} ({r.overlap_outside:.0%} outside 0.05–0.95) | "
+                f"{r.cautions or 'none'} |")
         lines += ["", "## Assumptions", *[f"- {a}" for a in ASSUMPTIONS], "",
                   "## Reading the table",
                   "- RR and RD contrast the whole eligible population under both strategies (ATE); 'excess per 1 000' "
@@ -93,7 +94,8 @@ class ExcessRisk:
                   "strategy and outcome to explain the estimate away; in brackets for the CI limit nearest 1.",
                   "- SMD: standardised mean differences of the confounders, before and after weighting (< 0.1 is "
                   "usually called balanced). Overlap is POOR when more than 10 % of propensities fall outside "
-                  "0.05–0.95: estimates there lean on extrapolation.", ""]
+                  "0.05–0.95: estimates there lean on extrapolation. A rule with any caution should not be read "
+                  f"as more than a signal: too few events, poor overlap, or a max SMD above {SMD_LIMIT} after weighting.", ""]
         return "\n".join(lines)
 
 
@@ -117,6 +119,10 @@ def _ridge_logistic(X: np.ndarray, y: np.ndarray, lam: float = 1.0, iters: int =
         if np.abs(step).max() < 1e-8:
             break
     return beta
+
+
+SMD_LIMIT = 0.25
+"""Largest standardised mean difference after weighting that still counts as balanced enough to report without a caution."""
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -286,6 +292,10 @@ def excess_risk(results: Results | Path | str, *, rule_ids: list[str] | None = N
             est, b = _rule_estimate(df, results.data_start, folds=folds, n_boot=n_boot, seed=seed)
         few = min(row["events_treated"], row["events_control"]) < 10
         row.update(est, status="estimated (imprecise: < 10 events in an arm)" if few else "estimated")
+        row["cautions"] = "; ".join(
+            c for c, bad in (("imprecise: < 10 events in an arm", few), ("poor overlap", row["overlap_poor"]),
+                             (f"confounders not balanced after weighting (max SMD {row['max_smd_after']:.2f} > "
+                              f"{SMD_LIMIT})", row["max_smd_after"] > SMD_LIMIT)) if bad)
         row["total_excess"] = row["excess_per_1000"] / 1000 * n_scanned
         row["total_excess_lo"] = row["excess_per_1000_lo"] / 1000 * n_scanned
         row["total_excess_hi"] = row["excess_per_1000_hi"] / 1000 * n_scanned

@@ -72,7 +72,9 @@ def test_excess_and_verdicts_when_present(example_results: Path, tmp_path: Path,
     inp = aggregate.load(example_results, excess=tmp_path / "excess_risk.parquet",
                          verdicts=tmp_path / "verdicts.parquet", rules=ruleset)
     html = build_html(inp, lang="en", only=FEW)
-    assert "12 (3 to 22)" in html  # total excess with its 95 % CI
+    assert "12 (3 to 22)" in html and "12 (3 to 22) †" not in html  # total excess with its 95 % CI, no caution
+    cautious = aggregate.load(example_results, excess=_with_caution(excess, tmp_path), rules=ruleset)
+    assert "12 (3 to 22) †" in build_html(cautious, lang="en", only=FEW)
     assert "50 % (6 of 12)" in html  # LV-ABX-004: 6 confirmed of 12 reviewed
     row = re.search(r"LV-ABX-003</a></td>(.*?)</tr>", html, re.S).group(1)
     assert "&lt;5" in row and "70 %" not in row  # 3 rejected: precision suppressed
@@ -109,3 +111,9 @@ def test_cli(example_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LOWVALUE_CHROMIUM", str(tmp_path / "no-such-browser"))
     res = CliRunner().invoke(main, ["report", str(example_results), "--out", str(out), "--rule", "LV-ABX-003", "--pdf"])
     assert res.exit_code == 2 and "--pdf needs Chromium" in res.output
+
+
+def _with_caution(excess: pd.DataFrame, tmp_path: Path) -> Path:
+    path = tmp_path / "excess_caution.parquet"
+    excess.assign(cautions=["imprecise: < 10 events in an arm", ""]).to_parquet(path)
+    return path

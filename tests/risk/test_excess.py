@@ -29,6 +29,7 @@ def test_adjusted_ci_covers_truth_and_crude_is_biased(results: Path, region: Pat
         r = t.loc[rid]
         assert r.status.startswith("estimated") and r.label == LABEL
         assert r.e_value >= 1 and r.total_excess_lo <= r.total_excess <= r.total_excess_hi
+        assert ("not balanced" in r.cautions) == (r.max_smd_after > 0.25) and ("imprecise" in r.cautions) == ("imprecise" in r.status)
         ratios.append((r.rr_crude / spec["true_risk_ratio"], r.rr / spec["true_risk_ratio"]))
         if min(r.events_treated, r.events_control) >= 10:  # fewer control events: the CI is noise, not a test
             covered[rid] = bool(r.rr_lo <= spec["true_risk_ratio"] <= r.rr_hi)
