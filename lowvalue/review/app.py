@@ -198,7 +198,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
 
     @app.get("/case/<flag_id>")
     def case(flag_id: str) -> Any:
-        from lowvalue.risk.explain import _evidence_line
+        from lowvalue.risk.explain import evidence_line
 
         st = store()
         row = st.flag(flag_id) if FLAG_ID.match(flag_id) else None
@@ -218,7 +218,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
         st.audit(session["user"], "view", flag_id)
         return render_template(
             "case.html.j2", flag=row, f=f, rule=rule, lang_attr=lang(),
-            evidence=[_evidence_line(e, lang()) for e in iter_evidence(row["evidence"])],
+            evidence=[evidence_line(e, lang()) for e in iter_evidence(row["evidence"])],
             explanation=explanation, explain_error=explain_error, model=explainer is not None,
             history=st.history(flag_id), prev=prev, next=nxt, verdicts=VERDICTS, reasons=REASONS,
             max_comment=MAX_COMMENT)

@@ -63,7 +63,7 @@ WORDS = {
 }
 
 
-def _evidence_line(e: dict[str, Any], lang: str) -> str:
+def evidence_line(e: dict[str, Any], lang: str) -> str:
     """One evidence event as a clinician reads it: when, what code, the value, and which condition it met."""
     nums = Numbers(lang)  # type: ignore[arg-type]
     when = str(e.get("time", ""))[:16].replace("T", " ")
@@ -147,7 +147,7 @@ def explain(flag_id: str, results: Results | Path | str, model: AdverseEventRisk
              f"{w['why']}: {getattr(rule.rationale, lang)}",
              *[f"{w['source']}: {s}" for s in srcs],
              f"{w['evidence']}:",
-             *[f"  - {_evidence_line(e, lang)}" for e in evidence],
+             *[f"  - {evidence_line(e, lang)}" for e in evidence],
              w["risk"].format(outcome=outcome, h=h, p=nums.pct(risk, 1), b=nums.pct(base_risk, 1), pct=pct),
              f"{w['contrib']}:"]
     shown = contrib[contrib.shap.abs() >= min_abs].head(top)
