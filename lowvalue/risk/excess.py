@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lowvalue.risk.metrics import person_bootstrap
 from lowvalue.risk.outcomes import harm_outcomes
 from lowvalue.risk.results import Results, load_results
 
@@ -227,18 +228,14 @@ def _rule_estimate(df: pd.DataFrame, start: pd.Timestamp, *, folds: int, n_boot:
                            "rr": est["rr"], "rd": est["rd"], "excess_per_1000": 1000 * est["att_rd"],
                            "rr_ipw": est["rr_ipw"]}
     # Person-cluster bootstrap: whole persons are resampled and the full cross-fitted analysis is redone.
-    rng = np.random.default_rng(seed + 1)
-    uniq, inv = np.unique(groups, return_inverse=True)
-    members = pd.Series(np.arange(len(groups))).groupby(inv).apply(np.asarray).to_list()
+    sample = person_bootstrap(groups, np.random.default_rng(seed + 1))
     boots: dict[str, list[float]] = {k: [] for k in ("rr_crude", "rd_crude", "rr", "rd", "excess_per_1000", "rr_ipw")}
     for b in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        idx = np.concatenate([members[i] for i in pick])
+        idx, clusters = sample()
         tb, yb = t[idx], y[idx]
         if tb.min() == tb.max() or yb[tb == 0].sum() == 0:
             continue
-        eb = aipw(X[idx], tb, yb, np.repeat(np.arange(len(pick)), [len(members[i]) for i in pick]),
-                  folds=folds, seed=seed + 2 + b)
+        eb = aipw(X[idx], tb, yb, clusters, folds=folds, seed=seed + 2 + b)
         c1, c0 = yb[tb == 1].mean(), yb[tb == 0].mean()
         for k, v in (("rr_crude", c1 / c0), ("rd_crude", c1 - c0), ("rr", eb["rr"]), ("rd", eb["rd"]),
                      ("excess_per_1000", 1000 * eb["att_rd"]), ("rr_ipw", eb["rr_ipw"])):

@@ -95,18 +95,21 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def _cluster_sampler(groups: Any, n: int, rng: np.random.Generator) -> Callable[[], np.ndarray]:
-    """Row indices of one bootstrap sample: whole persons when ``groups`` is given, else rows."""
-    if groups is None:
-        return lambda: rng.integers(0, n, n)
+def person_bootstrap(groups: Any, rng: np.random.Generator) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """A sampler of bootstrap replicates that resample whole persons (clusters).
+
+    Each call returns the row indices of one replicate (a drawn person's rows together, in their original order)
+    and, per row, the replicate's cluster number (a person drawn twice is two clusters), which cross-fitting needs.
+    """
     _, inv = np.unique(np.asarray(groups), return_inverse=True)
     order = np.argsort(inv, kind="stable")
     starts = np.searchsorted(inv[order], np.arange(inv.max() + 2))
     sizes = np.diff(starts)
 
-    def sample() -> np.ndarray:
+    def sample() -> tuple[np.ndarray, np.ndarray]:
         pick = rng.integers(0, len(sizes), len(sizes))
-        return order[np.repeat(starts[pick], sizes[pick]) + _ranges(sizes[pick])]
+        return (order[np.repeat(starts[pick], sizes[pick]) + _ranges(sizes[pick])],
+                np.repeat(np.arange(len(pick)), sizes[pick]))
 
     return sample
 
@@ -132,10 +135,10 @@ def evaluate(y: Any, p: Any, *, groups: Any = None, n_boot: int = 200, seed: int
         out["note"] = "needs both events and non-events"
         return out
     rng = np.random.default_rng(seed)
-    sample = _cluster_sampler(groups, len(y), rng)
+    persons = person_bootstrap(groups, rng) if groups is not None else None
     boots = {k: [] for k in METRICS}
     for _ in range(n_boot):
-        i = sample()
+        i = persons()[0] if persons else rng.integers(0, len(y), len(y))
         if y[i].min() == y[i].max():
             continue
         for k, f in METRICS.items():

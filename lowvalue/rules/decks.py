@@ -133,14 +133,14 @@ def run_decks_batched(rules: list[Rule], rs: RuleSet, load: Loader, evaluate: Ru
     load(frames["persons"], frames["encounters"], frames["events"])
     with ThreadPoolExecutor(max(workers, 1)) as pool:
         judged = list(pool.map(lambda rule: evaluate(rule, rs), rules))
+    got = {rule.id: {pid: _flags_of(part) for pid, part in df.groupby("person_id", sort=False)}
+           for rule, df in zip(rules, judged)}
     failures = []
-    for rule, df in zip(rules, judged):
-        got = {pid: _flags_of(part) for pid, part in df.groupby("person_id", sort=False)} if len(df) else {}
-        for i, (r, case) in enumerate(items):
-            if r is rule:
-                expected = sorted((at(e.at), e.variant) for e in case.expect)
-                if got.get(f"deck-{i}", []) != expected:
-                    failures.append(DeckFailure(rule.id, case.name, engine, expected, got.get(f"deck-{i}", [])))
+    for i, (rule, case) in enumerate(items):
+        expected = sorted((at(e.at), e.variant) for e in case.expect)
+        flags = got[rule.id].get(f"deck-{i}", [])
+        if flags != expected:
+            failures.append(DeckFailure(rule.id, case.name, engine, expected, flags))
     return len(items), failures
 
 
