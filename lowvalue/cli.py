@@ -19,6 +19,7 @@ from lowvalue.errors import LowvalueError
 from lowvalue.report.commands import report
 from lowvalue.risk.commands import explain, risk
 from lowvalue.review.commands import review
+from lowvalue.rules.commands import CODES_OPTION, codes
 
 console = Console(stderr=True)
 
@@ -38,7 +39,7 @@ def main() -> None:
     """Find low-value care in encounter extracts and link it to adverse-event risk."""
 
 
-for _command in (convert_command, report, risk, explain, review):
+for _command in (convert_command, report, risk, explain, review, codes):
     main.add_command(_command)
 
 FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,
@@ -109,23 +110,23 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the results.")
 @FROM_OPTION
 @RULES_OPTION
+@CODES_OPTION
 @click.option("--only", multiple=True, help="Rule id to run (repeatable).")
 @click.option("--pseudonymise", is_flag=True,
               help="Replace person/encounter/flag ids in the outputs by keyed hashes (key in $LOWVALUE_PSEUDONYM_KEY).")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the rules run (spark: a local Spark session; needs the 'spark' extra).")
-def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, only: tuple[str, ...], pseudonymise: bool,
-         engine: str) -> None:
+def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, ...],
+         pseudonymise: bool, engine: str) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
     from rich.progress import BarColumn, Progress, TextColumn
 
     from lowvalue.engine.scan import scan as run_scan
-    from lowvalue.rules.library import load_library
-
     from lowvalue.privacy import key_from_env
+    from lowvalue.rules.overlay import load_rules
 
     key = key_from_env() if pseudonymise else None
-    rs = load_library(rules_dir).select(list(only) or None)
+    rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=console, transient=True) as bar:
         task = bar.add_task("scanning", total=len(rs.rules))
@@ -148,14 +149,15 @@ def rules() -> None:
 
 @rules.command("test")
 @RULES_OPTION
+@CODES_OPTION
 @click.option("--only", multiple=True, help="Rule id to test (repeatable).")
-def rules_test(rules_dir: Path | None, only: tuple[str, ...]) -> None:
+def rules_test(rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, ...]) -> None:
     """Run every rule's test deck on every engine."""
     from lowvalue.errors import LowvalueError
     from lowvalue.rules.decks import run_deck
-    from lowvalue.rules.library import load_library
+    from lowvalue.rules.overlay import load_rules
 
-    rs = load_library(rules_dir).select(list(only) or None)
+    rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
     cases, failures = 0, []
     for rule in sorted(rs.rules.values(), key=lambda r: r.id):
         n, fails = run_deck(rule, rs)
@@ -187,14 +189,15 @@ def rules_lint(rules_dir: Path | None) -> None:
 
 @rules.command("list")
 @RULES_OPTION
+@CODES_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
 @click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
-def rules_list(rules_dir: Path | None, fmt: str, lang: str) -> None:
+def rules_list(rules_dir: Path | None, codes_dir: Path | None, fmt: str, lang: str) -> None:
     """Print the rule catalogue (with the verification status of its codes)."""
     from lowvalue.rules.catalogue import catalogue, to_markdown
-    from lowvalue.rules.library import load_library
+    from lowvalue.rules.overlay import load_rules
 
-    df = catalogue(load_library(rules_dir), lang)  # type: ignore[arg-type]
+    df = catalogue(load_rules(rules_dir, codes_dir), lang)  # type: ignore[arg-type]
     if fmt == "markdown":
         click.echo(to_markdown(df), nl=False)
     else:

@@ -1,62 +1,108 @@
 """Can this extract support this rule? Say so before running it, instead of reporting a misleading zero.
 
-Following Chalmers et al.'s evaluability criteria: a rule can only be judged
-when the data holds the event kinds and coding systems it looks for (a rule on
-KVÅ procedures says nothing on an extract coded in CPT), the care settings it
-restricts to, and values for the labs it compares.
+Following Chalmers et al.'s evaluability criteria, judged on the data, not on the
+schema: a coding system being present proves nothing if none of the rule's codes
+occur (a region whose radiology is coded with local RIS codes has procedure
+events, but no lumbar-spine imaging under any code the library knows).
+
+* ``not_evaluable`` (the rule is not run): the index code set matches no event of
+  the index kind; a required condition matches no event in any of its branches;
+  the index's lab values or care settings are missing.
+* ``limited`` (the rule runs; flags may overstate): an exclusion cannot be checked,
+  because its events are absent, or because its code set has no codes in a coding
+  system that the extract uses for that kind (ICD-9-CM diagnoses in older MIMIC
+  admissions, SNOMED CT diagnoses, a local laboratory catalogue).
+
+A trigger (an adverse event) whose codes occur nowhere is ``limited``, not
+``not_evaluable``: in a small extract the event may simply not have happened.
+
+Each reason names the code set and the fix: the region's codes in a code overlay
+(``lowvalue codes template DATA --out region-codes/``, then ``--codes region-codes/``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import duckdb
+from lowvalue.engine.coverage import Coverage
+from lowvalue.rules.model import CodeRef, Criterion, Rule
 
-from lowvalue.rules.library import RuleSet
-from lowvalue.rules.model import Rule
-
-
-def _present(con: duckdb.DuckDBPyConnection) -> tuple[set[tuple[str, str]], set[tuple[str, str]], set[str]]:
-    con.execute("""CREATE TEMP TABLE IF NOT EXISTS lv_present AS
-                   SELECT kind, system, bool_or(value IS NOT NULL) AS has_values FROM lv_ev GROUP BY kind, system""")
-    rows = con.execute("SELECT kind, system, has_values FROM lv_present").fetchall()
-    settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
-    return {(k, s) for k, s, _ in rows}, {(k, s) for k, s, v in rows if v}, settings
+FIX = "add the region's codes: `lowvalue codes template DATA --out region-codes/`, fill it in, scan with `--codes region-codes/`"
 
 
-def check(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> dict[str, Any]:
-    """``{"status": ..., "reason": str}`` for one rule on the extract in ``con``.
+def _systems(counts: dict[str, Any]) -> str:
+    return ", ".join(counts) or "none"
 
-    ``not_evaluable``: the index or a required condition has no data, so the rule is not run.
-    ``limited``: only exclusions lack data; the rule runs, and the reason says its flags may overstate.
-    """
-    kinds_systems, with_values, settings = _present(con)
+
+def _no_match(cov: Coverage, what: str, kind: str, ref: CodeRef) -> str | None:
+    """Why ``ref`` finds nothing among the extract's ``kind`` events, or None if it matches some."""
+    counts = cov.of_set(ref, kind)
+    if any(c.events_matched for c in counts.values()):
+        return None
+    name = cov.rs.valueset(ref).name
+    in_set = [s for s, c in counts.items() if c.codes_in_set]
+    in_data = [s for s, c in counts.items() if c.system_events]
+    if not in_data:
+        return f"{what}: no {kind} events in the extract (code set '{name}' is coded in {', '.join(in_set) or 'nothing'})"
+    return (f"{what}: code set '{name}' matches no {kind} event (it has codes in {', '.join(in_set) or 'no system'}; "
+            f"the extract's {kind} events are coded in {', '.join(in_data)})")
+
+
+def _no_values(cov: Coverage, what: str, kind: str, ref: CodeRef) -> str | None:
+    counts = cov.of_set(ref, kind)
+    if any(c.events_matched for c in counts.values()) and not any(c.events_with_value for c in counts.values()):
+        return f"{what}: the {kind} events of code set '{cov.rs.valueset(ref).name}' carry no values"
+    return None
+
+
+def _criterion_gaps(cov: Coverage, what: str, crit: Criterion) -> list[str]:
+    """For an exclusion branch: missing events, or coding systems the extract uses that the code set lacks."""
+    missing = _no_match(cov, what, crit.kind, crit.codes)
+    counts = cov.of_set(crit.codes, crit.kind)
+    if missing and not any(c.system_events for c in counts.values()):
+        return [missing]
+    name = cov.rs.valueset(crit.codes).name
+    gaps = [f"{what}: code set '{name}' has no {s} codes, and {share:.0%} of the extract's {crit.kind} events are {s}"
+            for s, share in cov.systems_used(crit.kind).items() if not counts.get(s) or not counts[s].codes_in_set]
+    if crit.value is not None:
+        gaps += [g for g in [_no_values(cov, what, crit.kind, crit.codes)] if g]
+    return gaps
+
+
+def check(cov: Coverage, rule: Rule, settings: set[str]) -> dict[str, Any]:
+    """``{"status": ..., "reason": str}`` for one rule on the extract ``cov`` counted."""
     problems: list[str] = []
     caveats: list[str] = []
-
-    def need(what: str, kind: str, ref: Any, values: bool = False, into: list[str] = problems) -> None:
-        vs = rs.valueset(ref)
-        have = [s for s in vs.systems if (kind, s) in kinds_systems]
-        if not have:
-            into.append(f"{what}: no {kind} events coded in {', '.join(vs.systems) or '(no system)'}")
-        elif values and not any((kind, s) in with_values for s in have):
-            into.append(f"{what}: {kind} events of {vs.name} carry no values")
-
-    need("index", rule.index.kind, rule.index.codes, values=rule.index.value is not None)
-    if rule.index.settings and not settings & set(rule.index.settings):
-        problems.append(f"index: no encounters in settings {rule.index.settings}")
+    idx = rule.index
+    missing = _no_match(cov, "index", idx.kind, idx.codes)
+    if missing and rule.type == "trigger" and any(c.system_events for c in cov.of_set(idx.codes, idx.kind).values()):
+        # an adverse event that did not occur is not a coding gap: the trigger runs and says what it could not see
+        caveats.append(missing.replace("matches no", "found no") + " (none occurred, or the region codes it otherwise)")
+    elif missing:
+        problems.append(missing)
+    if idx.value is not None and (p := _no_values(cov, "index", idx.kind, idx.codes)):
+        problems.append(p)
+    if idx.settings and not settings & set(idx.settings):
+        problems.append(f"index: no encounters in settings {idx.settings}")
     for name, cond in rule.conditions.items():
+        crits = cond.criteria
+        if not crits:
+            continue
         if cond.role == "exclude":  # every branch of an exclusion that lacks data is one that cannot be checked
-            for crit in cond.criteria:
-                need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None, into=caveats)
-        elif cond.criteria:  # a requirement fails only when none of its branches has data
-            missing: list[str] = []
-            for crit in cond.criteria:
-                need(f"condition {name}", crit.kind, crit.codes, values=crit.value is not None, into=missing)
-            if len(missing) == len(cond.criteria):
-                problems.extend(missing)
+            for crit in crits:
+                caveats += _criterion_gaps(cov, f"exclusion {name}", crit)
+            continue
+        missing = [m for crit in crits for m in [_no_match(cov, f"condition {name}", crit.kind, crit.codes)] if m]
+        if len(missing) == len(crits):  # a requirement fails only when none of its branches can hold
+            problems.extend(missing)
+        else:
+            valueless = [v for crit in crits if crit.value is not None
+                         for v in [_no_values(cov, f"condition {name}", crit.kind, crit.codes)] if v]
+            if valueless and len(valueless) == len([c for c in crits if c.value is not None]) == len(crits):
+                problems.extend(valueless)
     if problems:
-        return {"status": "not_evaluable", "reason": "; ".join(problems + caveats)}
+        return {"status": "not_evaluable", "reason": "; ".join(problems + caveats) + f". Fix: {FIX}"}
     if caveats:
-        return {"status": "limited", "reason": "exclusions cannot be checked, so flags may overstate: " + "; ".join(caveats)}
+        lead = "" if rule.type == "trigger" else "exclusions cannot be fully checked, so flags may overstate: "
+        return {"status": "limited", "reason": lead + "; ".join(caveats) + f". Fix: {FIX}"}
     return {"status": "evaluable", "reason": ""}

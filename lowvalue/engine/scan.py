@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from lowvalue import __version__
 from lowvalue.engine import sql
+from lowvalue.engine.coverage import Coverage
 from lowvalue.engine.evaluability import check as check_evaluable
 from lowvalue.errors import LowvalueError
 from lowvalue.rules.library import RuleSet, load_library
@@ -48,17 +49,25 @@ class ScanResult:
     triggers: pd.DataFrame
     evaluability: pd.DataFrame
     features: pd.DataFrame = field(default_factory=pd.DataFrame)
+    codeset_coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    orphan_codes: pd.DataFrame = field(default_factory=pd.DataFrame)
     manifest: dict[str, Any] = field(default_factory=dict)
+    rules: RuleSet | None = None
 
-    TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability", "features")
+    TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability", "features",
+              "codeset_coverage", "orphan_codes")
 
     def write(self, out: Path | str) -> Path:
-        """Write every table as Parquet and the manifest as JSON into ``out``."""
+        """Write every table as Parquet and the manifest as JSON into ``out``, with the code overlay the scan used."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         for name in self.TABLES:
             table = pa.Table.from_pandas(getattr(self, name), preserve_index=False)
             pq.write_table(table.replace_schema_metadata(None), out / f"{name}.parquet", compression="zstd")
+        if self.rules is not None and self.rules.overlay is not None:
+            from lowvalue.rules.overlay import snapshot
+
+            snapshot(self.rules.overlay, out)
         (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")
         return out
 
@@ -68,7 +77,7 @@ class ScanResult:
 
         tables = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES}
         manifest = {**self.manifest, "pseudonymised": "HMAC-SHA256 of ids with a secret key (lowvalue.privacy)"}
-        return ScanResult(**tables, manifest=manifest)
+        return ScanResult(**tables, manifest=manifest, rules=self.rules)
 
     def summary(self) -> pd.DataFrame:
         """One row per rule: evaluability, candidates, eligible, flags by tier; triggers: events found."""
@@ -206,7 +215,9 @@ def scan(
 
     started = time.perf_counter()
     ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))
-    evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(con, r, rs)} for r in ordered]
+    cov = Coverage.of(con, rs)
+    settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
+    evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(cov, r, settings)} for r in ordered]
     runnable = [r for r, v in zip(ordered, evaluable) if v["status"] != "not_evaluable"]
     timing: dict[str, float] = {}
 
@@ -245,6 +256,9 @@ def scan(
         waterfall=pd.DataFrame(fall),
         triggers=triggers,
         evaluability=pd.DataFrame(evaluable),
+        codeset_coverage=cov.table(ordered),
+        orphan_codes=cov.orphans(ordered),
+        rules=rs,
     )
     if features and len(candidates):
         from lowvalue.risk.features import compute
@@ -255,7 +269,8 @@ def scan(
     result.manifest = {
         "lowvalue_version": __version__,
         "engine": engine,
-        "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()}},
+        "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()},
+                     "codes_overlay": rs.overlay.manifest() if rs.overlay is not None else None},
         "data": {"fingerprint": extract.fingerprint, "sources": extract.sources,
                  "counts": {k: vars(v) for k, v in extract.counts.items()}},
         "versions": _versions(engine),

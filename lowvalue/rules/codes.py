@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 ICD10_FAMILY = frozenset({"ICD-10-SE", "ICD-10-CM", "ICD-10"})
 _RANGE = re.compile(r"^([A-Z][A-Z0-9]*)-([A-Z][A-Z0-9]*)$")
@@ -103,6 +103,8 @@ class ValueSet:
     provenance: str = ""
     unverified: frozenset[str] = frozenset()
     source_file: str = ""
+    regional: tuple[Any, ...] = ()
+    """Entries a region's code overlay added (:class:`lowvalue.rules.overlay.OverlayEntry`), already in ``codes``."""
 
     @classmethod
     def inline(cls, name: str, codes: dict[str, list[str]]) -> "ValueSet":

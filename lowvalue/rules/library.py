@@ -28,15 +28,18 @@ from lowvalue.rules.model import CodeRef, Rule
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "rules"
 
 
-def _compose(text: str, file: str) -> tuple[Any, yaml.Node | None]:
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it (about ten times faster), else the pure-Python one."""
+
+
+def load_yaml(text: str, file: str) -> Any:
+    """Parse YAML text safely (no tags that construct objects); a syntax error is a located :class:`RuleError`."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise RuleError(file, f"not valid YAML: {getattr(err, 'problem', err)}",
                         line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None) from None
-    return data, node
 
 
 def _locate(node: yaml.Node | None, path: tuple[Any, ...]) -> tuple[int | None, int | None]:
@@ -57,7 +60,9 @@ def _locate(node: yaml.Node | None, path: tuple[Any, ...]) -> tuple[int | None, 
     return best.start_mark.line + 1, best.start_mark.column + 1
 
 
-def _errors_of(err: ValidationError, file: str, node: yaml.Node | None) -> list[RuleError]:
+def pydantic_errors(err: ValidationError, file: str, text: str) -> list[RuleError]:
+    """Each schema error of a YAML file as a :class:`RuleError` with line and column (the file is composed only now)."""
+    node = yaml.compose(text, Loader=_LOADER)
     out = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p[0].isupper()))
@@ -69,7 +74,7 @@ def _errors_of(err: ValidationError, file: str, node: yaml.Node | None) -> list[
 
 
 def _load_valueset(path: Path) -> ValueSet:
-    data, _ = _compose(path.read_text(encoding="utf-8"), str(path))
+    data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(data, dict) or not isinstance(data.get("codes"), dict):
         raise RuleError(str(path), "a code set needs a 'codes' mapping of system -> list of codes")
     name = data.get("name", path.stem)
@@ -99,6 +104,8 @@ class RuleSet:
     valuesets: dict[str, ValueSet] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     digest: str = ""
+    overlay: Any = None
+    """The region's code overlay applied to the code sets (:class:`lowvalue.rules.overlay.Overlay`), if any."""
 
     @property
     def do_not_do(self) -> list[Rule]:
@@ -125,16 +132,17 @@ class RuleSet:
         if missing:
             raise RuleError("--only", f"unknown rule id(s) {missing}; known: {sorted(self.rules)}")
         keep = set(only) | {h.trigger for i in only for h in self.rules[i].harms}
-        return RuleSet({k: v for k, v in self.rules.items() if k in keep}, self.valuesets, self.files, self.digest)
+        return RuleSet({k: v for k, v in self.rules.items() if k in keep}, self.valuesets, self.files, self.digest,
+                       self.overlay)
 
 
 def parse_rule(text: str, file: str = "<string>") -> Rule:
     """Parse one rule from YAML text; raises the first located :class:`RuleError`."""
-    data, node = _compose(text, file)
+    data = load_yaml(text, file)
     try:
         return Rule.model_validate(data)
     except ValidationError as err:
-        raise _errors_of(err, file, node)[0] from None
+        raise pydantic_errors(err, file, text)[0] from None
 
 
 def load_library(root: Path | str | None = None, *, collect: list[RuleError] | None = None) -> RuleSet:
@@ -159,11 +167,12 @@ def load_library(root: Path | str | None = None, *, collect: list[RuleError] | N
                 rs.valuesets[vs.name] = vs
                 rs.files[vs.name] = str(path)
                 continue
-            data, node = _compose(raw.decode("utf-8"), str(path))
+            text = raw.decode("utf-8")
+            data = load_yaml(text, str(path))
             try:
                 rule = Rule.model_validate(data)
             except ValidationError as err:
-                problems += _errors_of(err, str(path), node)
+                problems += pydantic_errors(err, str(path), text)
                 continue
             if path.parent.name == "triggers" and rule.type != "trigger":
                 problems.append(RuleError(str(path), "files in triggers/ must say 'type: trigger'"))

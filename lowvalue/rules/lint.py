@@ -30,7 +30,8 @@ CODE_FORMATS: dict[str, re.Pattern[str]] = {
 """What a full code looks like per system; prefixes (``J01*``) and range ends are checked as leading parts."""
 
 
-def _code_ok(system: str, text: str) -> bool:
+def code_ok(system: str, text: str) -> bool:
+    """Whether ``text`` looks like a code (or prefix, or range) of ``system``; systems without a known format pass."""
     fmt = CODE_FORMATS.get(system)
     if fmt is None:
         return True
@@ -100,7 +101,7 @@ def lint(root: Path | str | None = None) -> tuple[RuleSet, list[RuleError]]:
         for system, entries in vs.codes.items():
             raw = _raw_codes(vs.source_file, system)
             for text in raw:
-                if not _code_ok(system, text):
+                if not code_ok(system, text):
                     problems.append(RuleError(vs.source_file, f"codes.{system}: {text!r} is not a well-formed {system} code"))
     for rule in rs.rules.values():
         file = rs.files.get(rule.id, rule.id)

@@ -321,6 +321,10 @@ class Rule(_Model):
 
     def code_refs(self) -> list[CodeRef]:
         """Every code set the rule uses, index first."""
-        refs: list[CodeRef] = [self.index.codes]
-        refs += [crit.codes for c in self.conditions.values() for crit in c.criteria]
-        return refs
+        return [ref for _, _, _, ref in self.code_uses()]
+
+    def code_uses(self) -> list[tuple[str, str, str, CodeRef]]:
+        """``(condition, role, kind, code set)`` for the index (condition ``index``) and every criterion, index first."""
+        out: list[tuple[str, str, str, CodeRef]] = [("index", "index", self.index.kind, self.index.codes)]
+        out += [(name, c.role, crit.kind, crit.codes) for name, c in self.conditions.items() for crit in c.criteria]
+        return out

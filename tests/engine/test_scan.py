@@ -86,6 +86,7 @@ def test_evaluability_of_any_of_conditions():
     import duckdb
 
     from lowvalue.engine import sql
+    from lowvalue.engine.coverage import Coverage
     from lowvalue.engine.evaluability import check
     from lowvalue.rules.library import parse_rule
 
@@ -111,10 +112,9 @@ variants: {sensitive: [], specific: []}
     with duckdb.connect() as con:
         sql.load_frames(con, frames["persons"], frames["encounters"], frames["events"])
         sql.prepare(con)
-        v = check(con, rule, RS)
+        v = check(Coverage.of(con, RS), rule, set())
         assert v["status"] == "limited", v  # the diagnosis branch has data; both test branches lack it
-        assert v["reason"].count("condition no_test") == 2 and "dx_or_lab" not in v["reason"]
+        assert v["reason"].count("exclusion no_test") == 2 and "dx_or_lab" not in v["reason"]
         con.execute("DELETE FROM lv_ev WHERE kind = 'diagnosis'")
-        con.execute("DROP TABLE IF EXISTS lv_present")
-        v = check(con, rule, RS)
+        v = check(Coverage.of(con, RS), rule, set())
         assert v["status"] == "not_evaluable" and "condition dx_or_lab" in v["reason"], v

@@ -1,0 +1,172 @@
+"""Which of a rule's codes occur in this extract: code-set coverage and the codes a code set may be missing.
+
+A rule whose index codes never occur finds nothing, and nothing looks like good
+care. Before any rule runs, the scan counts, for every code set a rule uses and
+every coding system the extract holds for that event kind, how many distinct
+codes and events match (``codeset_coverage.parquet``), in the manner of OHDSI
+CohortDiagnostics' "included source concepts". Evaluability
+(:mod:`lowvalue.engine.evaluability`) reads these counts, and ``orphan_codes.parquet``
+lists, like CohortDiagnostics' "orphan codes", the frequent codes of the same kind
+that a code set does not hold but that look related: the same ICD-10 category, KVÅ
+group or ATC chemical subgroup, or, in a coding system the code set has no codes in
+(a local RIS or laboratory catalogue), the frequent codes that no code set of the
+library holds. The extract has no code texts, so relatedness is by code only.
+
+All counting runs on one small table of distinct codes (``lv_codes``: kind, system,
+code, events), so it costs one pass over the events whatever the number of rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from lowvalue.engine.sql import match_sql
+from lowvalue.rules.codes import ICD10_FAMILY, ValueSet
+from lowvalue.rules.library import RuleSet
+from lowvalue.rules.model import CodeRef, Rule
+
+USED_SHARE = 0.01
+"""A coding system counts as *used* for an event kind when it holds at least this share of the kind's events
+(so one stray row in an odd system does not mark every rule limited)."""
+
+ORPHANS_PER_SYSTEM = 10
+
+PREFIX_LENGTH = {**{s: 3 for s in ICD10_FAMILY}, "ICD-9-CM": 3, "KVÅ": 3, "ATC": 5}
+"""Leading characters that make two codes 'related' per system (ICD category, KVÅ group, ATC chemical subgroup).
+Systems not listed (NPU, LOINC, SNOMED CT, RxNorm, CPT) have codes whose characters carry no hierarchy."""
+
+COVERAGE_COLUMNS = ["rule_id", "condition", "role", "codeset", "kind", "system", "codes_in_set", "codes_matched",
+                    "events_matched", "events_with_value", "system_events", "system_share"]
+ORPHAN_COLUMNS = ["codeset", "kind", "system", "code", "events", "relation"]
+
+
+@dataclass
+class SystemCount:
+    """Matches of one code set among one coding system's events of one kind."""
+
+    codes_in_set: int
+    codes_matched: int
+    events_matched: int
+    events_with_value: int
+    system_events: int
+    system_share: float
+
+
+@dataclass
+class Coverage:
+    """Code counts of an extract, and per (code set, kind) the matches in each coding system."""
+
+    con: duckdb.DuckDBPyConnection
+    rs: RuleSet
+    kind_events: dict[str, int] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], dict[str, SystemCount]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, con: duckdb.DuckDBPyConnection, rs: RuleSet) -> "Coverage":
+        """Count distinct codes once (``lv_ev`` must exist: :func:`lowvalue.engine.sql.prepare`)."""
+        con.execute("""CREATE OR REPLACE TEMP TABLE lv_codes AS
+                       SELECT kind, system, code_norm, min(code) AS code, count(*) AS events,
+                              count(value) AS with_value
+                       FROM lv_ev GROUP BY kind, system, code_norm""")
+        kinds = dict(con.execute("SELECT kind, sum(events) FROM lv_codes GROUP BY kind").fetchall())
+        return cls(con, rs, {k: int(v) for k, v in kinds.items()})
+
+    def systems_used(self, kind: str) -> dict[str, float]:
+        """Coding systems holding at least :data:`USED_SHARE` of the kind's events, with their share."""
+        counts = self._counts(None, kind)
+        return {s: c.system_share for s, c in counts.items() if c.system_share >= USED_SHARE}
+
+    def of_set(self, ref: CodeRef, kind: str) -> dict[str, SystemCount]:
+        """Per coding system (the code set's and the extract's for ``kind``): codes in the set, codes and events matched."""
+        return self._counts(self.rs.valueset(ref), kind)
+
+    def _counts(self, vs: ValueSet | None, kind: str) -> dict[str, SystemCount]:
+        key = (vs.name if vs else "", kind)
+        if key not in self._cache:
+            match = match_sql(vs, "c") if vs else "FALSE"
+            rows = self.con.execute(f"""
+                SELECT system, count(*) FILTER (WHERE {match}), coalesce(sum(events) FILTER (WHERE {match}), 0),
+                       coalesce(sum(with_value) FILTER (WHERE {match}), 0), sum(events)
+                FROM lv_codes c WHERE kind = ? GROUP BY system""", [kind]).fetchall()
+            total = max(self.kind_events.get(kind, 0), 1)
+            out = {s: SystemCount(len(vs.codes.get(s, ())) if vs else 0, int(cm), int(em), int(ev), int(n), n / total)
+                   for s, cm, em, ev, n in rows}
+            for s in (vs.systems if vs else []):
+                out.setdefault(s, SystemCount(len(vs.codes[s]), 0, 0, 0, 0, 0.0))  # type: ignore[union-attr]
+            self._cache[key] = dict(sorted(out.items()))
+        return self._cache[key]
+
+    def table(self, rules: list[Rule]) -> pd.DataFrame:
+        """``codeset_coverage``: one row per rule, condition (``index`` first), code set and coding system."""
+        rows: list[dict[str, Any]] = []
+        for rule in rules:
+            for condition, role, crit_kind, ref in rule.code_uses():
+                vs = self.rs.valueset(ref)
+                for system, c in self.of_set(ref, crit_kind).items():
+                    rows.append({"rule_id": rule.id, "condition": condition, "role": role, "codeset": vs.name,
+                                 "kind": crit_kind, "system": system, **vars(c)})
+        df = pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+        df["system_share"] = df["system_share"].astype(float).round(4)
+        return df.sort_values(["rule_id", "condition", "codeset", "kind", "system"], kind="mergesort").reset_index(drop=True)
+
+    def _claimed(self, rules: list[Rule]) -> dict[str, str]:
+        """Per kind, a predicate on ``c``: the code is held by some code set that ``rules`` use with that kind."""
+        preds: dict[str, set[str]] = {}
+        for rule in rules:
+            for _, _, kind, ref in rule.code_uses():
+                preds.setdefault(kind, set()).add(match_sql(self.rs.valueset(ref), "c"))
+        return {k: " OR ".join(sorted(v)) for k, v in preds.items()}
+
+    def unclaimed(self, rules: list[Rule], limit: int) -> pd.DataFrame:
+        """Per kind and coding system, the ``limit`` most frequent codes that no code set used by ``rules`` with that kind holds."""
+        parts = [self.con.execute(f"""
+            SELECT kind, system, code, events FROM lv_codes c WHERE kind = ? AND NOT ({claimed})
+            QUALIFY row_number() OVER (PARTITION BY system ORDER BY events DESC, code) <= {int(limit)}
+            ORDER BY system, events DESC, code""", [kind]).df()
+            for kind, claimed in sorted(self._claimed(rules).items())]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["kind", "system", "code", "events"])
+
+    def orphans(self, rules: list[Rule]) -> pd.DataFrame:
+        """Frequent codes a code set may be missing (see the module docstring), at most 10 per code set and system."""
+        pairs = sorted({(self.rs.valueset(ref).name, kind, id(ref)): (ref, kind)
+                        for rule in rules for _, _, kind, ref in rule.code_uses()}.items())
+        known = self._claimed(rules)
+        parts: list[pd.DataFrame] = []
+        seen: set[tuple[str, str]] = set()
+        for (name, kind, _), (ref, _) in pairs:
+            if (name, kind) in seen:
+                continue
+            seen.add((name, kind))
+            vs = self.rs.valueset(ref)
+            mine = match_sql(vs, "c")
+            for system in self.systems_used(kind):
+                if system in vs.codes:
+                    n = PREFIX_LENGTH.get(system)
+                    stems = sorted({e.low[:n] for e in vs.codes[system] if n and len(e.low) >= n})
+                    if not stems:
+                        continue
+                    where = f"substr(c.code_norm, 1, {n}) IN ({', '.join(_q(s) for s in stems)}) AND NOT ({mine})"
+                    relation = "same {} as a code of the set".format(
+                        {"ATC": "ATC chemical subgroup", "KVÅ": "KVÅ group"}.get(system, "category"))
+                else:
+                    where = f"NOT ({known[kind]})"
+                    relation = "coding system not in the set; no code set holds this code"
+                df = self.con.execute(f"""
+                    SELECT {_q(name)} AS codeset, kind, system, code, events, {_q(relation)} AS relation
+                    FROM lv_codes c WHERE kind = ? AND system = ? AND {where}
+                    ORDER BY events DESC, code LIMIT {ORPHANS_PER_SYSTEM}""", [kind, system]).df()
+                if len(df):
+                    parts.append(df)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ORPHAN_COLUMNS)
+        out["events"] = out["events"].astype("int64")
+        return out[ORPHAN_COLUMNS].sort_values(["codeset", "kind", "system", "events", "code"],
+                                               ascending=[True, True, True, False, True], kind="mergesort"
+                                               ).reset_index(drop=True)
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
