@@ -25,6 +25,7 @@ from lowvalue.errors import InputError
 from lowvalue.report.funnel import Funnel, Method, funnel
 from lowvalue.report.suppress import Suppressor
 from lowvalue.rules.library import RuleSet, load_library
+from lowvalue.rules.overlay import rules_for_results
 from lowvalue.rules.model import Rule
 
 REQUIRED = ("denominators", "flags", "evaluability", "candidates")
@@ -92,7 +93,7 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
         if not (path / f"{name}.parquet").is_file():
             raise InputError(str(path / f"{name}.parquet"), "missing: run `lowvalue scan DATA --out RESULTS` first")
     manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
-    rs = rules if isinstance(rules, RuleSet) else load_library(rules)
+    rs = rules if isinstance(rules, RuleSet) else load_library(rules) if rules else rules_for_results(path, manifest)
     den = pd.read_parquet(path / "denominators.parquet")
     flags = pd.read_parquet(path / "flags.parquet", columns=["flag_id", "rule_id", "variant", "cost"])
     ev = pd.read_parquet(path / "evaluability.parquet")

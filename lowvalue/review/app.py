@@ -105,9 +105,9 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
     def rule_library() -> Any:
         with state["lock"]:
             if state["rules"] is None:
-                from lowvalue.rules.library import load_library
+                from lowvalue.rules.overlay import rules_for_results
 
-                state["rules"] = load_library()
+                state["rules"] = rules_for_results(results)
         return state["rules"]
 
     explainer = _Explainer(results, Path(model_dir), rule_library) if model_dir else None
