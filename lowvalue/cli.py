@@ -241,8 +241,10 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     click.echo(f"1. validate {data}")
     extract = open_extract(data, quarantine_dir=out / "quarantine")
     click.echo(extract.summary())
-    click.echo("2. scan with the shipped rule library")
-    result = run_scan(extract)
+    codes = data / "region-codes" if (data / "region-codes").is_dir() else None
+    overlay = f" and the region's code overlay {codes}" if codes else ""
+    click.echo(f"2. scan with the shipped rule library{overlay}")
+    result = run_scan(extract, codes=codes)
     result.write(out / "scan")
     _print_frame(result.summary(), "flags per rule")
     _print_frame(result.waterfall[result.waterfall.rule_id == "LV-HOSP-027"], "exclusion waterfall, LV-HOSP-027")

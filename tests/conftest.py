@@ -18,5 +18,5 @@ EXAMPLE = ROOT / "examples" / "synthetic_data"
 @pytest.fixture(scope="session")
 def example_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("example") / "results"
-    lowvalue.scan(EXAMPLE).write(out)
+    lowvalue.scan(EXAMPLE, codes=EXAMPLE / "region-codes").write(out)
     return out

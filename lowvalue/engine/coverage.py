@@ -33,6 +33,12 @@ USED_SHARE = 0.01
 """A coding system counts as *used* for an event kind when it holds at least this share of the kind's events
 (so one stray row in an odd system does not mark every rule limited)."""
 
+CLASSIFICATIONS = frozenset({"ICD-10-SE", "ICD-10-CM", "ICD-10", "ICD-9-CM", "ICD-9-CM-Proc", "KSH97-P", "KVÅ", "ATC",
+                             "NPU", "LOINC", "SNOMED-CT", "RxNorm", "CPT", "ICD-10-PCS"})
+"""Public coding systems that cover a whole event kind. A code set without codes in one of these that the extract uses
+cannot see that part of the data. A local catalogue (a RIS, a laboratory's own codes) may cover one field only, so its
+absence from a code set is shown in the coverage table but is not by itself a limitation."""
+
 ORPHANS_PER_SYSTEM = 10
 
 PREFIX_LENGTH = {**{s: 3 for s in ICD10_FAMILY}, "ICD-9-CM": 3, "KVÅ": 3, "ATC": 5}
@@ -75,10 +81,11 @@ class Coverage:
         kinds = dict(con.execute("SELECT kind, sum(events) FROM lv_codes GROUP BY kind").fetchall())
         return cls(con, rs, {k: int(v) for k, v in kinds.items()})
 
-    def systems_used(self, kind: str) -> dict[str, float]:
+    def systems_used(self, kind: str, *, classifications_only: bool = False) -> dict[str, float]:
         """Coding systems holding at least :data:`USED_SHARE` of the kind's events, with their share."""
         counts = self._counts(None, kind)
-        return {s: c.system_share for s, c in counts.items() if c.system_share >= USED_SHARE}
+        return {s: c.system_share for s, c in counts.items() if c.system_share >= USED_SHARE
+                and (s in CLASSIFICATIONS or not classifications_only)}
 
     def of_set(self, ref: CodeRef, kind: str) -> dict[str, SystemCount]:
         """Per coding system (the code set's and the extract's for ``kind``): codes in the set, codes and events matched."""

@@ -9,9 +9,11 @@ events, but no lumbar-spine imaging under any code the library knows).
   the index kind; a required condition matches no event in any of its branches;
   the index's lab values or care settings are missing.
 * ``limited`` (the rule runs; flags may overstate): an exclusion cannot be checked,
-  because its events are absent, or because its code set has no codes in a coding
-  system that the extract uses for that kind (ICD-9-CM diagnoses in older MIMIC
-  admissions, SNOMED CT diagnoses, a local laboratory catalogue).
+  because its events are absent, or because its code set has no codes in a public
+  classification that the extract uses for that kind (ICD-9-CM diagnoses in older
+  MIMIC admissions, SNOMED CT diagnoses, NPU where the set lists only LOINC). A local
+  catalogue (a RIS) may cover one field only, so it is listed in the coverage table
+  but not counted against every code set.
 
 A trigger (an adverse event) whose codes occur nowhere is ``limited``, not
 ``not_evaluable``: in a small extract the event may simply not have happened.
@@ -63,7 +65,8 @@ def _criterion_gaps(cov: Coverage, what: str, crit: Criterion) -> list[str]:
         return [missing]
     name = cov.rs.valueset(crit.codes).name
     gaps = [f"{what}: code set '{name}' has no {s} codes, and {share:.0%} of the extract's {crit.kind} events are {s}"
-            for s, share in cov.systems_used(crit.kind).items() if not counts.get(s) or not counts[s].codes_in_set]
+            for s, share in cov.systems_used(crit.kind, classifications_only=True).items()
+            if not counts.get(s) or not counts[s].codes_in_set]
     if crit.value is not None:
         gaps += [g for g in [_no_values(cov, what, crit.kind, crit.codes)] if g]
     return gaps

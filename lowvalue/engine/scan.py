@@ -188,6 +188,7 @@ def scan(
     data: Any,
     rules: RuleSet | Path | str | None = None,
     *,
+    codes: Path | str | None = None,
     only: list[str] | None = None,
     quarantine_dir: Path | None = None,
     progress: Any = None,
@@ -197,7 +198,8 @@ def scan(
     """Scan an extract (folder, mapping of DataFrames, or an opened :class:`~lowvalue.data.extract.Extract`).
 
     ``rules`` is a loaded :class:`RuleSet`, a library folder, or None for the
-    shipped library; ``only`` picks rule ids. ``progress`` is an optional
+    shipped library; ``codes`` a region's code overlay folder (:mod:`lowvalue.rules.overlay`),
+    applied to it; ``only`` picks rule ids. ``progress`` is an optional
     callable ``progress(rule_id, seconds)`` called after each rule. With
     ``features`` the pre-index features of every candidate are computed too
     (:mod:`lowvalue.risk.features`) for the eligible ones, which the risk layer compares.
@@ -207,8 +209,10 @@ def scan(
 
     if engine not in ENGINES:
         raise LowvalueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    from lowvalue.rules.overlay import apply_overlay, load_overlay
+
     rs = rules if isinstance(rules, RuleSet) else load_library(rules)
-    rs = rs.select(only)
+    rs = (apply_overlay(rs, load_overlay(codes)) if codes else rs).select(only)
     extract = data if isinstance(data, Extract) else open_extract(data, quarantine_dir=quarantine_dir)
     con = extract.con
     sql.prepare(con)

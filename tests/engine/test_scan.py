@@ -13,13 +13,15 @@ from lowvalue.rules.library import load_library
 RS = load_library()
 
 
-def _frames(rule_id: str, case: int) -> dict[str, pd.DataFrame]:
-    return case_frames(RS.rules[rule_id].tests[case])
+def _frames(rule_id: str, case: int | str) -> dict[str, pd.DataFrame]:
+    """A deck case's tables, by index or by name."""
+    tests = RS.rules[rule_id].tests
+    return case_frames(next(t for t in tests if t.name == case) if isinstance(case, str) else tests[case])
 
 
 def _two_people() -> dict[str, pd.DataFrame]:
     """Person A: transfusion at Hb 85 (low value). Person B: the same with a GI bleed (likely low value)."""
-    a, b = _frames("LV-HOSP-027", 0), _frames("LV-HOSP-027", 7)
+    a, b = _frames("LV-HOSP-027", 0), _frames("LV-HOSP-027", "gastrointestinal bleeding justifies transfusion")
     for tables, pid in ((a, "A"), (b, "B")):
         for df in tables.values():
             df["person_id"] = pid
@@ -36,7 +38,7 @@ def test_flags_tiers_and_evidence():
     assert f.loc["A", "cost"] == 2500.0
     ev = json.loads(f.loc["B", "evidence"])
     hb = [e for e in ev if e["condition"] == "hb_at_least_80"]
-    assert hb and hb[0]["value"] == 85 and hb[0]["code"] == "NPU02319"
+    assert hb and hb[0]["value"] == 85 and hb[0]["code"] == "NPU28309"
     bleed = [e for e in ev if e["condition"] == "no_bleeding"]
     assert bleed and bleed[0]["role"] == "exclude" and bleed[0]["code"] == "K92.2"
     cand = r.candidates.set_index("person_id")

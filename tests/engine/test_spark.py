@@ -160,8 +160,9 @@ def test_scan_on_spark_writes_the_same_flags(session, library, tmp_path):
     from lowvalue.engine.scan import scan
 
     only = list(SYNTHETIC_RULES)
-    duck = scan(SYNTHETIC, library, only=only, features=False)
-    sp = scan(SYNTHETIC, library, only=only, features=False, engine="spark")
+    codes = f"{SYNTHETIC}/region-codes"
+    duck = scan(SYNTHETIC, library, codes=codes, only=only, features=False)
+    sp = scan(SYNTHETIC, library, codes=codes, only=only, features=False, engine="spark")
     assert len(duck.flags) > 10
     duck.write(tmp_path / "duck")
     sp.write(tmp_path / "spark")

@@ -14,7 +14,7 @@ REGION = Path(__file__).resolve().parents[2] / "examples" / "synthetic_data"
 
 @pytest.fixture(scope="module")
 def agreement():
-    result = lowvalue.scan(REGION, features=False)
+    result = lowvalue.scan(REGION, codes=REGION / "region-codes", features=False)
     return compare_with_truth(result.flags, REGION / "truth")
 
 

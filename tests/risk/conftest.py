@@ -28,7 +28,7 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def results(region: Path) -> Path:
     out = region.parent / "results"
-    lowvalue.scan(region).write(out)
+    lowvalue.scan(region, codes=region / "region-codes").write(out)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def codes_match(codes: pd.Series, spec: list[str]) -> pd.Series:
     hit = pd.Series(False, index=codes.index)
     for item in spec:
         item = item.rstrip("*")
-        if "-" in item:
+        if re.fullmatch(r"[A-Z]\d{2}(\.\d+)?-[A-Z]\d{2}(\.\d+)?", item):  # a range, not a local code like DT-LRYGG
             a, b = (x.replace(".", "") for x in item.split("-"))
             head = c.str[: len(a)]
             hit |= (head >= a) & (head <= b)
@@ -97,12 +98,12 @@ ABX_EXCL = {
     "comorbidity": ["J43-J44", "D80-D84", "B20-B24", "C00-C97", "E84"],
 }
 INDEX = {
-    "LV-IMG-001": ("procedure", ["AF012", "AF022", "AF032"]),
+    "LV-IMG-001": ("procedure", ["RTG-LRYGG", "DT-LRYGG", "MR-LRYGG"]),
     "LV-ABX-003": ("medication", ["J01*"]),
     "LV-ABX-004": ("medication", ["J01*"]),
     "LV-SCR-008": ("lab", ["NPU08669"]),
     "LV-RX-022": ("medication", ["N05BA*", "N05CD*", "N05CF*"]),
-    "LV-PRE-013": ("procedure", ["AG010"]),
+    "LV-PRE-013": ("procedure", ["RTG-THORAX"]),
     "LV-HOSP-027": ("procedure", ["DR029"]),
     "LV-LAB-011": ("lab", ["NPU10267"]),
     "LV-RX-026": ("medication", ["A02BC*"]),
@@ -151,7 +152,7 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         sens = (a >= 18) & E("procedure", ["CJE20", "JAB30", "JKA21"], 0, 30)
         spec_ = sens & routine & ~E("diagnosis", ["J12-J18", "J44", "I50", "C34", "R06.0", "R05"], -30, 0)
     elif pattern == "LV-HOSP-027":
-        hb = ev[(ev.kind == "lab") & (ev.code == "NPU02319")][["person_id", "time", "value", "unit"]]
+        hb = ev[(ev.kind == "lab") & (ev.code == "NPU28309")][["person_id", "time", "value", "unit"]]
         m = idx[["rid", "person_id", "time"]].merge(hb, on="person_id", suffixes=("", "_h"))
         h = (m.time_h - m.time) / pd.Timedelta(hours=1)
         m = m[(h >= -24) & (h <= 0)].sort_values(["rid", "time_h"])
@@ -218,9 +219,9 @@ def test_integrity(small):
     assert v.time.between("2022-01-01", "2025-01-01").all()
     assert (v.time.dt.hour + v.time.dt.minute > 0).mean() > 0.99
     assert (e.cost >= 0).all() and (v.cost.dropna() >= 0).all() and v.cost.isna().mean() > 0.8
-    assert set(v.system) == {"ICD-10-SE", "KVÅ", "ATC", "NPU"}
+    assert set(v.system) == {"ICD-10-SE", "KVÅ", "ATC", "NPU", "LOKAL-RIS", "LOKAL-KLINFYS", "LOKAL-LAB"}
     assert set(e.setting) <= {"primary_care", "outpatient", "emergency", "inpatient", "digital", "home"}
-    hb = v[v.code == "NPU02319"]
+    hb = v[v.code == "NPU28309"]
     assert 0.05 < (hb.unit == "g/dL").mean() < 0.15
     med = v[v.kind == "medication"]
     assert med.days_supply.notna().all()
@@ -284,7 +285,7 @@ def test_window_edges_inside(medium):
     m = img[img.specific].merge(lbp, on="person_id", suffixes=("", "_d"))
     assert ((m.time.dt.normalize() - m.time_d.dt.normalize()).dt.days == 42).any()
     hosp = iv[(iv.pattern == "LV-HOSP-027") & iv.low_value]
-    hb = ev[ev.code == "NPU02319"].merge(hosp[["person_id", "time"]], on="person_id", suffixes=("", "_t"))
+    hb = ev[ev.code == "NPU28309"].merge(hosp[["person_id", "time"]], on="person_id", suffixes=("", "_t"))
     assert ((hb.time_t - hb.time) == pd.Timedelta(hours=24)).any()
     assert ((hb.value == 80) | ((hb.value == 8.0) & (hb.unit == "g/dL"))).any()
     ppi = ev[ev.code.str.startswith("A02BC") & (ev.days_supply == 28)]
@@ -364,7 +365,7 @@ def test_deterministic(tmp_path):
     generate(persons=1500, seed=3, out=b, chunk_size=700)
     generate(persons=1500, seed=4, out=c, chunk_size=700)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 6
+    assert len(files) == 6 + len(list((a / "region-codes").glob("*.yaml")))
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert (a / "events.parquet").read_bytes() != (c / "events.parquet").read_bytes()
@@ -410,7 +411,7 @@ def test_scan_recall_precision_all_rules(small):
     """Every shipped rule, run on the region, flags exactly the truth: recall and precision 1.0 per rule and
     tier, and no rule flags anything in a region where it is not planted."""
     out, _ = small
-    result = lowvalue.scan(out, features=False)
+    result = lowvalue.scan(out, codes=out / "region-codes", features=False)
     agreement = compare_with_truth(result.flags, out / "truth")
     bad = agreement[(agreement.recall != 1.0) | (agreement.precision != 1.0)]
     assert bad.empty, bad.to_string()

@@ -67,7 +67,31 @@ def generate(persons: int, seed: int, out: Path, chunk_size: int = 20000) -> Syn
         triggers=dict(sorted(triggers.items())),
     )
     (out / "truth" / "effects.json").write_text(json.dumps(effects(summary), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_region_codes(out / "region-codes")
     return summary
+
+
+def write_region_codes(folder: Path) -> None:
+    """The region's code overlay: its local RIS, clinical-physiology and laboratory codes, per library code set.
+
+    A real region's analyst writes this folder (``lowvalue codes template``); the synthetic region ships its own,
+    so that scanning it looks like scanning a region whose catalogue has been mapped.
+    """
+    from lowvalue.rules.overlay import dump_yaml
+
+    from .coding import LOCAL_CODES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.yaml"):
+        old.unlink()
+    for codeset in sorted({v[2] for v in LOCAL_CODES.values()}):
+        entries = [{"system": system, "code": code, "text": text,
+                    "source": "the synthetic region's local catalogue (fictional; lowvalue/data/synth/coding.py)",
+                    "checked_by": "lowvalue synthetic region generator"}
+                   for code, (system, text, cs) in sorted(LOCAL_CODES.items()) if cs == codeset]
+        (folder / f"{codeset}.yaml").write_text(dump_yaml({
+            "codeset": codeset, "region": "synthetic Värmland-like region (fictional)", "entries": entries}),
+            encoding="utf-8")
 
 
 def effects(summary: SynthSummary) -> dict:

@@ -89,7 +89,7 @@ PLANTERS: dict[str, Callable[[Chunk, np.ndarray], None]] = {
     "LV-HOSP-028": perioperative.plant_daily_hb,
 }
 
-PREOP_LABS = ("NPU02319", "NPU18016", "NPU01685", "NPU01682", "NPU22089", "NPU03429", "NPU03230")
+PREOP_LABS = ("NPU28309", "NPU18016", "NPU01685", "NPU01682", "NPU02192", "NPU03429", "NPU03230")
 _HEAD = (("diagnosis", ("R51", "R55", "R26", "G43", "G44")),)
 RESERVED: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "LV-PRE-013": (("lab", PREOP_LABS),),

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import adverse
 from ..builder import ChunkBuilder
+from ..coding import system_of
 from ..clock import FOLLOW_UP_DAYS, INDEX_FIRST, MIN_PER_DAY, PERIOD_START, add_years, clock_time, uniform_days
 from ..region import multiplier, hospital_unit
 
@@ -206,7 +207,7 @@ def finish(
     planted = bt.planted
     sensitive = planted | ~np.isin(bt.kind, list(spec.not_eligible))
     reason = np.where(planted, "planted", bt.reason)
-    b.intervention(spec.pattern, bt.p, enc, time, kind, system, code, planted, sensitive, reason)
+    b.intervention(spec.pattern, bt.p, enc, time, kind, system_of(code, system), code, planted, sensitive, reason)
     c = ck.counts.setdefault(spec.pattern, Counter())
     c["planted"] += int(planted.sum())
     c["lookalikes"] += int((~planted).sum())
@@ -265,7 +266,7 @@ def record(ck: Chunk, pattern: str, p, enc, time, kind: str, system: str, code, 
     if len(p) == 0:
         return
     low = np.broadcast_to(np.asarray(low, bool), p.shape)
-    ck.b.intervention(pattern, p, enc, time, kind, system, code, low, sens, reason)
+    ck.b.intervention(pattern, p, enc, time, kind, system_of(code, system), code, low, sens, reason)
     c = ck.counts.setdefault(pattern, Counter())
     c[counter] += len(p)
     if counter == "cross":
@@ -274,5 +275,5 @@ def record(ck: Chunk, pattern: str, p, enc, time, kind: str, system: str, code, 
 
 def context_index(ck: Chunk, pattern: str, p, enc, time, kind: str, system: str, code, reason) -> None:
     """Truth row for an index-code event that is only context (an earlier course, an earlier PPI dispensing)."""
-    ck.b.intervention(pattern, p, enc, time, kind, system, code, False, False, reason)
+    ck.b.intervention(pattern, p, enc, time, kind, system_of(code, system), code, False, False, reason)
     ck.counts.setdefault(pattern, Counter())["context"] += len(p)

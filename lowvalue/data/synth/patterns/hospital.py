@@ -44,7 +44,7 @@ def plant_preop(ck: Chunk, persons: np.ndarray) -> None:
     setting[acute] = np.where(rng.random(acute.sum()) < 0.6, "emergency", "inpatient")
     bt.reason[acute] = [f"setting {s}" for s in setting[acute]]
     enc, t = visit(ck, bt.p, day, setting, hours=AFTERNOON, minutes=40, dept="KIR")
-    c.proc(b, bt.p, enc, t + 15, "AG010", 600.0)
+    c.proc(b, bt.p, enc, t + 15, "RTG-THORAX", 600.0)
 
     k = rng.integers(1, 31, n)
     k[rng.random(n) < 0.2] = 30
@@ -65,7 +65,7 @@ def plant_preop(ck: Chunk, persons: np.ndarray) -> None:
     bt.reason[cp] = [f"cardiopulmonary {y}" for y in x[cp]]
     stale = bt.planted & (rng.random(n) < 0.1)
     context_dx(ck, bt.p[stale], day[stale] - rng.integers(31, 41, stale.sum()), "R05")
-    finish(ck, bt, enc, t + 15, "procedure", c.KVA, np.full(n, "AG010"))
+    finish(ck, bt, enc, t + 15, "procedure", c.KVA, np.full(n, "RTG-THORAX"))
 
 
 def _hb_values(ck: Chunk, bt) -> tuple[np.ndarray, np.ndarray]:

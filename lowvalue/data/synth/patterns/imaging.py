@@ -18,7 +18,7 @@ SPEC = Spec(
     dept="KIR",
 )
 LBP = ("M54.5", "M54.4", "M54.9")
-IMAGING = ("AF012", "AF012", "AF012", "AF022", "AF022", "AF032")
+IMAGING = ("RTG-LRYGG", "RTG-LRYGG", "RTG-LRYGG", "DT-LRYGG", "DT-LRYGG", "MR-LRYGG")
 RED_FLAGS = ("C79.5", "C50.9", "S32.0", "M80.0", "G83.4", "M46.2", "R50.9", "R63.4")
 
 
@@ -52,7 +52,7 @@ def plant(ck: Chunk, persons: np.ndarray) -> None:
     bt.reason[young] = "age 17"
     enc, t = visit(ck, bt.p, day, setting, hours=AFTERNOON, minutes=45, dept=SPEC.dept)
     code = pick(ck, IMAGING, n)
-    c.proc(ck.b, bt.p, enc, t + 20, code, np.where(code == "AF012", 900.0, 3500.0))
+    c.proc(ck.b, bt.p, enc, t + 20, code, np.where(code == "RTG-LRYGG", 900.0, 3500.0))
     finish(ck, bt, enc, t + 20, "procedure", c.KVA, code)
 
 

@@ -106,7 +106,7 @@ def plant_vertebroplasty(ck: Chunk, persons: np.ndarray) -> None:
     context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), "C79.5", "outpatient")
     setting = bt.setting
     enc, t = visit(ck, bt.p, day, setting, hours=AFTERNOON, minutes=np.where(setting == "inpatient", 2 * MIN_PER_DAY, 180), dept="KIR")
-    code = pick(ck, ("ZQ931", "ZQ932"), n)
+    code = pick(ck, ("VERTEBROPLASTIK", "KYFOPLASTIK"), n)
     c.proc(b, bt.p, enc, t + 30, code, 30000.0)
     finish(ck, bt, enc, t + 30, "procedure", c.KVA, code)
 
@@ -128,8 +128,8 @@ def plant_dxa(ck: Chunk, persons: np.ndarray) -> None:
     has = day - g >= PERIOD_START
     bt.reason[old] = [f"earlier DXA day -{k}" if h else "no earlier DXA" for k, h in zip(g[old], has[old])]
     e, t = visit(ck, bt.p[has], day[has] - g[has], "outpatient")
-    c.proc(b, bt.p[has], e, t + 20, "ZQ921", 1200.0)
-    context_index(ck, bt.spec.pattern, bt.p[has], e, t + 20, "procedure", c.KVA, np.full(has.sum(), "ZQ921"), "context: earlier DXA")
+    c.proc(b, bt.p[has], e, t + 20, "DXA", 1200.0)
+    context_index(ck, bt.spec.pattern, bt.p[has], e, t + 20, "procedure", c.KVA, np.full(has.sum(), "DXA"), "context: earlier DXA")
 
     frac = bt.is_("fracture")
     x = pick(ck, FRAGILITY, n)
@@ -162,5 +162,5 @@ def plant_dxa(ck: Chunk, persons: np.ndarray) -> None:
         ev, tt = visit(ck, bt.p[cont], when[cont], "primary_care")
         c.drug(b, bt.p[cont], ev, tt + 10, "M05BA04", 90)
     enc, t = visit(ck, bt.p, day, bt.setting, bt.unit, hours=AFTERNOON, minutes=30)
-    c.proc(b, bt.p, enc, t + 20, "ZQ921", 1200.0)
-    finish(ck, bt, enc, t + 20, "procedure", c.KVA, np.full(n, "ZQ921"))
+    c.proc(b, bt.p, enc, t + 20, "DXA", 1200.0)
+    finish(ck, bt, enc, t + 20, "procedure", c.KVA, np.full(n, "DXA"))

@@ -42,10 +42,10 @@ DAILY_HB_SPEC = Spec(
     settings=(("inpatient", 1.0),),
     tail=10,
 )
-CARDIAC_TESTS = ("XX901", "XX901", "XX902", "XX903")
+CARDIAC_TESTS = ("VILO-EKG", "VILO-EKG", "EKO", "ARBETSPROV")
 CARDIAC_INDICATION = ("I48.9", "I50.9", "I25.1", "I35.0", "J44.9", "R07.4", "R06.0", "R55", "I47.1", "I20.9")
-PREOP_LABS = (("NPU02319", "g/L", 110, 160), ("NPU18016", "µmol/L", 50, 110), ("NPU01685", "", 0.9, 1.2),
-              ("NPU01682", "s", 26, 36), ("NPU22089", "mmol/L", 4.2, 6.5), ("NPU03429", "mmol/L", 3.5, 4.8), ("NPU03230", "mmol/L", 136, 144))
+PREOP_LABS = (("NPU28309", "g/L", 110, 160), ("NPU18016", "µmol/L", 50, 110), ("NPU01685", "", 0.9, 1.2),
+              ("NPU01682", "s", 26, 36), ("NPU02192", "mmol/L", 4.2, 6.5), ("NPU03429", "mmol/L", 136, 144), ("NPU03230", "mmol/L", 3.5, 4.8))
 ANTICOAGULANTS = ("B01AA03", "B01AF01", "B01AF02", "B01AE07")
 BLEEDING = ("K92.0", "K92.1", "K92.2", "D62", "K25.0")
 OP_DX = {"CJE20": "H25.9", "JAB30": "K40.9", "JKA21": "K80.2"}
