@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 
 from lowvalue.engine.sql import match_sql
-from lowvalue.rules.codes import ICD10_FAMILY, ValueSet
+from lowvalue.rules.codes import ICD_FAMILY, ValueSet
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import CodeRef, Rule
 
@@ -41,7 +41,7 @@ absence from a code set is shown in the coverage table but is not by itself a li
 
 ORPHANS_PER_SYSTEM = 10
 
-PREFIX_LENGTH = {**{s: 3 for s in ICD10_FAMILY}, "ICD-9-CM": 3, "KVÅ": 3, "ATC": 5}
+PREFIX_LENGTH = {**{s: 3 for s in ICD_FAMILY}, "KVÅ": 3, "ATC": 5}
 """Leading characters that make two codes 'related' per system (ICD category, KVÅ group, ATC chemical subgroup).
 Systems not listed (NPU, LOINC, SNOMED CT, RxNorm, CPT) have codes whose characters carry no hierarchy."""
 

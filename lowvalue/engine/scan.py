@@ -257,7 +257,7 @@ def scan(
         flags=flags,
         candidates=candidates,
         denominators=_denominators(con, candidates) if len(candidates) else pd.DataFrame(),
-        waterfall=pd.DataFrame(fall),
+        waterfall=pd.DataFrame(fall, columns=["rule_id", "step", "stage", "condition", "remaining"]),
         triggers=triggers,
         evaluability=pd.DataFrame(evaluable),
         codeset_coverage=cov.table(ordered),

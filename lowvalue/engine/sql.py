@@ -27,7 +27,7 @@ import pandas as pd
 
 from lowvalue.data.schema import TABLES
 from lowvalue.errors import RuleError
-from lowvalue.rules.codes import ICD10_FAMILY, CodeEntry, ValueSet, unit_factor
+from lowvalue.rules.codes import ICD_FAMILY, CodeEntry, ValueSet, unit_factor
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Criterion, Rule, ValueTest
 from lowvalue.rules.windows import Window
@@ -141,7 +141,7 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
 
 
 def prepare_sql(d: Dialect = DUCKDB) -> str:
-    icd = ", ".join(d["str"](s) for s in sorted(ICD10_FAMILY))
+    icd = ", ".join(d["str"](s) for s in sorted(ICD_FAMILY))
     return d["temp_table"]("lv_ev", f"""
         SELECT {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
                {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code,

@@ -7,12 +7,12 @@ LOINC) data alike.
 
 Matching semantics, shared by every engine:
 
-* codes are compared after :func:`normalize`: trimmed, upper case, and for the
-  ICD-10 family without the dot (``M54.5`` and ``M545`` are the same code);
+* codes are compared after :func:`normalize`: trimmed, upper case, and in the
+  ICD family (ICD-10, ICD-9-CM, KSH97-P) without the dot (``M54.5`` and ``M545`` are the same code);
 * ``M54*`` is a prefix; ``J00-J06`` is a range on the first characters (both
-  ends the same length, starting with a letter): it matches every code whose
-  first three characters lie between ``J00`` and ``J06``;
-* in the ICD-10 family every entry is also a prefix, because the
+  ends the same length; only in :data:`RANGE_SYSTEMS`): it matches every code whose
+  first three characters lie between ``J00`` and ``J06`` (ICD-9-CM: ``578-579``);
+* in the ICD family every entry is also a prefix, because the
   classifications add digits below a category (``M54.5`` matches ``M54.50``);
   in every other system an entry without ``*`` is an exact code.
 """
@@ -23,14 +23,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ICD10_FAMILY = frozenset({"ICD-10-SE", "ICD-10-CM", "ICD-10"})
-_RANGE = re.compile(r"^([A-Z][A-Z0-9]*)-([A-Z][A-Z0-9]*)$")
+ICD_FAMILY = frozenset({"ICD-10-SE", "ICD-10-CM", "ICD-10", "ICD-9-CM", "KSH97-P"})
+"""Diagnosis classifications written with or without a dot, whose entries are prefixes (subcodes add characters)."""
+RANGE_SYSTEMS = ICD_FAMILY | {"KVÅ", "ATC"}
+"""Classifications whose codes never hold a hyphen, so ``A-B`` can only mean a range. Elsewhere (a region's local
+RIS or laboratory catalogue: ``DT-LRYGG``; LOINC: ``718-7``) a hyphen is part of the code."""
+_RANGE = re.compile(r"^([A-Z0-9][A-Z0-9]*)-([A-Z0-9][A-Z0-9]*)$")
 
 
 def normalize(system: str, code: str) -> str:
     """The form codes are compared in: trimmed, upper case, no dot in ICD-10 codes."""
     c = code.strip().upper()
-    return c.replace(".", "") if system in ICD10_FAMILY else c
+    return c.replace(".", "") if system in ICD_FAMILY else c
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,12 @@ class CodeEntry:
         if raw.endswith("*"):
             return cls("prefix", normalize(system, raw[:-1]))
         norm = normalize(system, raw)
-        m = _RANGE.match(norm)
+        m = _RANGE.match(norm) if system in RANGE_SYSTEMS else None
         if m and len(m.group(1)) == len(m.group(2)):
             if m.group(1) > m.group(2):
                 raise ValueError(f"range {raw!r} runs backwards")
             return cls("range", m.group(1), m.group(2))
-        return cls("prefix" if system in ICD10_FAMILY else "exact", norm)
+        return cls("prefix" if system in ICD_FAMILY else "exact", norm)
 
     def matches(self, code_norm: str) -> bool:
         if self.kind == "exact":

@@ -18,6 +18,7 @@ CODE_FORMATS: dict[str, re.Pattern[str]] = {
     "ICD-10-SE": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,4})?$"),
     "ICD-10-CM": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,4})?$"),
     "ICD-10": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,2})?$"),
+    "ICD-9-CM": re.compile(r"^(\d{3}|V\d{2}|E\d{3})(\.?\d{0,2})?$"),
     "ATC": re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$"),
     "NPU": re.compile(r"^(NPU|DNK|SWE)\d{5}$"),
     "LOINC": re.compile(r"^\d{1,7}-\d$"),

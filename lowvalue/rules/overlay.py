@@ -251,7 +251,8 @@ class _FlowDict(dict):  # type: ignore[type-arg]
     """A list item written on one line."""
 
 
-SUGGESTIONS_PER_SET = 15
+SUGGESTIONS_PER_SYSTEM = 20
+"""Frequent unmatched codes listed per coding system: a hint, never a substitute for the region's catalogue."""
 
 
 def write_template(cov: Any, rules: list[Any], out: Path | str) -> list[Path]:
@@ -278,7 +279,7 @@ def write_template(cov: Any, rules: list[Any], out: Path | str) -> list[Path]:
             uses.setdefault(key, []).append(f"{rule.id} {'index' if role == 'index' else f'{role} {condition}'}")
     empty = [k for k in sorted(uses) if not any(c.events_matched for c in cov.of_set(refs[k], k[1]).values())]
     orphans = cov.orphans(rules)
-    unclaimed = cov.unclaimed(rules, SUGGESTIONS_PER_SET)
+    unclaimed = cov.unclaimed(rules, SUGGESTIONS_PER_SYSTEM)
     written = []
     out.mkdir(parents=True, exist_ok=True)
     for name in sorted({n for n, _ in empty}):
@@ -286,7 +287,7 @@ def write_template(cov: Any, rules: list[Any], out: Path | str) -> list[Path]:
         kinds = [k for n, k in empty if n == name]
         sugg: list[dict[str, Any]] = []
         for kind in kinds:
-            related = orphans[(orphans.codeset == name) & (orphans.kind == kind)]
+            related = orphans[(orphans.codeset == name) & (orphans.kind == kind) & orphans.system.isin(list(vs.codes))]
             sugg += [{"system": r.system, "code": r.code, "events": int(r.events), "why": r.relation}
                      for r in related.itertuples()]
             foreign = [s for s in cov.systems_used(kind) if s not in vs.codes]  # e.g. a local RIS or lab catalogue
@@ -301,7 +302,7 @@ def write_template(cov: Any, rules: list[Any], out: Path | str) -> list[Path]:
                      f"extract. Move the codes that mean this into 'entries' with text, source and checked_by; "
                      f"'suggestions' are never applied."),
             "entries": [],
-            "suggestions": sugg[:SUGGESTIONS_PER_SET],
+            "suggestions": sugg,
         }
         path = out / f"{name}.yaml"
         path.write_text(dump_yaml(data), encoding="utf-8")
