@@ -26,6 +26,8 @@ from lowvalue.report.aggregate import Inputs, Weights
 from lowvalue.report.funnel import Method
 from lowvalue.report.i18n import THIN, Lang, Numbers, strings
 from lowvalue.report.suppress import DEFAULT_MIN_COUNT, Suppressor
+from lowvalue.rules.governance import STATUS_TEXT, governance, status_counts
+from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Rule
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -110,7 +112,7 @@ def _codes(ref: Any) -> str:
     return "; ".join(f"{system}: {', '.join(codes)}" for system, codes in ref.items())
 
 
-def _rule_definition(rule: Rule, lang: Lang, t: dict[str, str]) -> dict[str, Any]:
+def _rule_definition(rule: Rule, rs: RuleSet, lang: Lang, t: dict[str, str]) -> dict[str, Any]:
     def conds(names: list[str]) -> list[str]:
         out = []
         for n in names:
@@ -131,10 +133,15 @@ def _rule_definition(rule: Rule, lang: Lang, t: dict[str, str]) -> dict[str, Any
     idx = f"{rule.index.kind}: {_codes(rule.index.codes)}"
     if rule.index.settings:
         idx += f" ({t['settings']}: {', '.join(rule.index.settings)})"
+    g = governance(rule, rs)
+    status = t["governance_row"].format(
+        status=STATUS_TEXT[lang][g.status], owner=g.clinical_owner or t["not_assigned"], next=g.next_review or "–",
+        unverified=g.unverified_codes, codes=g.codes,
+        regional=t["regional_codes"].format(n=g.regional_codes) if g.regional_codes else "")
     specific_extra = [c for c in rule.variants.specific if c not in rule.eligibility]
     sensitive_extra = [c for c in rule.variants.sensitive if c not in rule.eligibility]
     return {
-        "id": rule.id, "version": rule.version, "title": getattr(rule.title, lang),
+        "id": rule.id, "version": rule.version, "title": getattr(rule.title, lang), "status": status,
         "rationale": getattr(rule.rationale, lang), "population": ", ".join(pop_parts) or "–", "index": idx,
         "eligibility": conds(rule.eligibility), "sensitive": conds(sensitive_extra), "specific": conds(specific_extra),
         "harms": [f"{h.trigger} {h.window}" for h in rule.harms],
@@ -169,6 +176,14 @@ def _excess_assumptions() -> list[str]:
         return list(ASSUMPTIONS)
     except Exception:  # noqa: BLE001 - the risk layer is optional for the report
         return []
+
+
+def _governance_key(rules: list[Rule], rs: RuleSet, t: dict[str, str]) -> str:
+    """The first page's line on rule status: how many drafts, and how many rules rest on unverified codes."""
+    n = status_counts(rules)
+    return t["governance_key"].format(draft=n["draft"], reviewed=n["clinically_reviewed"], approved=n["approved"],
+                                      with_unverified=sum(governance(r, rs).unverified_codes > 0 for r in rules),
+                                      n=len(rules))
 
 
 def build_html(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT, weights: Weights = Weights(),
@@ -236,7 +251,8 @@ def build_html(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_C
         "cost_png": charts.cost(s, sup, nums, t),
         "harm_png": harm_png, "harm_message": harm_message,
         "rules": rules,
-        "definitions": [_rule_definition(inp.rule(r), lang, t) for r in s.rule_id],
+        "definitions": [_rule_definition(inp.rule(r), inp.rules, lang, t) for r in s.rule_id],
+        "governance": _governance_key([inp.rule(r) for r in s.rule_id], inp.rules, t),
         "evaluability": [{"rule_id": e.rule_id, "status": t.get(e.status, e.status), "reason": e.reason or ""}
                          for e in ev.itertuples()],
         "excess": None if inp.excess is None else {

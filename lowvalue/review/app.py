@@ -28,6 +28,7 @@ from lowvalue.errors import InputError, LowvalueError
 from lowvalue.report.i18n import Numbers
 from lowvalue.review.i18n import LANGS, STRINGS
 from lowvalue.review.store import MAX_COMMENT, REASONS, STATUSES, VERDICTS, Filters, Store, iter_evidence
+from lowvalue.rules.governance import STATUS_TEXT, governance
 
 PER_PAGE = 50
 FLAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -206,6 +207,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             abort(404)
         f = Filters.from_args(request.args)
         rule = rule_library().rules.get(row["rule_id"])
+        gov = governance(rule, rule_library()) if rule is not None else None
         explanation, explain_error = None, None
         if explainer is not None and rule is not None and not rule.harms:
             explain_error = STRINGS[lang()]["no_harm"]  # the risk model has no outcome for this rule
@@ -217,7 +219,8 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
         prev, nxt = st.neighbours(flag_id, f)
         st.audit(session["user"], "view", flag_id)
         return render_template(
-            "case.html.j2", flag=row, f=f, rule=rule, lang_attr=lang(),
+            "case.html.j2", flag=row, f=f, rule=rule, lang_attr=lang(), gov=gov,
+            status_text=STATUS_TEXT[lang()][gov.status] if gov else "",
             evidence=[evidence_line(e, lang()) for e in iter_evidence(row["evidence"])],
             explanation=explanation, explain_error=explain_error, model=explainer is not None,
             history=st.history(flag_id), prev=prev, next=nxt, verdicts=VERDICTS, reasons=REASONS,

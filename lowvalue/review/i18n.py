@@ -21,7 +21,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsure": "osäker", "low value": "lågvärdevård", "likely low value": "trolig lågvärdevård",
         "specific": "lågvärdevård", "sensitive": "trolig lågvärdevård", "total": "totalt",
         "case": "Ärende", "patient": "Patientreferens (pseudonym)", "time": "Tidpunkt", "setting": "Vårdform",
-        "code": "Åtgärdskod", "rationale": "Motivering", "sources": "Källor", "evidence": "Underlag",
+        "code": "Åtgärdskod", "rationale": "Motivering", "sources": "Källor",
+        "governance": "Regelstatus: {status} (kliniskt ansvarig: {owner}); {unverified} av {codes} koder ännu inte "
+        "kontrollerade mot officiell källa.", "not_assigned": "inte utsedd", "evidence": "Underlag",
         "no_evidence": "Inget underlag registrerat.", "risk": "Predicerad risk", "risk_none": "ingen riskskattning",
         "percentile": "percentil {p} inom regeln", "p_confirmed": "Sannolikhet att granskare bekräftar",
         "explanation": "Förklaring (riskmodell)", "no_model": "Ingen riskmodell angiven (starta med --model).",
@@ -46,7 +48,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "unsure": "unsure", "low value": "low value", "likely low value": "likely low value",
         "specific": "low value", "sensitive": "likely low value", "total": "total",
         "case": "Case", "patient": "Patient reference (pseudonym)", "time": "Time", "setting": "Setting",
-        "code": "Intervention code", "rationale": "Rationale", "sources": "Sources", "evidence": "Evidence",
+        "code": "Intervention code", "rationale": "Rationale", "sources": "Sources",
+        "governance": "Rule status: {status} (clinical owner: {owner}); {unverified} of {codes} codes not yet verified "
+        "against an official source.", "not_assigned": "not assigned", "evidence": "Evidence",
         "no_evidence": "No evidence recorded.", "risk": "Predicted risk", "risk_none": "no risk estimate",
         "percentile": "percentile {p} within the rule", "p_confirmed": "Probability a reviewer confirms",
         "explanation": "Explanation (risk model)", "no_model": "No risk model given (start with --model).",

@@ -6,6 +6,7 @@ from typing import Literal
 
 import pandas as pd
 
+from lowvalue.rules.governance import STATUS_TEXT, governance
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Rule
 
@@ -22,12 +23,8 @@ def _population(rule: Rule) -> str:
 
 
 def _verification(rule: Rule, rs: RuleSet) -> str:
-    total = unverified = 0
-    for ref in rule.code_refs():
-        vs = rs.valueset(ref)
-        total += sum(len(v) for v in vs.codes.values())
-        unverified += len(vs.unverified)
-    return f"{unverified} of {total} marked unverified"
+    g = governance(rule, rs)
+    return f"{g.unverified_codes} of {g.codes} marked unverified" + (f"; {g.regional_codes} regional" if g.regional_codes else "")
 
 
 def catalogue(rs: RuleSet, lang: Literal["en", "sv"] = "en") -> pd.DataFrame:
@@ -42,6 +39,8 @@ def catalogue(rs: RuleSet, lang: Literal["en", "sv"] = "en") -> pd.DataFrame:
             "index": f"{rule.index.kind}: {rule.index.codes if isinstance(rule.index.codes, str) else 'inline codes'}",
             "specific adds": ", ".join(c for c in rule.conditions_of("specific") if c not in rule.eligibility) or "–",
             "harms": ", ".join(h.trigger for h in rule.harms) or "–",
+            "status": STATUS_TEXT[lang][rule.status],
+            "owner / next review": f"{rule.clinical_owner or '–'} / {rule.next_review or '–'}",
             "codes": _verification(rule, rs),
             "sources": "; ".join(f"{s.body} {s.year}" for s in rule.sources),
         })

@@ -300,8 +300,21 @@ class Rule(_Model):
     authored_by: str | None = None
     checked_by: str | None = None
     date_reviewed: date | None = None
+    status: Literal["draft", "clinically_reviewed", "approved"] = "draft"
+    """Governance: a ``draft`` is the authors' reading of its sources; ``clinically_reviewed`` means a named clinician
+    checked it against the sources and local practice; ``approved`` means the region adopted it as an indicator."""
+    clinical_owner: str | None = None
+    next_review: date | None = None
     change_log: list[str] = Field(default_factory=list)
     tests: list[TestCase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _governed(self) -> "Rule":
+        if self.status != "draft" and not (self.clinical_owner and self.checked_by and self.date_reviewed):
+            raise ValueError(f"status {self.status!r} needs clinical_owner, checked_by and date_reviewed")
+        if self.status == "approved" and self.next_review is None:
+            raise ValueError("status 'approved' needs next_review")
+        return self
 
     @model_validator(mode="after")
     def _known_conditions(self) -> "Rule":

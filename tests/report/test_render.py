@@ -26,6 +26,9 @@ def test_full_english_report_has_every_part_and_no_ids(example_results: Path, ex
                  "methods-excess", "methods-model", "methods-suppression"):
         assert f'id="{part}"' in html
     assert "no verdicts yet" in html and "not estimated" in html and "No risk model given" in html
+    n = len(s)
+    assert f"Rule status: {n} draft, 0 clinically reviewed, 0 approved." in html  # the first page says they are drafts
+    assert html.count("clinical owner: not assigned; next review: –;") == n and "codes not yet verified" in html
     assert "http://" not in html.replace('href="http', "") and "<script src" not in html and "<link" not in html
     flags = pd.read_parquet(example_results / "flags.parquet", columns=["flag_id", "person_id", "encounter_id"])
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # ids cannot hide in chart pixels as text

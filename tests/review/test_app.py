@@ -119,6 +119,7 @@ def test_case_page_shows_rule_evidence_and_a_pseudonym_never_the_person_id(clien
     assert with_ev.person_id not in html and with_ev.encounter_id not in html
     assert re.search(r"ps_[0-9a-f]{20}", html)
     assert "Motivering" in html and "Underlag" in html and "Källor" in html
+    assert "Regelstatus: utkast (kliniskt ansvarig: inte utsedd)" in html and "koder ännu inte kontrollerade" in html
     ev = json.loads(with_ev.evidence)[0]
     assert ev["code"] in html and ev["condition"] in html  # the evidence line from lowvalue.risk.explain
     assert "Ingen riskmodell angiven" in html

@@ -1,0 +1,46 @@
+"""Where a rule stands: draft, clinically reviewed or approved; who owns it; when it is next reviewed; unverified codes.
+
+Shown wherever a rule's results are read (``rules list``, the report, the review app's case page), so nobody takes an
+unreviewed draft, or a rule resting on codes nobody has checked, for an agreed indicator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from lowvalue.rules.library import RuleSet
+from lowvalue.rules.model import Rule
+
+STATUS_TEXT = {
+    "en": {"draft": "draft", "clinically_reviewed": "clinically reviewed", "approved": "approved"},
+    "sv": {"draft": "utkast", "clinically_reviewed": "kliniskt granskad", "approved": "fastställd"},
+}
+
+
+@dataclass(frozen=True)
+class Governance:
+    status: str
+    clinical_owner: str | None
+    next_review: date | None
+    unverified_codes: int
+    codes: int
+    regional_codes: int
+
+    def overdue(self, today: date) -> bool:
+        return self.next_review is not None and self.next_review < today
+
+
+def governance(rule: Rule, rs: RuleSet) -> Governance:
+    """The rule's status fields and code counts over every code set it uses (a code set counted once)."""
+    seen: dict[str, tuple[int, int, int]] = {}
+    for ref in rule.code_refs():
+        vs = rs.valueset(ref)
+        seen[vs.name] = (sum(len(v) for v in vs.codes.values()) - len(vs.regional), len(vs.unverified), len(vs.regional))
+    total, unverified, regional = (sum(x[i] for x in seen.values()) for i in range(3))
+    return Governance(rule.status, rule.clinical_owner, rule.next_review, unverified, total, regional)
+
+
+def status_counts(rules: list[Rule]) -> dict[str, int]:
+    """How many rules have each status, in the order draft, clinically reviewed, approved."""
+    return {s: sum(r.status == s for r in rules) for s in STATUS_TEXT["en"]}
