@@ -110,11 +110,15 @@ EVENTS = Table(
             pa.field("unit", pa.string()),
             pa.field("days_supply", pa.int32()),
             pa.field("cost", pa.float64()),
+            # Y/N/U/W (present / not present at admission / unknown / clinically undetermined); empty where the
+            # source has no such flag, as Swedish patient-administrative data usually does not.
+            pa.field("present_on_admission", pa.string()),
         ]
     ),
     required=("person_id", "time", "kind", "system", "code"),
     # Events have no natural key: an exact duplicate of every column is the duplicate.
-    key=("person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply", "cost"),
+    key=("person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply", "cost",
+         "present_on_admission"),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (PERSONS, ENCOUNTERS, EVENTS)}

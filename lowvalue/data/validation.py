@@ -15,26 +15,27 @@ against the *accepted* parents):
 
 Reason codes (stable, snake_case; ``:col`` names the column):
 
-=============================  ==============================================================
-``missing:<col>``              a value the schema marks non-nullable is empty
-``bad_date:<col>``             not a date (``2025-03-01``, ``20250301``, ``2025/03/01``)
-``bad_timestamp:<col>``        not a timestamp (see :func:`timestamp_sql`)
-``non_numeric:<col>``          not a (finite) number; for integer columns not a whole number
-``unknown_sex``                sex not F/M/U (K, kvinna, female, male, man, unknown, okänd accepted)
-``unknown_setting``            setting not one of ``schema.SETTINGS``
-``unknown_kind``               kind not one of ``schema.EVENT_KINDS``
-``negative_cost``              cost < 0
-``days_supply_out_of_range``   days_supply < 0 or > 3650
-``end_before_start``           encounter end_time < start_time
-``death_before_birth``         person death_date < birth_date
-``duplicate_key``              a person/encounter whose key an earlier source row already has
-``duplicate_row``              an event equal in every column to an earlier one
-``unknown_person``             person_id not among the accepted persons
-``unknown_encounter``          encounter_id given but not among the accepted encounters
-``encounter_of_other_person``  the event's encounter belongs to another person
-``before_birth``               encounter start / event time on a date before the birth date
-``after_death``                encounter start / event time on a date after the death date
-=============================  ==============================================================
+=================================  ==============================================================
+``missing:<col>``                  a value the schema marks non-nullable is empty
+``bad_date:<col>``                 not a date (``2025-03-01``, ``20250301``, ``2025/03/01``)
+``bad_timestamp:<col>``            not a timestamp (see :func:`timestamp_sql`)
+``non_numeric:<col>``              not a (finite) number; for integer columns not a whole number
+``unknown_sex``                    sex not F/M/U (K, kvinna, female, male, man, unknown, okänd accepted)
+``unknown_setting``                setting not one of ``schema.SETTINGS``
+``unknown_kind``                   kind not one of ``schema.EVENT_KINDS``
+``negative_cost``                  cost < 0
+``days_supply_out_of_range``       days_supply < 0 or > 3650
+``unknown_present_on_admission``   present_on_admission not Y/N/U/W (yes/no/ja/nej accepted)
+``end_before_start``               encounter end_time < start_time
+``death_before_birth``             person death_date < birth_date
+``duplicate_key``                  a person/encounter whose key an earlier source row already has
+``duplicate_row``                  an event equal in every column to an earlier one
+``unknown_person``                 person_id not among the accepted persons
+``unknown_encounter``              encounter_id given but not among the accepted encounters
+``encounter_of_other_person``      the event's encounter belongs to another person
+``before_birth``                   encounter start / event time on a date before the birth date
+``after_death``                    encounter start / event time on a date after the death date
+=================================  ==============================================================
 
 Which columns must be present in the source comes from ``Table.required``
 (checked by the readers); which *values* must be non-empty comes from the Arrow
@@ -72,6 +73,7 @@ REASON_CODES: dict[str, str] = {
     "unknown_kind": "kind not in EVENT_KINDS",
     "negative_cost": "negative cost",
     "days_supply_out_of_range": "days_supply negative or above 3650",
+    "unknown_present_on_admission": "present_on_admission not Y/N/U/W",
     "end_before_start": "end_time before start_time",
     "death_before_birth": "death_date before birth_date",
     "duplicate_key": "key already used by an earlier row",
@@ -203,6 +205,10 @@ def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str)
         return f"(CASE WHEN lower({s}) IN {_in(SETTINGS)} THEN lower({s}) END)", "unknown_setting"
     if col == "kind":
         return f"(CASE WHEN lower({s}) IN {_in(EVENT_KINDS)} THEN lower({s}) END)", "unknown_kind"
+    if col == "present_on_admission":
+        u = f"upper({s})"
+        return (f"(CASE WHEN {u} IN ('Y', 'YES', 'JA') THEN 'Y' WHEN {u} IN ('N', 'NO', 'NEJ') THEN 'N' "
+                f"WHEN {u} IN ('U', 'W') THEN {u} END)", "unknown_present_on_admission")
     return s, None
 
 
@@ -229,7 +235,7 @@ def _shown(col: str, s: str) -> str:
 
 _TYPE_WORD = {"bad_date": "is not a date", "bad_timestamp": "is not a timestamp", "non_numeric": "is not a number",
               "unknown_sex": "is not F/M/U", "unknown_setting": "is not a known setting",
-              "unknown_kind": "is not a known kind"}
+              "unknown_kind": "is not a known kind", "unknown_present_on_admission": "is not Y/N/U/W"}
 
 
 # --------------------------------------------------------------------------- checks

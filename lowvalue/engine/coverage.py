@@ -70,6 +70,7 @@ class Coverage:
     rs: RuleSet
     kind_events: dict[str, int] = field(default_factory=dict)
     _cache: dict[tuple[str, str], dict[str, SystemCount]] = field(default_factory=dict)
+    _stays: dict[tuple[str, str], tuple[int, float, float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, con: duckdb.DuckDBPyConnection, rs: RuleSet) -> "Coverage":
@@ -86,6 +87,19 @@ class Coverage:
         counts = self._counts(None, kind)
         return {s: c.system_share for s, c in counts.items() if c.system_share >= USED_SHARE
                 and (s in CLASSIFICATIONS or not classifications_only)}
+
+    def stay_dating(self, kind: str) -> tuple[int, float, float]:
+        """Events of ``kind`` in inpatient stays: how many, the share dated at the contact (exactly at the stay's start
+        or end, or at midnight of its first or last day), and the share carrying a present-on-admission flag."""
+        if ("stay", kind) not in self._stays:
+            n, contact, flagged = self.con.execute("""
+                SELECT count(*),
+                       avg(CASE WHEN time = enc_start OR time = enc_end OR (time = date_trunc('day', time)
+                                AND (day = CAST(enc_start AS DATE) OR day = CAST(enc_end AS DATE))) THEN 1 ELSE 0 END),
+                       avg(CASE WHEN poa IS NOT NULL THEN 1 ELSE 0 END)
+                FROM lv_ev WHERE kind = ? AND setting = 'inpatient'""", [kind]).fetchone()
+            self._stays[("stay", kind)] = (int(n), float(contact or 0.0), float(flagged or 0.0))
+        return self._stays[("stay", kind)]
 
     def of_set(self, ref: CodeRef, kind: str) -> dict[str, SystemCount]:
         """Per coding system (the code set's and the extract's for ``kind``): codes in the set, codes and events matched."""

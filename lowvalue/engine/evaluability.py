@@ -7,7 +7,8 @@ events, but no lumbar-spine imaging under any code the library knows).
 
 * ``not_evaluable`` (the rule is not run): the index code set matches no event of
   the index kind; a required condition matches no event in any of its branches;
-  the index's lab values or care settings are missing.
+  the index's lab values or care settings are missing; a ``hospital_onset`` test on
+  an extract that dates diagnoses at the contact and has no present-on-admission flag.
 * ``limited`` (the rule runs; flags may overstate): an exclusion cannot be checked,
   because its events are absent, or because its code set has no codes in a public
   classification that the extract uses for that kind (ICD-9-CM diagnoses in older
@@ -28,6 +29,10 @@ from typing import Any
 
 from lowvalue.engine.coverage import Coverage
 from lowvalue.rules.model import CodeRef, Criterion, Rule
+
+CONTACT_DATED = 0.9
+"""Share of a kind's events in inpatient stays dated at the contact above which a hospital-onset test cannot work."""
+POA_FIX = ("add a present_on_admission column (Y/N/U/W) to events, or extract diagnoses with the time they were made")
 
 FIX = "add the region's codes: `lowvalue codes template DATA --out region-codes/`, fill it in, scan with `--codes region-codes/`"
 
@@ -88,6 +93,17 @@ def check(cov: Coverage, rule: Rule, settings: set[str]) -> dict[str, Any]:
     if idx.settings and not settings & set(idx.settings):
         problems.append(f"index: no encounters in settings {idx.settings}")
     for name, cond in rule.conditions.items():
+        if cond.hospital_onset is not None:
+            n, contact, flagged = cov.stay_dating(idx.kind)
+            what = (f"condition {name}: {contact:.0%} of the {idx.kind} events in inpatient stays are dated at the "
+                    f"contact (the stay's start or end) and {flagged:.0%} carry a present-on-admission flag, so a "
+                    f"{idx.kind} that arose in hospital cannot be told from one present at admission")
+            if n and flagged == 0 and contact >= CONTACT_DATED:
+                problems.append(f"{what}. Fix: {POA_FIX}")
+                continue
+            if n and flagged < 1 and contact >= 0.5:
+                caveats.append(f"{what} for part of the stays. Fix: {POA_FIX}")
+            continue
         crits = cond.criteria
         if not crits:
             continue

@@ -111,6 +111,9 @@ class Event:
     setting: str | None
     encounter_end: pd.Timestamp | None = None
     """The end (discharge) of the event's encounter; None without an encounter, for an unknown one or no end time."""
+    encounter_start: pd.Timestamp | None = None
+    """The start (admission) of the event's encounter; None without an encounter or for an unknown one."""
+    present_on_admission: str | None = None
 
     @property
     def date(self) -> date:
@@ -144,6 +147,7 @@ def encounter_pseudo_event(row: dict[str, Any]) -> Event:
         days_supply=None,
         setting=str(row["setting"]),
         encounter_end=None if _missing(row.get("end_time")) else _as_timestamp(row["end_time"]),
+        encounter_start=_as_timestamp(row["start_time"]),
     )
 
 
@@ -158,11 +162,13 @@ def timelines(encounters: pd.DataFrame, events: pd.DataFrame) -> dict[str, list[
     """
     setting_of: dict[str, str] = {}
     end_of: dict[str, pd.Timestamp | None] = {}
+    start_of: dict[str, pd.Timestamp] = {}
     by_person: dict[str, list[Event]] = {}
     for row in encounters.to_dict("records"):
         setting_of[str(row["encounter_id"])] = str(row["setting"])
         pseudo = encounter_pseudo_event(row)
         end_of[str(row["encounter_id"])] = pseudo.encounter_end
+        start_of[str(row["encounter_id"])] = pseudo.time
         by_person.setdefault(pseudo.person_id, []).append(pseudo)
     for row in events.to_dict("records"):
         enc = _or_none(row.get("encounter_id"))
@@ -182,6 +188,8 @@ def timelines(encounters: pd.DataFrame, events: pd.DataFrame) -> dict[str, list[
             days_supply=None if supply is None else int(supply),
             setting=setting_of.get(enc) if enc is not None else None,
             encounter_end=end_of.get(enc) if enc is not None else None,
+            encounter_start=start_of.get(enc) if enc is not None else None,
+            present_on_admission=_or_none(row.get("present_on_admission")),
         )
         by_person.setdefault(e.person_id, []).append(e)
     return by_person
@@ -447,12 +455,27 @@ def criterion_holds(criterion: Criterion, index: Event, timeline: list[Event], r
     return len(matched) >= criterion.at_least
 
 
+def hospital_onset(after_hours: int, index: Event) -> bool:
+    """The index arose in an inpatient stay: flagged not present on admission, or, with no flag (or ``U``),
+    dated at least ``after_hours`` after the stay's start. ``Y``/``W``, no encounter or another setting: false."""
+    if index.setting != "inpatient" or index.encounter_start is None:
+        return False
+    if index.present_on_admission in ("Y", "W"):
+        return False
+    if index.present_on_admission == "N":
+        return True
+    return index.time - index.encounter_start >= pd.Timedelta(hours=after_hours)
+
+
 def condition_holds(condition: Condition, index: Event, timeline: list[Event], ruleset: RuleSet) -> bool:
-    """``index_setting``: the candidate's setting is listed (no setting → false);
+    """``index_setting``: the candidate's setting is listed (no setting → false); ``hospital_onset``: see
+    :func:`hospital_onset`;
     ``require``: the criterion holds; ``exclude``: it does not;
     ``require_any``: at least one of the criteria holds; ``exclude_any``: none of them holds."""
     if condition.index_setting is not None:
         return index.setting is not None and index.setting in condition.index_setting
+    if condition.hospital_onset is not None:
+        return hospital_onset(condition.hospital_onset.hours, index)
     any_holds = any(criterion_holds(c, index, timeline, ruleset) for c in condition.criteria)
     return any_holds if condition.role == "require" else not any_holds
 

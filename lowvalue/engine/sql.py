@@ -146,12 +146,13 @@ def prepare_sql(d: Dialect = DUCKDB) -> str:
         SELECT {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
                {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code,
                CASE WHEN e.system IN ({icd}) THEN replace(upper(trim(e.code)), '.', '') ELSE upper(trim(e.code)) END AS code_norm,
-               e.value, e.unit, e.days_supply, e.cost, c.setting, c.unit AS care_unit, c.end_time AS enc_end
+               e.value, e.unit, e.days_supply, e.cost, c.setting, c.unit AS care_unit, c.end_time AS enc_end,
+               c.start_time AS enc_start, e.present_on_admission AS poa
         FROM events e LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
         UNION ALL
         SELECT -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
                {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, upper(trim(c.setting)),
-               NULL, NULL, NULL, c.cost, c.setting, c.unit, c.end_time
+               NULL, NULL, NULL, c.cost, c.setting, c.unit, c.end_time, c.start_time, NULL
         FROM encounters c""")
 
 
@@ -238,6 +239,8 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
     pop = _population(rule, d)
     dis = (f" CAST(e.enc_end AS DATE) AS dis_day, {d['epoch_us']('e.enc_end')} AS dis_t_us,"
            if any(c.anchor == "discharge" for cond in rule.conditions.values() for c in cond.criteria) else "")
+    if any(cond.hospital_onset is not None for cond in rule.conditions.values()):
+        dis += f" e.poa AS index_poa, {d['epoch_us']('e.enc_start')} AS enc_start_us,"
     return f"""cand AS (
   SELECT * FROM (
     SELECT e.ev_id AS cand_id, e.person_id, e.encounter_id, e.time AS index_time, e.day, e.t_us,
@@ -345,6 +348,11 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB) -> str:
         col = ident(f"cond__{name}")
         if cond.index_setting is not None:
             cols.append(f"coalesce(c.setting IN ({', '.join(q(s) for s in cond.index_setting)}), false) AS {col}")
+            continue
+        if cond.hospital_onset is not None:
+            after = cond.hospital_onset.hours * 3_600_000_000
+            cols.append(f"coalesce(c.setting = 'inpatient' AND (c.index_poa = 'N' OR (coalesce(c.index_poa, 'U') = 'U' "
+                        f"AND c.t_us - c.enc_start_us >= {after})), false) AS {col}")
             continue
         if cond.any_of:
             ctes += _any_of(i, name, cond.role, cond.criteria, rs, d)

@@ -120,7 +120,8 @@ def _rule_definition(rule: Rule, rs: RuleSet, lang: Lang, t: dict[str, str]) -> 
             what = c.description or (
                 f"{c.role}{' any of' if c.any_of else ''}: "
                 + " | ".join(f"{k.kind} {_codes(k.codes)} {k.window}" for k in c.criteria) if c.criteria
-                else f"{c.role}: {', '.join(c.index_setting or [])}")
+                else f"{c.role}: {', '.join(c.index_setting)}" if c.index_setting is not None
+                else f"{c.role}: {c.hospital_onset.after}")
             out.append(f"{n} ({what})" if c.description else f"{n} — {what}")
         return out
     pop = rule.population

@@ -54,9 +54,11 @@ def case_frames(case: TestCase, person_id: str = PERSON_ID, encounter_prefix: st
     )
     events = pd.DataFrame(
         [{"person_id": person_id, "encounter_id": enc(e.encounter), "time": at(e.at), "kind": e.kind,
-          "system": e.system, "code": e.code, "value": e.value, "unit": e.unit, "days_supply": e.days_supply}
+          "system": e.system, "code": e.code, "value": e.value, "unit": e.unit, "days_supply": e.days_supply,
+          "present_on_admission": e.present_on_admission}
          for e in case.events],
-        columns=["person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply"],
+        columns=["person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply",
+                 "present_on_admission"],
     )
     return {"persons": persons, "encounters": encounters, "events": events}
 

@@ -13,7 +13,9 @@ Reading a rule, top to bottom:
 * ``conditions``: named tests relative to the candidate's time, each one of
   ``require`` (an event of a code set in a window), ``exclude`` (no such event),
   ``require_any`` / ``exclude_any`` (at least one / none of several such criteria)
-  or ``index_setting`` (the candidate's encounter is in one of these settings).
+  ``index_setting`` (the candidate's encounter is in one of these settings)
+  or ``hospital_onset`` (the index diagnosis arose in hospital: present-on-admission
+  flag, else its time in the stay).
 * ``eligibility``: the conditions that make a candidate part of the denominator.
 * ``variants``: ``sensitive`` and ``specific`` each add conditions; a candidate
   that is eligible and passes the specific ones is "low value", one that passes
@@ -23,7 +25,7 @@ Reading a rule, top to bottom:
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -140,8 +142,33 @@ class Criterion(_Model):
         return self
 
 
+class HospitalOnset(_Model):
+    """The index event (a diagnosis) arose in hospital, not before admission.
+
+    Holds when the index event's encounter is an inpatient stay and its ``present_on_admission`` flag is ``N``; with
+    ``Y`` or ``W`` it does not hold; with no flag (or ``U``) it holds when the event is dated at least ``after``
+    after the stay's start, the Global Trigger Tool's convention where no flag exists. An index event without an
+    encounter never holds. Extracts that date diagnoses at the contact carry no such timing: evaluability says so.
+    """
+
+    after: Duration
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _after(cls, v: Any) -> Duration:
+        d = Duration.parse(v)
+        if d.amount < 0:
+            raise ValueError(f"must be a duration of zero or more like '48h'. Got {v!r} instead.")
+        return d
+
+    @property
+    def hours(self) -> int:
+        return self.after.amount * (24 if self.after.unit == "d" else 1)
+
+
 class Condition(_Model):
-    """One named test: exactly one of ``require``, ``exclude``, ``require_any``, ``exclude_any`` or ``index_setting``.
+    """One named test: exactly one of ``require``, ``exclude``, ``require_any``, ``exclude_any``, ``index_setting``
+    or ``hospital_onset``.
 
     ``require_any`` holds when at least one of its criteria holds; ``exclude_any`` passes when none of them holds.
     """
@@ -151,23 +178,28 @@ class Condition(_Model):
     require_any: list[Criterion] | None = Field(default=None, min_length=1)
     exclude_any: list[Criterion] | None = Field(default=None, min_length=1)
     index_setting: list[Setting] | None = None
+    hospital_onset: HospitalOnset | None = None
     description: str | None = None
+
+    KINDS: ClassVar[tuple[str, ...]] = ("require", "exclude", "require_any", "exclude_any", "index_setting",
+                                        "hospital_onset")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Condition":
-        given = [k for k in ("require", "exclude", "require_any", "exclude_any", "index_setting")
-                 if getattr(self, k) is not None]
+        given = [k for k in self.KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'require', 'exclude', 'require_any', 'exclude_any' or 'index_setting'. "
+            raise ValueError(f"give exactly one of {', '.join(repr(k) for k in self.KINDS)}. "
                              f"Got {given or 'none'} instead.")
         return self
 
     @property
-    def role(self) -> Literal["require", "exclude", "index_setting"]:
+    def role(self) -> Literal["require", "exclude", "index_setting", "hospital_onset"]:
         """The condition's polarity: ``require_any`` is a ``require``, ``exclude_any`` an ``exclude``."""
         if self.require or self.require_any:
             return "require"
-        return "exclude" if self.exclude or self.exclude_any else "index_setting"
+        if self.exclude or self.exclude_any:
+            return "exclude"
+        return "index_setting" if self.index_setting is not None else "hospital_onset"
 
     @property
     def any_of(self) -> bool:
@@ -176,7 +208,7 @@ class Condition(_Model):
 
     @property
     def criterion(self) -> Criterion | None:
-        """The criterion of a plain ``require``/``exclude`` (None for ``index_setting`` and the any-of forms)."""
+        """The criterion of a plain ``require``/``exclude`` (None for the index tests and the any-of forms)."""
         return self.require or self.exclude
 
     @property
@@ -234,6 +266,7 @@ class TestEvent(_Model):
     value: float | None = None
     unit: str | None = None
     days_supply: int | None = None
+    present_on_admission: Literal["Y", "N", "U", "W"] | None = None
 
     @field_validator("at", mode="before")
     @classmethod

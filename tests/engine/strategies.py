@@ -63,6 +63,7 @@ RULE_CODES: dict[str, tuple[str, list[str]]] = {
 LAB_VALUESET = "lab_l1"
 """The one named code set: NPU L1 and L2, canonical unit ``u``, ``alt`` × 10."""
 
+ONSET_HOURS = [0, 1, 23, 24, 47, 48, 49, 72]
 VALUES = [0.0, 0.5, 1.0, 5.0, 7.0, 7.5, 10.0, 14.0, 70.0, 75.0]
 UNITS = [None, None, "u", "U", "alt", "ALT", "zz"]
 THRESHOLDS = [0.5, 1.0, 5.0, 7.0, 7.5, 10.0, 70.0]
@@ -127,11 +128,12 @@ def extracts(draw: st.DrawFn, kinds: list[str] | None = None) -> tuple[pd.DataFr
             "sex": draw(st.sampled_from(["F", "M", "U"])),
             "death_date": draw(st.none() | st.just(ANCHOR + timedelta(days=draw(st.sampled_from(DAY_OFFSETS))))),
         })
-        enc_ids = []
+        enc_ids, start_of = [], {}
         for _ in range(draw(st.integers(0, 4))):
             n_enc += 1
             start = draw(times())
             enc_ids.append(f"e{n_enc}")
+            start_of[f"e{n_enc}"] = start
             # the end (discharge) the same hour, later that day, or days later; now and then missing
             stay = draw(st.sampled_from([0, 1, 1, 11, 12, 23, 24, 25, 48, 168]))
             encounters.append({
@@ -151,9 +153,13 @@ def extracts(draw: st.DrawFn, kinds: list[str] | None = None) -> tuple[pd.DataFr
                 unit = draw(st.sampled_from(UNITS + [""]))
             if kind == "medication":
                 supply = draw(st.none() | st.just(0) | st.integers(1, 60))
+            # now and then at a set time into its stay, around the hospital-onset anchors
+            time = (start_of[enc] + timedelta(hours=draw(st.sampled_from(ONSET_HOURS)))
+                    if enc in start_of and draw(st.integers(0, 2)) == 0 else draw(times()))
             events.append({
-                "person_id": pid, "encounter_id": enc, "time": draw(times()), "kind": kind, "system": system,
+                "person_id": pid, "encounter_id": enc, "time": time, "kind": kind, "system": system,
                 "code": draw(st.sampled_from(codes)), "value": value, "unit": unit, "days_supply": supply,
+                "present_on_admission": draw(st.sampled_from([None, None, None, "Y", "N", "U", "W"])),
             })
     return frames(persons, encounters, events)
 
@@ -167,12 +173,13 @@ def frames(persons: list[dict], encounters: list[dict], events: list[dict]) -> t
     e["start_time"] = pd.to_datetime(e["start_time"]).astype("datetime64[us]")
     e["end_time"] = pd.to_datetime(e["end_time"]).astype("datetime64[us]")
     v = pd.DataFrame(events, columns=["person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit",
-                                      "days_supply"])
+                                      "days_supply", "present_on_admission"])
     v["time"] = pd.to_datetime(v["time"]).astype("datetime64[us]")
     v["value"] = v["value"].astype("float64")
     v["days_supply"] = v["days_supply"].astype("Int32")
     v["encounter_id"] = v["encounter_id"].astype(object)
     v["unit"] = v["unit"].astype(object)
+    v["present_on_admission"] = v["present_on_admission"].astype(object)
     return p, e, v
 
 
@@ -254,9 +261,11 @@ def criteria(draw: st.DrawFn, index_kind: str | None = None) -> dict:
 @st.composite
 def conditions(draw: st.DrawFn, index_kind: str | None = None) -> dict:
     role = draw(st.sampled_from(["require", "require", "exclude", "exclude", "index_setting",
-                                 "require_any", "exclude_any"]))
+                                 "require_any", "exclude_any", "hospital_onset"]))
     if role == "index_setting":
         return {"index_setting": _subset(draw, list(SETTINGS))}
+    if role == "hospital_onset":
+        return {"hospital_onset": {"after": draw(st.sampled_from(["0h", "24h", "48h", "2d"]))}}
     if role.endswith("_any"):
         return {role: draw(st.lists(criteria(index_kind), min_size=1, max_size=3))}
     return {role: draw(criteria(index_kind))}

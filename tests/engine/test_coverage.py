@@ -82,3 +82,27 @@ def test_orphan_codes_share_a_category_with_the_set_or_sit_in_a_system_it_lacks(
     assert list(bleed.code) == ["K92.9"] and bleed.relation.iloc[0] == "same category as a code of the set"
     lumbar = o[o.codeset == "lumbar_spine_imaging"]
     assert "MR-LRYGG" in set(lumbar.code) and "DR029" not in set(lumbar.code)  # DR029 belongs to another set
+
+
+def _stay(dx_at: str, poa: str | None = None) -> dict[str, pd.DataFrame]:
+    """An inpatient stay from 01:00 with sepsis (A41.9) at ``dx_at``: "start" (the admission time) or "day3"."""
+    frames = _extract([("diagnosis", "ICD-10-SE", "A41.9", None, None)])
+    start = frames["encounters"].start_time.iloc[0]
+    frames["encounters"]["end_time"] = start + pd.Timedelta(days=6)
+    frames["events"]["time"] = start if dx_at == "start" else start + pd.Timedelta(hours=60)
+    frames["events"]["present_on_admission"] = poa
+    return frames
+
+
+def test_hospital_onset_triggers_need_timed_diagnoses_or_a_present_on_admission_flag():
+    """Swedish patient-administrative data date diagnoses at the contact: a 48-hour anchor can never fire there."""
+    contact = lowvalue.scan(_stay("start"), RS, only=["LV-HOSP-027"], features=False)
+    ev = contact.evaluability.set_index("rule_id").loc["TR-HAI"]
+    assert ev.status == "not_evaluable" and "100% of the diagnosis events in inpatient stays are dated at the contact" in ev.reason
+    assert "present_on_admission" in ev.reason
+    flagged = lowvalue.scan(_stay("start", "N"), RS, only=["LV-HOSP-027"], features=False)
+    assert flagged.evaluability.set_index("rule_id").loc["TR-HAI", "status"] == "evaluable"
+    assert list(flagged.triggers.trigger_id) == ["TR-HAI"]  # POA N: hospital-acquired although dated at admission
+    timed = lowvalue.scan(_stay("day3"), RS, only=["LV-HOSP-027"], features=False)
+    assert timed.evaluability.set_index("rule_id").loc["TR-HAI", "status"] == "evaluable"
+    assert list(timed.triggers.trigger_id) == ["TR-HAI"]

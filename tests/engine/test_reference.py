@@ -294,7 +294,7 @@ def test_any_of_one_criterion_is_the_plain_form():
     ({"require_any": []}, "conditions.c.require_any: List should have at least 1 item"),
     ({"exclude_any": []}, "conditions.c.exclude_any: List should have at least 1 item"),
     ({"require": ANY_OF[0], "require_any": ANY_OF}, "give exactly one of 'require', 'exclude', 'require_any', "
-                                                     "'exclude_any' or 'index_setting'. Got ['require', 'require_any']"),
+                                                     "'exclude_any', 'index_setting', 'hospital_onset'. Got ['require', 'require_any']"),
     ({"exclude_any": ANY_OF, "index_setting": ["inpatient"]}, "Got ['exclude_any', 'index_setting']"),
     ({"require_any": [{**ANY_OF[0], "window": "[1d, 0d]"}]}, "conditions.c.require_any.0.window: is empty"),
 ])
