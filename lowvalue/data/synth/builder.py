@@ -254,6 +254,7 @@ class ChunkBuilder:
                 _strings(V["unit"]),
                 pa.array(V["days_supply"].astype(np.int32), type=pa.int32(), mask=V["days_supply"] < 0),
                 pa.array(V["cost"], from_pandas=True),
+                pa.nulls(len(V["time"]), pa.string()),  # no present-on-admission flag, as in Swedish registers
             ],
             schema=EVENTS.schema,
         )
