@@ -84,6 +84,23 @@ def exists(idx: pd.DataFrame, ev: pd.DataFrame, kind: str, spec: list[str], lo, 
     return idx.rid.isin(ok)
 
 
+def coverage(idx: pd.DataFrame, ev: pd.DataFrame, spec: list[str], lo: int, hi: int) -> pd.Series:
+    """Per index row: the number of days in ``[lo, hi]`` covered by ``days_supply`` of medications matching ``spec``."""
+    med = ev[(ev.kind == "medication") & codes_match(ev.code, spec)][["person_id", "time", "days_supply"]]
+    m = idx[["rid", "person_id", "time"]].merge(med, on="person_id", suffixes=("", "_p"))
+    covered = {}
+    for rid, g in m.groupby("rid"):
+        t0 = g.time.iloc[0].normalize()
+        days = set()
+        for t, s in zip(g.time_p, g.days_supply):
+            start = (t.normalize() - t0).days
+            days.update(x for x in range(start, start + max(int(s), 1)) if lo <= x <= hi)
+        covered[rid] = len(days)
+    cov = pd.Series(covered, dtype=float).reindex(idx.rid).fillna(0)
+    cov.index = idx.index
+    return cov
+
+
 def age(idx: pd.DataFrame) -> pd.Series:
     b, t = idx.birth_date, idx.time
     years = t.dt.year - b.dt.year
@@ -145,7 +162,8 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         spec_ = sens & routine & ~E("diagnosis", ["C61"], -3650, 0) & ~E("diagnosis", ["R97.2"], -365, 0)
         spec_ &= ~E("diagnosis", ["R30-R39", "N40"], -90, 0)
     elif pattern == "LV-RX-022":
-        sens = a >= 75
+        avoid = E("medication", ["N05BA01", "N05CD02", "N05CD03", "N05CD05"], 0, 0)
+        sens = (a >= 75) & (avoid | (coverage(idx, ev, ["N05BA*", "N05CD*", "N05CF*"], -28, 0) >= 29))
         spec_ = sens & ~E("diagnosis", ["Z51.5", "G40", "G41"], -365, 0) & ~E("diagnosis", ["F10.3", "F10.4"], -30, 0)
     elif pattern == "LV-PRE-013":
         sens = (a >= 18) & E("procedure", ["CJE20", "JAB30", "JKA21"], 0, 30)
