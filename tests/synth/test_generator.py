@@ -159,7 +159,8 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         spec_ &= ~E("diagnosis", ABX_EXCL["comorbidity"], -365, 0)
     elif pattern == "LV-SCR-008":
         sens = (idx.sex == "M") & (a >= 75)
-        spec_ = sens & routine & ~E("diagnosis", ["C61"], -3650, 0) & ~E("diagnosis", ["R97.2"], -365, 0)
+        spec_ = sens & routine & ~E("diagnosis", ["C61", "D07.5", "D40.0", "Z85.4"], -3650, 0) & ~E("diagnosis", ["R97.2"], -365, 0)
+        spec_ &= ~E("medication", ["G04CB*", "G04CA51", "G04CA52", "G04CA55"], -365, 0)
         spec_ &= ~E("diagnosis", ["R30-R39", "N40"], -90, 0)
     elif pattern == "LV-RX-022":
         avoid = E("medication", ["N05BA01", "N05CD02", "N05CD03", "N05CD05"], 0, 0)
@@ -199,8 +200,8 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         cov = pd.Series(dict(covered)).reindex(idx.rid).fillna(0)
         cov.index = idx.index
         sens = (a >= 18) & (cov >= 56)
-        drugs = ["M01A*", "B01AC06", "B01AA*", "B01AF*", "H02AB*"]
-        spec_ = sens & ~E("diagnosis", ["K21", "K22.7", "K22.1", "K25-K28"], -365, 0) & ~E("medication", drugs, -90, 0)
+        drugs = ["M01A*", "B01AC06", "B01AC04", "B01AC22", "B01AC24", "B01AA*", "B01AE07", "B01AF*", "H02AB*"]
+        spec_ = sens & ~E("diagnosis", ["K21", "K22.7", "K22.1", "K25-K28"], -1825, 0) & ~E("medication", drugs, -90, 0)
     idx["sensitive"], idx["specific"] = sens.fillna(False).astype(bool), spec_.fillna(False).astype(bool)
     return idx
 
@@ -282,13 +283,14 @@ def test_edges_and_exclusion_groups_present(medium):
     for prefix in ["red flag C", "red flag S32", "red flag M80", "red flag G83.4", "red flag M46", "red flag R50", "red flag R63.4",
                    "competing J01", "competing J02", "competing J18", "competing H66", "competing N39.0", "competing L03",
                    "comorbidity J44", "comorbidity D84", "comorbidity B20", "comorbidity C34", "comorbidity E84",
-                   "prostate cancer C61", "raised PSA", "urinary symptoms R3", "urinary symptoms N40",
+                   "prostate cancer C61", "prostate cancer Z85.4", "5-ARI G04CB", "raised PSA", "urinary symptoms R3", "urinary symptoms N40",
                    "palliative Z51.5", "epilepsy G40", "epilepsy G41", "alcohol F10.3", "alcohol F10.4",
                    "cardiopulmonary J18", "cardiopulmonary I50", "cardiopulmonary R05", "cardiopulmonary C34",
                    "bleeding K92", "bleeding D62", "acs I21", "haem cancer C9", "chemo Z51.1",
                    "risk condition E55", "risk condition N18", "risk condition K5", "risk condition E2",
                    "indication K21", "indication K2", "gastroprotection drug M01A", "gastroprotection drug B01AC06",
                    "gastroprotection drug B01AA", "gastroprotection drug B01AF", "gastroprotection drug H02AB",
+                   "gastroprotection drug B01AC04", "gastroprotection drug B01AC24", "gastroprotection drug B01AE07",
                    "antibiotic day -30", "LBP diagnosis"]:
         assert any(r.startswith(prefix) for r in reasons), prefix
 

@@ -104,7 +104,7 @@ RESERVED: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "LV-RX-024": (("diagnosis", ("F00", "F01", "F02", "F03", "G30", "G31.0", "G31.1")),),
     "LV-RX-025": (("diagnosis", ("N18", "I50", "I11.0", "I13")),),
     "LV-RX-002": (("medication", ("N02BE01", "M01A")),),
-    "LV-SCR-010": (("diagnosis", ("K92", "D50", "R19.5")),),
+    "LV-SCR-010": (("diagnosis", ("K92", "D50", "D62", "D63", "D64", "R19.4", "R19.5", "R10", "R63.4", "R93.3", "K57", "K50", "K51", "K52")),),
     "LV-ABX-005": (("diagnosis", ("J43", "J44")),),
 }
 """Background codes removed from a pattern's persons before planting: routine labs that a low-risk operation

@@ -31,7 +31,7 @@ BENZOS_REGULAR = ("N05CF01", "N05CF02", "N05BA04")
 """Zopiclone, zolpidem, oxazepam: low value only as regular use (coverage of every day in [-28d, 0d])."""
 PPIS = ("A02BC01", "A02BC02", "A02BC05")
 INDICATION = ("K21.9", "K22.7", "K22.1", "K25.9", "K26.9", "K27.9", "K28.9")
-GASTRO_DRUGS = ("M01AE01", "B01AC06", "B01AA03", "B01AF01", "H02AB06")
+GASTRO_DRUGS = ("M01AE01", "B01AC06", "B01AA03", "B01AF01", "H02AB06", "B01AC04", "B01AC24", "B01AE07")
 
 
 def plant_benzo(ck: Chunk, persons: np.ndarray) -> None:
@@ -86,7 +86,7 @@ def plant_ppi(ck: Chunk, persons: np.ndarray) -> None:
         context_index(ck, PPI_SPEC.pattern, bt.p, e, t + 10, "medication", c.ATC, code, reason)
     ind = bt.is_("indication")
     x = pick(ck, INDICATION, n)
-    context_dx(ck, bt.p[ind], back(ck, day[ind], 0, 365), x[ind])
+    context_dx(ck, bt.p[ind], back(ck, day[ind], 0, 1825), x[ind])
     bt.reason[ind] = [f"indication {y}" for y in x[ind]]
     drug = bt.is_("drug")
     y = pick(ck, GASTRO_DRUGS, n)

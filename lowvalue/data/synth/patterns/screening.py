@@ -11,7 +11,7 @@ from .common import AFTERNOON, Chunk, Spec, back, context_dx, finish, pick, prep
 PSA_SPEC = Spec(
     pattern="LV-SCR-008",
     alpha=0.3,
-    lookalikes={"age": 3.0, "setting": 1.5, "prostate cancer": 1.5, "raised PSA": 1.5, "urinary": 2.0},
+    lookalikes={"age": 3.0, "setting": 1.5, "prostate cancer": 1.5, "raised PSA": 1.5, "urinary": 2.0, "5-ARI": 1.5},
     not_eligible=frozenset({"age"}),
     min_age=75,
     age_kind="age",
@@ -28,6 +28,8 @@ VITD_SPEC = Spec(
     background=((("N18",), -365, 0, "risk condition"),),
 )
 URINARY = ("R35", "R39.1", "R30.0", "N40")
+PROSTATE_CANCER = ("C61", "C61", "Z85.4", "D07.5", "D40.0")
+FIVE_ARI = ("G04CB01", "G04CB02")
 RISK = ("E55.9", "M81.0", "M80.0", "M83.9", "N18.3", "K90.0", "K50.9", "K51.9", "E21.0", "E20.9")
 
 
@@ -43,14 +45,20 @@ def _index_visit(ck: Chunk, bt, dept: str):
 
 
 def plant_psa(ck: Chunk, persons: np.ndarray) -> None:
-    """PSA at 75+; lookalikes at 74, outside primary/outpatient care, after prostate cancer, a raised PSA
-    or urinary symptoms in the 90 days before."""
+    """PSA at 75+; lookalikes at 74, outside primary/outpatient care, after prostate cancer (C61, Z85.4, D07.5,
+    D40.0), on a 5-alpha-reductase inhibitor in the year before, with a raised PSA or urinary symptoms in the 90 days before."""
     bt = prepare(ck, PSA_SPEC, persons)
     rng, n, day = ck.rng, bt.n, bt.day
     bt.reason[bt.is_("age")] = "age 74"
     ca = bt.is_("prostate cancer")
-    context_dx(ck, bt.p[ca], day[ca] - rng.integers(30, 181, ca.sum()), "C61", "outpatient", dept="KIR")
-    bt.reason[ca] = "prostate cancer C61"
+    pc = pick(ck, PROSTATE_CANCER, n)
+    context_dx(ck, bt.p[ca], day[ca] - rng.integers(30, 181, ca.sum()), pc[ca], "outpatient", dept="KIR")
+    bt.reason[ca] = [f"prostate cancer {x}" for x in pc[ca]]
+    ari = bt.is_("5-ARI")
+    drug = pick(ck, FIVE_ARI, n)
+    e, t0 = visit(ck, bt.p[ari], back(ck, day[ari], 0, 365), "primary_care")
+    c.drug(ck.b, bt.p[ari], e, t0 + 10, drug[ari], 100)
+    bt.reason[ari] = [f"5-ARI {x}" for x in drug[ari]]
     raised = bt.is_("raised PSA")
     context_dx(ck, bt.p[raised], back(ck, day[raised], 0, 365), "R97.2")
     bt.reason[raised] = "raised PSA R97.2"
