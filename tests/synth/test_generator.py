@@ -84,6 +84,13 @@ def exists(idx: pd.DataFrame, ev: pd.DataFrame, kind: str, spec: list[str], lo, 
     return idx.rid.isin(ok)
 
 
+def se_codes(name: str) -> list[str]:
+    """The ICD-10-SE entries of a code set, read straight from its YAML (long source lists, e.g. CEVR's)."""
+    import yaml
+
+    return [str(c) for c in yaml.safe_load((ROOT / "rules" / "valuesets" / f"{name}.yaml").read_text(encoding="utf-8"))["codes"]["ICD-10-SE"]]
+
+
 def coverage(idx: pd.DataFrame, ev: pd.DataFrame, spec: list[str], lo: int, hi: int) -> pd.Series:
     """Per index row: the number of days in ``[lo, hi]`` covered by ``days_supply`` of medications matching ``spec``."""
     med = ev[(ev.kind == "medication") & codes_match(ev.code, spec)][["person_id", "time", "days_supply"]]
@@ -150,7 +157,7 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         not_first = m2[gap.between(1, 180)].set_index(["rid", "time_d"]).index.unique()
         first = ~m.set_index(["rid", "time_d"]).index.isin(not_first)
         has_first = idx.rid.isin(m[first].rid)
-        red = E("diagnosis", ["C00-C97", "S32", "M80", "G83.4", "M46", "R50", "R63.4"], -365, 0)
+        red = E("diagnosis", se_codes("back_imaging_red_flags"), -365, 0)
         spec_ = sens & has_first & routine & ~red
     elif pattern in ("LV-ABX-003", "LV-ABX-004"):
         dx = ["J00", "J06.9"] if pattern == "LV-ABX-003" else ["J20*", "J40"]
@@ -184,8 +191,9 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         spec_ &= ~E("diagnosis", ["C81-C96"], -365, 0) & ~E("diagnosis", ["Z51.1"], -90, 0)
     elif pattern == "LV-LAB-011":
         sens = a >= 18
-        risk = ["E55", "M80-M81", "M83", "N18", "K90", "K50-K51", "E21", "E20"]
-        spec_ = sens & routine & ~E("diagnosis", risk, -365, 0)
+        spec_ = sens & routine & ~E("diagnosis", se_codes("vitamin_d_risk_chronic"), -3650, 0)
+        spec_ &= ~E("diagnosis", se_codes("vitamin_d_risk_recent"), -90, 0) & ~E("diagnosis", se_codes("vitamin_d_risk_fracture"), -365, 0)
+        spec_ &= ~E("diagnosis", se_codes("vitamin_d_risk_pregnancy_obesity"), 0, 0)
     elif pattern == "LV-RX-026":
         ppi = ev[(ev.kind == "medication") & codes_match(ev.code, ["A02BC*"])][["person_id", "time", "days_supply"]]
         m = idx[["rid", "person_id", "time"]].merge(ppi, on="person_id", suffixes=("", "_p"))

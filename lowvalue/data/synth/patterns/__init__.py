@@ -92,6 +92,7 @@ PLANTERS: dict[str, Callable[[Chunk, np.ndarray], None]] = {
 PREOP_LABS = ("NPU02319", "NPU18016", "NPU01685", "NPU01682", "NPU22089", "NPU03429", "NPU03230")
 _HEAD = (("diagnosis", ("R51", "R55", "R26", "G43", "G44")),)
 RESERVED: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "LV-IMG-001": (("diagnosis", ("R53", "T14", "T40", "T42")),),
     "LV-PRE-013": (("lab", PREOP_LABS),),
     "LV-PRE-014": (("lab", PREOP_LABS), ("diagnosis", ("I20", "I21", "I22", "I23", "I24", "I25", "I34", "I35", "I36", "I37", "I47", "I48",
                                                        "I49", "I50", "J44", "R07", "R06.0", "R55"))),
