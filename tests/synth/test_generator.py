@@ -85,6 +85,30 @@ def exists(idx: pd.DataFrame, ev: pd.DataFrame, kind: str, spec: list[str], lo, 
     return idx.rid.isin(ok)
 
 
+def se_codes(name: str) -> list[str]:
+    """The ICD-10-SE entries of a code set, read straight from its YAML (long source lists, e.g. CEVR's)."""
+    import yaml
+
+    return [str(c) for c in yaml.safe_load((ROOT / "rules" / "valuesets" / f"{name}.yaml").read_text(encoding="utf-8"))["codes"]["ICD-10-SE"]]
+
+
+def coverage(idx: pd.DataFrame, ev: pd.DataFrame, spec: list[str], lo: int, hi: int) -> pd.Series:
+    """Per index row: the number of days in ``[lo, hi]`` covered by ``days_supply`` of medications matching ``spec``."""
+    med = ev[(ev.kind == "medication") & codes_match(ev.code, spec)][["person_id", "time", "days_supply"]]
+    m = idx[["rid", "person_id", "time"]].merge(med, on="person_id", suffixes=("", "_p"))
+    covered = {}
+    for rid, g in m.groupby("rid"):
+        t0 = g.time.iloc[0].normalize()
+        days = set()
+        for t, s in zip(g.time_p, g.days_supply):
+            start = (t.normalize() - t0).days
+            days.update(x for x in range(start, start + max(int(s), 1)) if lo <= x <= hi)
+        covered[rid] = len(days)
+    cov = pd.Series(covered, dtype=float).reindex(idx.rid).fillna(0)
+    cov.index = idx.index
+    return cov
+
+
 def age(idx: pd.DataFrame) -> pd.Series:
     b, t = idx.birth_date, idx.time
     years = t.dt.year - b.dt.year
@@ -134,7 +158,7 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         not_first = m2[gap.between(1, 180)].set_index(["rid", "time_d"]).index.unique()
         first = ~m.set_index(["rid", "time_d"]).index.isin(not_first)
         has_first = idx.rid.isin(m[first].rid)
-        red = E("diagnosis", ["C00-C97", "S32", "M80", "G83.4", "M46", "R50", "R63.4"], -365, 0)
+        red = E("diagnosis", se_codes("back_imaging_red_flags"), -365, 0)
         spec_ = sens & has_first & routine & ~red
     elif pattern in ("LV-ABX-003", "LV-ABX-004"):
         dx = ["J00", "J06.9"] if pattern == "LV-ABX-003" else ["J20*", "J40"]
@@ -143,10 +167,12 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         spec_ &= ~E("diagnosis", ABX_EXCL["comorbidity"], -365, 0)
     elif pattern == "LV-SCR-008":
         sens = (idx.sex == "M") & (a >= 75)
-        spec_ = sens & routine & ~E("diagnosis", ["C61"], -3650, 0) & ~E("diagnosis", ["R97.2"], -365, 0)
+        spec_ = sens & routine & ~E("diagnosis", ["C61", "D07.5", "D40.0", "Z85.4"], -3650, 0) & ~E("diagnosis", ["R97.2"], -365, 0)
+        spec_ &= ~E("medication", ["G04CB*", "G04CA51", "G04CA52", "G04CA55"], -365, 0)
         spec_ &= ~E("diagnosis", ["R30-R39", "N40"], -90, 0)
     elif pattern == "LV-RX-022":
-        sens = a >= 75
+        avoid = E("medication", ["N05BA01", "N05CD02", "N05CD03", "N05CD05"], 0, 0)
+        sens = (a >= 75) & (avoid | (coverage(idx, ev, ["N05BA*", "N05CD*", "N05CF*"], -28, 0) >= 29))
         spec_ = sens & ~E("diagnosis", ["Z51.5", "G40", "G41"], -365, 0) & ~E("diagnosis", ["F10.3", "F10.4"], -30, 0)
     elif pattern == "LV-PRE-013":
         sens = (a >= 18) & E("procedure", ["CJE20", "JAB30", "JKA21"], 0, 30)
@@ -166,8 +192,9 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         spec_ &= ~E("diagnosis", ["C81-C96"], -365, 0) & ~E("diagnosis", ["Z51.1"], -90, 0)
     elif pattern == "LV-LAB-011":
         sens = a >= 18
-        risk = ["E55", "M80-M81", "M83", "N18", "K90", "K50-K51", "E21", "E20"]
-        spec_ = sens & routine & ~E("diagnosis", risk, -365, 0)
+        spec_ = sens & routine & ~E("diagnosis", se_codes("vitamin_d_risk_chronic"), -3650, 0)
+        spec_ &= ~E("diagnosis", se_codes("vitamin_d_risk_recent"), -90, 0) & ~E("diagnosis", se_codes("vitamin_d_risk_fracture"), -365, 0)
+        spec_ &= ~E("diagnosis", se_codes("vitamin_d_risk_pregnancy_obesity"), 0, 0)
     elif pattern == "LV-RX-026":
         ppi = ev[(ev.kind == "medication") & codes_match(ev.code, ["A02BC*"])][["person_id", "time", "days_supply"]]
         m = idx[["rid", "person_id", "time"]].merge(ppi, on="person_id", suffixes=("", "_p"))
@@ -182,8 +209,8 @@ def classify(d: dict[str, pd.DataFrame], pattern: str) -> pd.DataFrame:
         cov = pd.Series(dict(covered)).reindex(idx.rid).fillna(0)
         cov.index = idx.index
         sens = (a >= 18) & (cov >= 56)
-        drugs = ["M01A*", "B01AC06", "B01AA*", "B01AF*", "H02AB*"]
-        spec_ = sens & ~E("diagnosis", ["K21", "K22.7", "K22.1", "K25-K28"], -365, 0) & ~E("medication", drugs, -90, 0)
+        drugs = ["M01A*", "B01AC06", "B01AC04", "B01AC22", "B01AC24", "B01AA*", "B01AE07", "B01AF*", "H02AB*"]
+        spec_ = sens & ~E("diagnosis", ["K21", "K22.7", "K22.1", "K25-K28"], -1825, 0) & ~E("medication", drugs, -90, 0)
     idx["sensitive"], idx["specific"] = sens.fillna(False).astype(bool), spec_.fillna(False).astype(bool)
     return idx
 
@@ -265,13 +292,14 @@ def test_edges_and_exclusion_groups_present(medium):
     for prefix in ["red flag C", "red flag S32", "red flag M80", "red flag G83.4", "red flag M46", "red flag R50", "red flag R63.4",
                    "competing J01", "competing J02", "competing J18", "competing H66", "competing N39.0", "competing L03",
                    "comorbidity J44", "comorbidity D84", "comorbidity B20", "comorbidity C34", "comorbidity E84",
-                   "prostate cancer C61", "raised PSA", "urinary symptoms R3", "urinary symptoms N40",
+                   "prostate cancer C61", "prostate cancer Z85.4", "5-ARI G04CB", "raised PSA", "urinary symptoms R3", "urinary symptoms N40",
                    "palliative Z51.5", "epilepsy G40", "epilepsy G41", "alcohol F10.3", "alcohol F10.4",
                    "cardiopulmonary J18", "cardiopulmonary I50", "cardiopulmonary R05", "cardiopulmonary C34",
                    "bleeding K92", "bleeding D62", "acs I21", "haem cancer C9", "chemo Z51.1",
                    "risk condition E55", "risk condition N18", "risk condition K5", "risk condition E2",
                    "indication K21", "indication K2", "gastroprotection drug M01A", "gastroprotection drug B01AC06",
                    "gastroprotection drug B01AA", "gastroprotection drug B01AF", "gastroprotection drug H02AB",
+                   "gastroprotection drug B01AC04", "gastroprotection drug B01AC24", "gastroprotection drug B01AE07",
                    "antibiotic day -30", "LBP diagnosis"]:
         assert any(r.startswith(prefix) for r in reasons), prefix
 

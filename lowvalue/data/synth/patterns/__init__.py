@@ -92,6 +92,7 @@ PLANTERS: dict[str, Callable[[Chunk, np.ndarray], None]] = {
 PREOP_LABS = ("NPU28309", "NPU18016", "NPU01685", "NPU01682", "NPU02192", "NPU03429", "NPU03230")
 _HEAD = (("diagnosis", ("R51", "R55", "R26", "G43", "G44")),)
 RESERVED: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "LV-IMG-001": (("diagnosis", ("R53", "T14", "T40", "T42")),),
     "LV-PRE-013": (("lab", PREOP_LABS),),
     "LV-PRE-014": (("lab", PREOP_LABS), ("diagnosis", ("I20", "I21", "I22", "I23", "I24", "I25", "I34", "I35", "I36", "I37", "I47", "I48",
                                                        "I49", "I50", "J44", "R07", "R06.0", "R55"))),
@@ -104,7 +105,7 @@ RESERVED: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "LV-RX-024": (("diagnosis", ("F00", "F01", "F02", "F03", "G30", "G31.0", "G31.1")),),
     "LV-RX-025": (("diagnosis", ("N18", "I50", "I11.0", "I13")),),
     "LV-RX-002": (("medication", ("N02BE01", "M01A")),),
-    "LV-SCR-010": (("diagnosis", ("K92", "D50", "R19.5")),),
+    "LV-SCR-010": (("diagnosis", ("K92", "D50", "D62", "D63", "D64", "R19.4", "R19.5", "R10", "R63.4", "R93.3", "K57", "K50", "K51", "K52")),),
     "LV-ABX-005": (("diagnosis", ("J43", "J44")),),
 }
 """Background codes removed from a pattern's persons before planting: routine labs that a low-risk operation

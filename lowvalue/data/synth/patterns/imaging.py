@@ -19,7 +19,8 @@ SPEC = Spec(
 )
 LBP = ("M54.5", "M54.4", "M54.9")
 IMAGING = ("RTG-LRYGG", "RTG-LRYGG", "RTG-LRYGG", "DT-LRYGG", "DT-LRYGG", "MR-LRYGG")
-RED_FLAGS = ("C79.5", "C50.9", "S32.0", "M80.0", "G83.4", "M46.2", "R50.9", "R63.4")
+RED_FLAGS = ("C79.5", "C50.9", "S32.0", "M80.0", "G83.4", "M46.2", "R50.9", "R63.4", "M54.1", "F11.2", "R61", "D64.9", "S33.5")
+"""Drawn from CEVR's imglbp_exc_dx_cond (LV-IMG-001 v2's back_imaging_red_flags)."""
 
 
 def plant(ck: Chunk, persons: np.ndarray) -> None:

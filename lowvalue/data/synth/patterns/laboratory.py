@@ -29,7 +29,8 @@ TSH = ("NPU03577", "NPU27547")
 CERVIX_TESTS = ("CX-CYTOLOGI", "CX-HPV")
 CERVIX_EXCL = ("N87.1", "D06.9", "R87.6", "Z85.4", "C53.9", "D07.1")
 COLON_EXCL = ("C18.7", "D12.6", "K63.5", "K50.9", "K51.9", "Z85.0")
-COLON_BLEED = ("K92.1", "K92.2", "D50.9", "R19.5")
+COLON_BLEED = ("K92.1", "K92.2", "D50.9", "R19.5", "D62", "D64.9", "R19.4", "R10.4", "R63.4", "R93.3", "K57.3", "K52.9")
+"""Diagnostic reasons of LV-SCR-010 v2 (bleeding, anaemia, bowel habit, pain, weight loss, imaging, diverticula, colitis)."""
 
 
 def plant_t3(ck: Chunk, persons: np.ndarray) -> None:
@@ -107,7 +108,8 @@ def plant_cervix(ck: Chunk, persons: np.ndarray) -> None:
 
 def plant_colon(ck: Chunk, persons: np.ndarray) -> None:
     """Colonoscopy/sigmoidoscopy at 86+ in primary/outpatient care; lookalikes with colorectal neoplasia/IBD
-    coded, GI bleeding or iron-deficiency anaemia in the 180 days before, in inpatient/emergency care, or at 85."""
+    coded, a diagnostic reason (bleeding, anaemia, bowel-habit change, abdominal pain, weight loss, abnormal imaging,
+    diverticular disease, colitis) in the 180 days before, in inpatient/emergency care, or at 85."""
     bt = prepare(ck, COLON_SPEC, persons)
     rng, n, day, b = ck.rng, bt.n, bt.day, ck.b
     bt.reason[bt.is_("age")] = "age 85"
@@ -118,7 +120,7 @@ def plant_colon(ck: Chunk, persons: np.ndarray) -> None:
     bl = bt.is_("bleeding")
     y = pick(ck, COLON_BLEED, n)
     context_dx(ck, bt.p[bl], back(ck, day[bl], 0, 180), y[bl])
-    bt.reason[bl] = [f"bleeding or anaemia {z}" for z in y[bl]]
+    bt.reason[bl] = [f"diagnostic reason {z}" for z in y[bl]]
     stale = bt.planted & (rng.random(n) < 0.1)
     context_dx(ck, bt.p[stale], day[stale] - np.minimum(rng.integers(181, 201, stale.sum()), (day - PERIOD_START)[stale]), "D50.9")
     setting = bt.setting.copy()

@@ -197,9 +197,10 @@ def plant_nsaid(ck: Chunk, persons: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------------- cross-rule truth
 def cross_avoid_from_benzo(ck: Chunk, bt, enc: np.ndarray, time: np.ndarray, code: np.ndarray) -> None:
-    """Diazepam (N05BA01), planted by LV-RX-022, is on LV-RX-023's list: label it for LV-RX-023 too
-    (population 75+, low value unless palliative care in the year before)."""
-    m = code == "N05BA01"
+    """The long-acting benzodiazepines LV-RX-022 plants (diazepam N05BA01, nitrazepam N05CD02, flunitrazepam
+    N05CD03) are on LV-RX-023's list: label them for LV-RX-023 too (population 75+, low value unless palliative
+    care in the year before)."""
+    m = np.isin(code, ("N05BA01", "N05CD02", "N05CD03"))
     p = bt.p[m]
     sens = age_on(ck, p, bt.day[m]) >= 75
     low = sens & ~bt.is_("palliative")[m]
