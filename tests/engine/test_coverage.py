@@ -55,12 +55,20 @@ def test_swedish_hb_95_g_per_l_before_a_transfusion_is_flagged():
 
 
 def test_an_exclusion_without_codes_in_a_classification_the_extract_uses_is_limited():
-    """ICD-9-CM diagnoses (MIMIC-IV's older admissions): the bleeding, coronary and cancer exclusions cannot see them."""
-    events = SWEDISH[:2] + [("diagnosis", "ICD-9-CM", "4019", None, None)] * 3
+    """KSH97-P diagnoses (Swedish primary care's classification): the bleeding, coronary and cancer exclusions cannot see them."""
+    events = SWEDISH[:2] + [("diagnosis", "KSH97-P", "I10", None, None)] * 3
     r = lowvalue.scan(_extract(events), RS, only=["LV-HOSP-027"], features=False)
     ev = r.evaluability.set_index("rule_id").loc["LV-HOSP-027"]
     assert ev.status == "limited", ev.reason
-    assert "code set 'active_bleeding' has no ICD-9-CM codes" in ev.reason and "flags may overstate" in ev.reason
+    assert "code set 'active_bleeding' has no KSH97-P codes" in ev.reason and "flags may overstate" in ev.reason
+
+
+def test_icd9_diagnoses_no_longer_limit_the_transfusion_exclusions():
+    """MIMIC-IV's older admissions (ICD-9-CM): the exclusions' code sets now hold ICD-9-CM codes."""
+    events = SWEDISH[:2] + [("diagnosis", "ICD-9-CM", "4019", None, None)] * 3
+    r = lowvalue.scan(_extract(events), RS, only=["LV-HOSP-027"], features=False)
+    reason = r.evaluability.set_index("rule_id").loc["LV-HOSP-027", "reason"]
+    assert "has no ICD-9-CM codes" not in str(reason)
 
 
 def test_a_local_catalogue_alone_does_not_limit_every_exclusion():
