@@ -10,13 +10,13 @@ import re
 from pathlib import Path
 
 from lowvalue.errors import RuleError
-from lowvalue.rules.codes import unit_factor
+from lowvalue.rules.codes import RANGE_SYSTEMS, unit_factor
 from lowvalue.rules.library import RuleSet, load_library
 from lowvalue.rules.model import Criterion, Rule
 
 CODE_FORMATS: dict[str, re.Pattern[str]] = {
     "ICD-10-SE": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,4})?$"),
-    "ICD-10-CM": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,4})?$"),
+    "ICD-10-CM": re.compile(r"^[A-Z]\d[0-9A-Z](\.?[0-9A-Z]{0,4})?$"),  # O9A, C4A, M1A, Z3A are CM categories
     "ICD-10": re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{0,2})?$"),
     "ICD-9-CM": re.compile(r"^(\d{3}|V\d{2}|E\d{3})(\.?\d{0,2})?$"),
     "ATC": re.compile(r"^[A-Z](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?$"),
@@ -36,7 +36,8 @@ def code_ok(system: str, text: str) -> bool:
     fmt = CODE_FORMATS.get(system)
     if fmt is None:
         return True
-    parts = [p for p in re.split(r"(?<=[A-Z0-9])-(?=[A-Z])", text.rstrip("*"))] if system != "LOINC" else [text.rstrip("*")]
+    parts = (re.split(r"(?<=[A-Z0-9])-(?=[A-Z0-9])", text.rstrip("*")) if system in RANGE_SYSTEMS
+             else [text.rstrip("*")])
     partial = text.endswith("*") or len(parts) == 2
     for p in parts:
         if fmt.match(p):
