@@ -6,7 +6,7 @@ from typing import Literal
 
 import pandas as pd
 
-from lowvalue.rules.governance import STATUS_TEXT, governance
+from lowvalue.rules.governance import STATUS_TEXT, governance, swedish_gaps
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Rule
 
@@ -42,6 +42,7 @@ def catalogue(rs: RuleSet, lang: Literal["en", "sv"] = "en") -> pd.DataFrame:
             "status": STATUS_TEXT[lang][rule.status],
             "owner / next review": f"{rule.clinical_owner or '–'} / {rule.next_review or '–'}",
             "codes": _verification(rule, rs),
+            "region must supply": ", ".join(swedish_gaps(rule, rs)) or "–",
             "sources": "; ".join(f"{s.body} {s.year}" for s in rule.sources),
         })
     return pd.DataFrame(rows)

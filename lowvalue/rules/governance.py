@@ -41,6 +41,22 @@ def governance(rule: Rule, rs: RuleSet) -> Governance:
     return Governance(rule.status, rule.clinical_owner, rule.next_review, unverified, total, regional)
 
 
+SWEDISH_SYSTEM = {"diagnosis": "ICD-10-SE", "procedure": "KVÅ", "medication": "ATC", "lab": "NPU"}
+"""The national classification a Swedish region's extract uses for each event kind."""
+
+
+def swedish_gaps(rule: Rule, rs: RuleSet) -> list[str]:
+    """Code sets the rule uses that hold no code of the Swedish classification for their kind, so on a Swedish
+    extract the region must supply its codes (``--codes``): ``name (system)``, or ``name (system, exclusion)`` where
+    only an exclusion is blind (the rule then runs, limited)."""
+    gaps: dict[str, str] = {}
+    for _, role, kind, ref in rule.code_uses():
+        vs, system = rs.valueset(ref), SWEDISH_SYSTEM.get(kind)
+        if system and system not in vs.codes and vs.name not in gaps:
+            gaps[vs.name] = f"{vs.name} ({system}{', exclusion' if role == 'exclude' else ''})"
+    return list(gaps.values())
+
+
 def status_counts(rules: list[Rule]) -> dict[str, int]:
     """How many rules have each status, in the order draft, clinically reviewed, approved."""
     return {s: sum(r.status == s for r in rules) for s in STATUS_TEXT["en"]}
