@@ -84,6 +84,10 @@ def swedish_region() -> Region:
     b = r.person("B", 30, "M")
     r.dx(b, r.contact(b, "B1", 3, "primary_care", "VC-Kronoparken"), "J06.9")
     r.dispensing(b, 3, "J01CA04", 7)
+    # a health centre coding the cold at category level (J06, as KSH97-P aggregates): no code set entry matches it
+    b2 = r.person("B2", 35)
+    r.dx(b2, r.contact(b2, "B21", 4, "primary_care", "VC-Skoghall"), "J06")
+    r.dispensing(b2, 4, "J01CA04", 7)
     # LV-ABX-006: tonsillitis in a child, the rapid strep A test done at the centre carries a local code
     c = r.person("C", 10)
     e = r.contact(c, "C1", 5, "primary_care", "VC-Kronoparken")
@@ -204,6 +208,14 @@ def test_hospital_onset_triggers_are_not_evaluable_on_contact_dated_diagnoses(sc
         assert ev.loc[trigger, "status"] == "not_evaluable", trigger
         assert "dated at the contact" in ev.loc[trigger, "reason"] and "present_on_admission" in ev.loc[trigger, "reason"]
     assert "TR-HAI" not in set(pd.read_parquet(scanned / "triggers.parquet").trigger_id)  # A41.9 at admission: not counted
+
+
+def test_a_category_level_diagnosis_is_not_matched_but_shows_as_an_orphan_code(scanned: Path) -> None:
+    """J06 is not J06.9: the flag is missed, and orphan_codes.parquet shows the analyst why."""
+    assert not [k for k in _flags(scanned) if k[1] == "B2"]
+    o = pd.read_parquet(scanned / "orphan_codes.parquet")
+    hit = o[(o.codeset == "upper_respiratory_infection") & (o.code == "J06")]
+    assert len(hit) == 1 and hit.relation.iloc[0] == "same category as a code of the set"
 
 
 def test_the_template_lists_the_regions_ris_codes_for_the_imaging_code_sets(scanned: Path, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from .region import UNIT_MULTIPLIER
 from .summary import SynthSummary
 from .writer import TableWriters
 
-GENERATOR_VERSION = f"lowvalue-synth {__version__}/2"
+GENERATOR_VERSION = f"lowvalue-synth {__version__}/3"
+"""/3: real and local codes (NPU28309, LOKAL-RIS, ...) and region-codes/; planters follow the v2 rules (LV-RX-022, ...)."""
 
 
 def _rng(seed: int, chunk: int) -> np.random.Generator:
