@@ -7,6 +7,8 @@ line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,13 +26,41 @@ from lowvalue.rules.commands import CODES_OPTION, codes
 console = Console(stderr=True)
 
 
+def one_line(err: BaseException) -> str | None:
+    """The one line for an error a user can act on (bad input, a file system, a damaged file), or None for a bug.
+
+    The one place that decides which failures are the user's: ours (:class:`LowvalueError`), the operating system's
+    (read-only folder, disk full, a file where a folder should be), DuckDB's and Arrow's (an unreadable or damaged
+    file), a damaged JSON artefact (a truncated model.json). Anything else is a bug and keeps its traceback.
+    """
+    if isinstance(err, LowvalueError):
+        return err.one_line()
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror or err}"
+    import json
+
+    import duckdb
+    import pyarrow as pa
+
+    if isinstance(err, json.JSONDecodeError):
+        return f"a JSON file is damaged ({err.msg} at line {err.lineno}); write it again"
+    if isinstance(err, (duckdb.Error, pa.ArrowException)):
+        text = " ".join(str(err).split())
+        return f"{type(err).__name__}: {text[:400]}"
+    return None
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except LowvalueError as err:
-            click.echo(f"error: {err.one_line()}", err=True)
-            sys.exit(err.exit_code)
+        except Exception as err:  # noqa: BLE001 - sorted by one_line; a bug is re-raised with its traceback
+            line = one_line(err)
+            if line is None or os.environ.get("LOWVALUE_DEBUG"):
+                raise
+            click.echo(f"error: {line}", err=True)
+            sys.exit(getattr(err, "exit_code", 2) if isinstance(err, LowvalueError) else 2)
 
 
 @click.group(cls=_Group)
@@ -88,13 +118,12 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
 )
 def validate(data: Path, fmt: str | None, strict: bool, quarantine_dir: Path | None) -> None:
     """Read and check an extract; bad rows go to quarantine/ with a reason."""
-    import tempfile
-
     from lowvalue.data.extract import open_extract
     from lowvalue.errors import StrictModeError
+    from lowvalue.workdir import private_workdir
 
-    with tempfile.TemporaryDirectory(prefix="lowvalue-convert-") as tmp:
-        canonical = _canonical(data, fmt, Path(tmp))
+    with private_workdir("convert") as tmp:
+        canonical = _canonical(data, fmt, tmp)
         extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine")
         click.echo(extract.summary())
     if strict and extract.quarantined_rows:
@@ -113,26 +142,48 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @CODES_OPTION
 @click.option("--only", multiple=True, help="Rule id to run (repeatable).")
 @click.option("--pseudonymise", is_flag=True,
-              help="Replace person/encounter/flag ids in the outputs by keyed hashes (key in $LOWVALUE_PSEUDONYM_KEY).")
+              help="Replace person/encounter/flag ids in the outputs by keyed hashes (key in $LOWVALUE_PSEUDONYM_KEY); "
+                   "needs --quarantine outside the results, and keeps no converted copy.")
+@click.option("--quarantine", "quarantine_dir", type=click.Path(path_type=Path), default=None,
+              help="Where rejected rows go [default: RESULTS/quarantine; required, outside RESULTS, with --pseudonymise].")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the rules run (spark: a local Spark session; needs the 'spark' extra).")
 def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, ...],
-         pseudonymise: bool, engine: str) -> None:
-    """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest."""
+         pseudonymise: bool, quarantine_dir: Path | None, engine: str) -> None:
+    """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest.
+
+    The results folder is written whole or not at all and replaces an earlier one (derived files included).
+    """
     from rich.progress import BarColumn, Progress, TextColumn
 
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.privacy import key_from_env
+    from lowvalue.results import writing
     from lowvalue.rules.overlay import load_rules
+    from lowvalue.workdir import private_workdir
 
     key = key_from_env() if pseudonymise else None
+    if key and quarantine_dir is None:
+        raise LowvalueError("--pseudonymise needs --quarantine DIR outside the results folder: rejected rows keep "
+                            "their original ids and dates")
+    if key and quarantine_dir is not None and quarantine_dir.absolute().is_relative_to(out.absolute()):
+        raise LowvalueError(f"--quarantine {quarantine_dir} is inside the pseudonymised results folder {out}; "
+                            "give a folder outside it")
     rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("scanning", total=len(rs.rules))
-        result = run_scan(_canonical(data, fmt, out / "converted"), rs, quarantine_dir=out / "quarantine", engine=engine,
-                          progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
-    (result.pseudonymised(key) if key else result).write(out)
+    with writing(out) as tmp, private_workdir("convert") as work:
+        converted = work / "converted" if key else tmp / "converted"  # a canonical copy keeps the source's ids
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("scanning", total=len(rs.rules))
+            canonical = _canonical(data, fmt, converted)
+            if key and canonical == converted:  # the conversion's rejected rows go where the user said, not away
+                quarantine_dir.mkdir(parents=True, exist_ok=True)
+                for f in ("quarantine", "conversion.json"):
+                    if (converted / f).exists():
+                        shutil.move(converted / f, quarantine_dir / ("conversion" if f == "quarantine" else f))
+            result = run_scan(canonical, rs, quarantine_dir=quarantine_dir or tmp / "quarantine", engine=engine,
+                              progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
+        (result.pseudonymised(key) if key else result).write_into(tmp)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
     click.echo("exclusion waterfall (candidates → after each condition → flagged):")
     for rule_id, steps in result.waterfall.groupby("rule_id", sort=True):
@@ -229,6 +280,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     from lowvalue.data.extract import open_extract
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.engine.truth import compare_with_truth
+    from lowvalue.results import read_derived
     from lowvalue.rules.library import DEFAULT_LIBRARY
 
     data = data or DEFAULT_LIBRARY.parent / "examples" / "synthetic_data"
@@ -259,7 +311,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     ctx.invoke(risk.commands["score"], results=results, model_dir=model)
     click.echo("5. excess adverse events linked to each rule (an adjusted association, not a causal effect)")
     ctx.invoke(excess, results=results, out=None, n_boot=100, seed=1, rules=())
-    scored = pd.read_parquet(results / "flags_scored.parquet")
+    scored = read_derived(results / "flags_scored.parquet", results, made_by="lowvalue risk score")
     top = scored[(scored.variant == "specific") & scored.risk.notna()].sort_values(["risk", "flag_id"]).iloc[-1]
     click.echo(f"6. explain the highest-risk low-value flag ({top.flag_id}), in Swedish, for an ethics-support discussion")
     ctx.invoke(explain, flag_id=top.flag_id, results=results, model_dir=model, lang="sv", out=out / "explain.png")

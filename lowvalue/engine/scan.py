@@ -17,8 +17,6 @@ from typing import Any, Callable
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lowvalue import __version__
 from lowvalue.engine import sql
@@ -34,6 +32,9 @@ FLAG_COLUMNS = ["flag_id", "rule_id", "variant", "tier", "person_id", "encounter
                 "index_system", "index_code", "cost", "evidence"]
 CANDIDATE_COLUMNS = ["candidate_id", "rule_id", "person_id", "encounter_id", "index_time", "unit", "setting",
                      "index_system", "index_code", "age", "sex", "eligible", "sensitive", "specific", "first_failed"]
+EMPTY_TYPES = {"index_time": "datetime64[us]", "time": "datetime64[us]", "eligible": bool, "sensitive": bool,
+               "specific": bool, "age": "int64", "cost": "float64"}
+"""Column types of an empty table, as a table with rows has them (so readers and SQL see the same schema)."""
 TRIGGER_COLUMNS = ["trigger_event_id", "trigger_id", "variant", "person_id", "encounter_id", "time", "unit", "setting",
                    "system", "code", "evidence"]
 
@@ -58,18 +59,27 @@ class ScanResult:
               "codeset_coverage", "orphan_codes")
 
     def write(self, out: Path | str) -> Path:
-        """Write every table as Parquet and the manifest as JSON into ``out``, with the code overlay the scan used."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        """Write the results folder ``out`` whole (:func:`lowvalue.results.writing`): it replaces an earlier one."""
+        from lowvalue.results import writing
+
+        with writing(out) as tmp:
+            self.write_into(tmp)
+        return Path(out)
+
+    def write_into(self, folder: Path) -> Path:
+        """Every table as Parquet, the code overlay the scan used, and last the manifest that says it is complete."""
+        from lowvalue.results import MANIFEST, write_table, write_text
+
+        folder.mkdir(parents=True, exist_ok=True)
         for name in self.TABLES:
-            table = pa.Table.from_pandas(getattr(self, name), preserve_index=False)
-            pq.write_table(table.replace_schema_metadata(None), out / f"{name}.parquet", compression="zstd")
+            write_table(getattr(self, name), folder / f"{name}.parquet")
         if self.rules is not None and self.rules.overlay is not None:
             from lowvalue.rules.overlay import snapshot
 
-            snapshot(self.rules.overlay, out)
-        (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")
-        return out
+            snapshot(self.rules.overlay, folder)
+        manifest = {**self.manifest, "tables": list(self.TABLES), "complete": True}
+        write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", folder / MANIFEST)
+        return folder
 
     def pseudonymised(self, key: bytes) -> "ScanResult":
         """A copy whose person, encounter, flag and candidate ids are keyed hashes (see :mod:`lowvalue.privacy`)."""
@@ -145,6 +155,13 @@ def _denominators(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame) -> p
         """).df()
     finally:
         con.unregister("_lv_cands")
+
+
+def _period(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+    """First and last time in the validated extract: where follow-up ends, for the risk layer (never re-read later)."""
+    lo, hi = con.execute("""SELECT min(t), max(t) FROM (SELECT time AS t FROM events UNION ALL
+                            SELECT start_time FROM encounters UNION ALL SELECT end_time FROM encounters)""").fetchone()
+    return {"start": lo.isoformat() if lo else None, "end": hi.isoformat() if hi else None}
 
 
 def _versions(engine: str = "duckdb") -> dict[str, str]:
@@ -247,7 +264,8 @@ def scan(
 
     def cat(parts: list[pd.DataFrame], cols: list[str], sort: list[str]) -> pd.DataFrame:
         parts = [p for p in parts if len(p)]
-        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in cols})
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            {c: pd.Series([], dtype=EMPTY_TYPES.get(c, object)) for c in cols})  # well-formed when nothing is found
         return df[cols].sort_values(sort, kind="mergesort").reset_index(drop=True)
 
     candidates = cat(cand_parts, CANDIDATE_COLUMNS, ["rule_id", "person_id", "index_time", "candidate_id"])
@@ -256,7 +274,7 @@ def scan(
     result = ScanResult(
         flags=flags,
         candidates=candidates,
-        denominators=_denominators(con, candidates) if len(candidates) else pd.DataFrame(),
+        denominators=_denominators(con, candidates),
         waterfall=pd.DataFrame(fall, columns=["rule_id", "step", "stage", "condition", "remaining"]),
         triggers=triggers,
         evaluability=pd.DataFrame(evaluable),
@@ -275,7 +293,7 @@ def scan(
         "engine": engine,
         "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()},
                      "codes_overlay": rs.overlay.manifest() if rs.overlay is not None else None},
-        "data": {"fingerprint": extract.fingerprint, "sources": extract.sources,
+        "data": {"fingerprint": extract.fingerprint, "sources": extract.sources, "period": _period(con),
                  "counts": {k: vars(v) for k, v in extract.counts.items()}},
         "versions": _versions(engine),
         "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},

@@ -24,6 +24,7 @@ import pandas as pd
 from lowvalue.errors import InputError
 from lowvalue.report.funnel import Funnel, Method, funnel
 from lowvalue.report.suppress import Suppressor
+from lowvalue.results import read_derived, read_manifest
 from lowvalue.rules.library import RuleSet, load_library
 from lowvalue.rules.overlay import rules_for_results
 from lowvalue.rules.model import Rule
@@ -87,12 +88,10 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
          verdicts: Path | str | None = None, rules: RuleSet | Path | str | None = None) -> Inputs:
     """Read a results folder. ``excess`` and ``verdicts`` default to files in it; absent files are fine."""
     path = Path(results)
-    if not path.is_dir():
-        raise InputError(str(path), "is not a results folder: run `lowvalue scan DATA --out RESULTS` first")
+    manifest = read_manifest(path)
     for name in REQUIRED:
         if not (path / f"{name}.parquet").is_file():
             raise InputError(str(path / f"{name}.parquet"), "missing: run `lowvalue scan DATA --out RESULTS` first")
-    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
     rs = rules if isinstance(rules, RuleSet) else load_library(rules) if rules else rules_for_results(path, manifest)
     den = pd.read_parquet(path / "denominators.parquet")
     flags = pd.read_parquet(path / "flags.parquet", columns=["flag_id", "rule_id", "variant", "cost"])
@@ -104,12 +103,12 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
                  period=(pd.Timestamp(lo) if lo is not None else None, pd.Timestamp(hi) if hi is not None else None))
     ex = Path(excess) if excess is not None else path / "excess_risk.parquet"
     if ex.is_file():
-        inp.excess, inp.excess_path = pd.read_parquet(ex), ex
+        inp.excess, inp.excess_path = read_derived(ex, path, made_by="lowvalue risk excess RESULTS"), ex
     elif excess is not None:
         raise InputError(str(ex), "missing: run `lowvalue risk excess RESULTS` first, or leave out --excess")
     vd = Path(verdicts) if verdicts is not None else path / "verdicts.parquet"
     if vd.is_file():
-        v = pd.read_parquet(vd)
+        v = read_derived(vd, path, made_by="lowvalue review export --db REVIEW_DB")
         if not {"flag_id", "verdict"} <= set(v.columns):
             raise InputError(str(vd), "needs columns flag_id and verdict (confirmed/rejected)")
         inp.verdicts = v[["flag_id", "verdict"]]

@@ -25,7 +25,7 @@ consistency and correct outcome ascertainment, none of which the data can prove.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +55,19 @@ ASSUMPTIONS = [
 class ExcessRisk:
     table: pd.DataFrame
     balance: pd.DataFrame
+    stamp: dict[str, str] = field(default_factory=dict)
+    """The scan the estimates come from (:func:`lowvalue.results.stamp`): written into every file."""
 
     def write(self, out: Path | str) -> Path:
         """``excess_risk.parquet``, ``excess_balance.parquet`` and a readable ``excess_risk.md`` in ``out``."""
+        from lowvalue.results import write_table, write_text
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        self.table.to_parquet(out / "excess_risk.parquet", index=False)
-        self.balance.to_parquet(out / "excess_balance.parquet", index=False)
-        (out / "excess_risk.md").write_text(self.summary())
+        write_table(self.table, out / "excess_risk.parquet", stamp_of=self.stamp)
+        write_table(self.balance, out / "excess_balance.parquet", stamp_of=self.stamp)
+        scan = ", ".join(f"{k.replace('_', ' ')} {v[:16]}" for k, v in self.stamp.items() if v)
+        write_text(self.summary() + (f"\nFrom the scan with {scan}.\n" if scan else ""), out / "excess_risk.md")
         return out / "excess_risk.parquet"
 
     def summary(self) -> str:
@@ -300,4 +305,7 @@ def excess_risk(results: Results | Path | str, *, rule_ids: list[str] | None = N
         bal.append(b.assign(rule_id=rid))
     table = pd.DataFrame(rows)
     balance = pd.concat(bal, ignore_index=True) if bal else pd.DataFrame(columns=["rule_id", "covariate"])
-    return ExcessRisk(table, balance[["rule_id"] + [c for c in balance.columns if c != "rule_id"]])
+    from lowvalue.results import stamp
+
+    return ExcessRisk(table, balance[["rule_id"] + [c for c in balance.columns if c != "rule_id"]],
+                      stamp(results.manifest))

@@ -135,7 +135,9 @@ def explain(flag_id: str, results: Results | Path | str, model: AdverseEventRisk
     pct = "–"
     scored = results.path / "flags_scored.parquet"
     if scored.is_file():
-        s = pd.read_parquet(scored, columns=["flag_id", "risk_percentile"])
+        from lowvalue.results import read_derived
+
+        s = read_derived(scored, results.path, made_by="lowvalue risk score RESULTS --model MODEL")
         hit = s[s.flag_id == flag_id]
         pct = f"{hit.risk_percentile.iloc[0]:.0f}" if len(hit) and pd.notna(hit.risk_percentile.iloc[0]) else "–"
     outcome = ", ".join(h.trigger for h in rule.harms) or "?"

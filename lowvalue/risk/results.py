@@ -2,15 +2,13 @@
 
 The risk layer never re-reads the extract's rows: it works on the scan's
 Parquet outputs, so a model can be trained where only results may be kept.
-The one thing results do not say is where the data *end*; follow-up windows
-need it, so it is taken from the extract named in the manifest when that file
-is still there, and otherwise bounded from below by the latest time the scan
-saw (stated in :attr:`Results.data_end_source`).
+Follow-up windows need where the data *end*: the scan records the validated
+extract's period in the manifest; results from before that record bound it from
+below by the latest time the scan saw (stated in :attr:`Results.data_end_source`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from lowvalue.errors import InputError
+from lowvalue.results import read_manifest
 from lowvalue.rules.library import RuleSet, load_library
 from lowvalue.rules.overlay import rules_for_results
 
@@ -45,20 +44,16 @@ class Results:
 
 
 def _data_end(manifest: dict[str, Any], seen: pd.Timestamp) -> tuple[pd.Timestamp, str]:
-    src = (manifest.get("data", {}).get("sources", {}) or {}).get("events")
-    if src and Path(src).is_file() and str(src).endswith(".parquet"):
-        import duckdb
-
-        with duckdb.connect() as con:
-            end = con.execute("SELECT max(time) FROM read_parquet(?)", [Path(src).as_posix()]).fetchone()[0]
-        if end is not None:
-            return pd.Timestamp(end), f"latest event in {src}"
+    end = ((manifest.get("data") or {}).get("period") or {}).get("end")
+    if end:
+        return pd.Timestamp(end), "latest time in the validated extract (manifest)"
     return seen, "latest index or trigger time in the results (a lower bound of the true end)"
 
 
 def load_results(path: Path | str, rules: RuleSet | Path | str | None = None) -> Results:
     """Load ``candidates``, ``triggers``, ``features``, ``flags`` and ``manifest.json`` from a results folder."""
     path = Path(path)
+    manifest = read_manifest(path)
     tables = {}
     for name in ("candidates", "triggers", "features", "flags"):
         f = path / f"{name}.parquet"
@@ -67,7 +62,6 @@ def load_results(path: Path | str, rules: RuleSet | Path | str | None = None) ->
         tables[name] = pd.read_parquet(f)
     if tables["features"].empty and len(tables["candidates"]):
         raise InputError(str(path / "features.parquet"), "is empty: scan again without disabling features")
-    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
     times = [tables["candidates"].index_time.max(), tables["triggers"].time.max() if len(tables["triggers"]) else None]
     seen = max(pd.Timestamp(t) for t in times if t is not None and not pd.isna(t))
     end, source = _data_end(manifest, seen)

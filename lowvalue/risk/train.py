@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lowvalue.errors import LowvalueError
+from lowvalue.results import write_derived
 from lowvalue.risk import card
 from lowvalue.risk.features import FEATURES
 from lowvalue.risk.metrics import calibration_plot, decision_curve, evaluate, subgroups
@@ -153,6 +154,4 @@ def score(results_path: Path | str, model_dir: Path | str) -> Path:
     flags["risk_percentile"] = (flags.groupby("rule_id").risk.rank(pct=True) * 100).round(1)
     flags["risk_note"] = np.where(ok, "", "rule has no linked harm in the model")
     flags["risk_model"] = file_digest(Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else model_dir)[:12]
-    path = results.path / "flags_scored.parquet"
-    flags.to_parquet(path, index=False)
-    return path
+    return write_derived(flags, results.path, "flags_scored.parquet")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from lowvalue.results import read_derived, write_derived
 from lowvalue.risk.metrics import evaluate
 from lowvalue.risk.model import AdverseEventRiskModel
 from lowvalue.risk.results import Results, load_results
@@ -35,7 +36,7 @@ class Triage:
 def _labels(results: Results, verdicts: Path | None) -> tuple[pd.Series | None, str]:
     v = verdicts or results.path / "verdicts.parquet"
     if v.is_file():
-        d = pd.read_parquet(v)
+        d = read_derived(v, results.path, made_by="lowvalue review export --db REVIEW_DB")
         d = d[d.verdict.isin(["confirmed", "rejected"])]
         return pd.Series((d.verdict == "confirmed").astype(int).to_numpy(), index=d.flag_id), f"verdicts ({v})"
     src = (results.manifest.get("data", {}).get("sources", {}) or {}).get("persons")
@@ -73,8 +74,7 @@ def triage(results_path: Path | str, *, verdicts: Path | None = None, seed: int 
     out["p_confirmed"] = m.predict_proba(X[MODEL_FEATURES])[:, 1]
     out["triage_rank"] = out.p_confirmed.rank(ascending=False, method="first").astype(int)
     out["label_source"] = source
-    path = results.path / "flags_triage.parquet"
-    out.sort_values("triage_rank").to_parquet(path, index=False)
+    path = write_derived(out.sort_values("triage_rank"), results.path, "flags_triage.parquet")
     msg = (f"triage model trained on {len(dev)} flags labelled by {source}; temporal validation on {len(val)}: "
            f"AUROC {metrics['auroc']['estimate']:.3f} ({metrics['auroc']['ci_low']:.3f}–{metrics['auroc']['ci_high']:.3f}); "
            f"wrote {path}")

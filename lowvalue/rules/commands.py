@@ -26,17 +26,16 @@ def codes() -> None:
 @CODES_OPTION
 def template(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, codes_dir: Path | None) -> None:
     """List the code sets that match nothing in DATA, with DATA's frequent unmatched codes, as an overlay to fill in."""
-    import tempfile
-
     from lowvalue.cli import _canonical
     from lowvalue.data.extract import open_extract
     from lowvalue.engine import sql
     from lowvalue.engine.coverage import Coverage
     from lowvalue.rules.overlay import load_rules, write_template
+    from lowvalue.workdir import private_workdir
 
     rs = load_rules(rules_dir, codes_dir)
-    with tempfile.TemporaryDirectory(prefix="lowvalue-codes-") as tmp:
-        extract = open_extract(_canonical(data, fmt, Path(tmp) / "converted"), quarantine_dir=Path(tmp) / "quarantine")
+    with private_workdir("codes") as tmp:
+        extract = open_extract(_canonical(data, fmt, tmp / "converted"), quarantine_dir=tmp / "quarantine")
         sql.prepare(extract.con)
         written = write_template(Coverage.of(extract.con, rs), list(rs.rules.values()), out)
     for path in written:

@@ -75,7 +75,7 @@ def write_tiny(path: Path) -> Path:
     (path / "manifest.json").write_text(json.dumps({
         "data": {"fingerprint": "f" * 64, "counts": {"persons": {"read": 90, "accepted": 90, "quarantined": 0}}},
         "rule_set": {"digest": "d" * 64, "rules": {"LV-ABX-003": "1", "LV-IMG-001": "1"}},
-        "versions": {"lowvalue": "test"}}))
+        "versions": {"lowvalue": "test"}, "complete": True}))
     return path
 
 

@@ -13,6 +13,7 @@ from lowvalue.report import aggregate
 from lowvalue.cli import main
 from lowvalue.report.i18n import THIN, Numbers
 from lowvalue.report.render import build_html
+from lowvalue.results import read_manifest, stamp, write_table
 
 FEW = ["LV-ABX-003", "LV-ABX-004", "LV-HOSP-028"]
 
@@ -65,18 +66,18 @@ def test_excess_and_verdicts_when_present(example_results: Path, tmp_path: Path,
                            "label": "adjusted association, not a causal effect", "n_treated": [26, 3],
                            "n_control": [28, 2], "total_excess": [12.4, None], "total_excess_lo": [3.1, None],
                            "total_excess_hi": [21.9, None], "excess_per_1000": [470.0, None]})
-    excess.to_parquet(tmp_path / "excess_risk.parquet")
+    write_table(excess, tmp_path / "excess_risk.parquet", stamp_of=stamp(read_manifest(example_results)))
     flags = pd.read_parquet(example_results / "flags.parquet", columns=["flag_id", "rule_id"]).sort_values("flag_id")
     a = flags[flags.rule_id == "LV-ABX-003"].flag_id.head(10)
     b = flags[flags.rule_id == "LV-ABX-004"].flag_id.head(12)
     verdicts = pd.DataFrame({"flag_id": list(a) + list(b),
                              "verdict": ["confirmed"] * 7 + ["rejected"] * 3 + ["confirmed", "rejected"] * 6})
-    verdicts.to_parquet(tmp_path / "verdicts.parquet")
+    write_table(verdicts, tmp_path / "verdicts.parquet", stamp_of=stamp(read_manifest(example_results)))
     inp = aggregate.load(example_results, excess=tmp_path / "excess_risk.parquet",
                          verdicts=tmp_path / "verdicts.parquet", rules=ruleset)
     html = build_html(inp, lang="en", only=FEW)
     assert "12 (3 to 22)" in html and "12 (3 to 22) †" not in html  # total excess with its 95 % CI, no caution
-    cautious = aggregate.load(example_results, excess=_with_caution(excess, tmp_path), rules=ruleset)
+    cautious = aggregate.load(example_results, excess=_with_caution(excess, tmp_path, example_results), rules=ruleset)
     assert "12 (3 to 22) †" in build_html(cautious, lang="en", only=FEW)
     assert "50 % (6 of 12)" in html  # LV-ABX-004: 6 confirmed of 12 reviewed
     row = re.search(r"LV-ABX-003</a></td>(.*?)</tr>", html, re.S).group(1)
@@ -116,7 +117,7 @@ def test_cli(example_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert res.exit_code == 2 and "--pdf needs Chromium" in res.output
 
 
-def _with_caution(excess: pd.DataFrame, tmp_path: Path) -> Path:
+def _with_caution(excess: pd.DataFrame, tmp_path: Path, results: Path) -> Path:
     path = tmp_path / "excess_caution.parquet"
-    excess.assign(cautions=["imprecise: < 10 events in an arm", ""]).to_parquet(path)
-    return path
+    return write_table(excess.assign(cautions=["imprecise: < 10 events in an arm", ""]), path,
+                       stamp_of=stamp(read_manifest(results)))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +43,9 @@ def test_triage_uses_truth_or_says_it_cannot(results: Path, tmp_path: Path) -> N
     assert out.exit_code == 0 and "synthetic truth" in out.output
     bare = tmp_path / "bare"
     bare.mkdir()
-    for f in ("candidates", "triggers", "features", "flags"):
-        (bare / f"{f}.parquet").write_bytes((results / f"{f}.parquet").read_bytes())
+    shutil.copytree(results, bare, dirs_exist_ok=True)
+    manifest = json.loads((results / "manifest.json").read_text())
+    manifest["data"]["sources"] = {}  # results kept without the extract: no truth to fall back on
+    (bare / "manifest.json").write_text(json.dumps(manifest))
     out = r.invoke(main, ["risk", "triage", str(bare)])
     assert out.exit_code == 0 and "no triage score is produced" in out.output
