@@ -23,6 +23,7 @@ import secrets
 import threading
 from datetime import timedelta
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import Any
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
@@ -40,6 +41,7 @@ PER_PAGE = 50
 MAX_PAGE = 10**6  # far beyond any round; anything larger is clamped before it reaches SQL
 FLAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 PUBLIC = {"login"}
+POOL = 32  # open store connections kept between requests (the threaded server starts a thread per request)
 
 
 def int_arg(args: Any, name: str, default: int, lo: int, hi: int) -> int:
@@ -168,9 +170,15 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
     allowed_hosts = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host.lower()}
     state: dict[str, Any] = {"rules": rules, "lock": threading.Lock()}
 
+    pool: Queue[Store] = Queue(POOL)
+
     def store() -> Store:
+        """This request's connection, from a pool: opening one per request cost a WAL set-up and a checkpoint."""
         if "store" not in g:
-            g.store = Store.open(db_path)
+            try:
+                g.store = pool.get_nowait()
+            except Empty:
+                g.store = Store.open(db_path)
         return g.store
 
     app.session_interface = StoreSessions(store)
@@ -191,7 +199,13 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
     @app.teardown_appcontext
     def _close(_: BaseException | None) -> None:
         st = g.pop("store", None)
-        if st is not None:
+        if st is None:
+            return
+        if st.con.in_transaction:
+            st.con.rollback()
+        try:
+            pool.put_nowait(st)
+        except Full:
             st.close()
 
     @app.before_request
@@ -353,6 +367,7 @@ def build_server(db_path: Path | str, results: Path | str, model_dir: Path | str
     if not Path(results).is_dir():
         raise InputError(str(results), "results folder not found")
     rules = rules_for_results(results, library=rules_dir)
+    import lowvalue.risk.explain  # noqa: F401 - the case page's first view would otherwise pay this import (~2 s)
     app = create_app(db_path, results, model_dir, rules=rules, host=host)
     try:
         return make_server(host, port, app, threaded=True, request_handler=_RequestHandler)

@@ -409,7 +409,8 @@ class Store:
             note = (f"note: these results come from a different rule set ({digest[:12]}) than the previous load "
                     f"({old[:12]}); verdicts on earlier flags are kept")
         for k, v in (("results_path", str(results.resolve())), ("rule_set_digest", digest),
-                     ("data_fingerprint", fingerprint), ("loaded_at", stamp)):
+                     ("data_fingerprint", fingerprint), ("loaded_at", stamp),
+                     ("facets", json.dumps(self._facets()))):
             self.set_meta(k, v)
         summary = LoadSummary(flags=len(set(ids)), new=len(set(ids)) - known, updated=known,
                               kept=before - known, note=note)
@@ -457,7 +458,12 @@ class Store:
         return (prev[0] if prev else None), (nxt[0] if nxt else None)
 
     def facets(self) -> dict[str, list[str]]:
-        """The rule ids, units and variants present, for the filter menus."""
+        """The rule ids, units and variants present, for the filter menus: kept at each load (a scan of the round
+        would cost every queue page tens of milliseconds)."""
+        kept = self.meta("facets")
+        return json.loads(kept) if kept else self._facets()
+
+    def _facets(self) -> dict[str, list[str]]:
         return {c: [r[0] for r in self.con.execute(f"SELECT DISTINCT {c} FROM flags WHERE {c} IS NOT NULL ORDER BY 1")]
                 for c in ("rule_id", "unit", "variant")}
 
