@@ -3,10 +3,14 @@
 Why it looks the way it does: case data must not leave the reviewer's machine,
 so the app listens on loopback only (:func:`check_loopback`) and checks the
 Host header (against DNS rebinding). Every page needs a login; every POST
-carries a per-session CSRF token; the session cookie is HttpOnly and
-SameSite=Strict; five failed logins lock a user for 15 minutes. Lists never
+carries a per-session CSRF token. Sessions are server-side
+(:class:`StoreSessions`): the HttpOnly, SameSite=Strict cookie carries a random
+session id only, so logout, a password change or disabling a user ends a
+session at once, even for a copied cookie. Failed logins slow the guesser down
+(:data:`lowvalue.review.store.THROTTLES`) rather than lock the account. Lists never
 show a person id, the case page shows only a keyed pseudonym, and the access
-log drops query strings and never sees comments.
+log drops query strings and never sees comments. Every query parameter is
+bounded; a flag whose rule is not in the loaded library gets a message, not an error.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import secrets
 import threading
 from datetime import timedelta
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import Any
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from lowvalue.errors import InputError, LowvalueError
@@ -31,8 +38,69 @@ from lowvalue.review.store import MAX_COMMENT, REASONS, STATUSES, VERDICTS, Filt
 from lowvalue.rules.governance import STATUS_TEXT, governance
 
 PER_PAGE = 50
+MAX_PAGE = 10**6  # far beyond any round; anything larger is clamped before it reaches SQL
 FLAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 PUBLIC = {"login"}
+POOL = 32  # open store connections kept between requests (the threaded server starts a thread per request)
+
+
+def int_arg(args: Any, name: str, default: int, lo: int, hi: int) -> int:
+    """A bounded integer query parameter: missing or not a plain integer → ``default``, outside [lo, hi] → clamped."""
+    raw = args.get(name, "").strip()
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        return default
+    digits = raw.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 12:  # no int() of a huge string, no SQLite integer overflow
+        return lo if raw.startswith("-") else hi
+    return min(max(int(raw), lo), hi)
+
+
+class _ServerSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
+    """A session's data, with the id it is stored under (None until first saved) and whether to start a new one."""
+
+    def __init__(self, data: dict[str, Any] | None = None, sid: str | None = None):
+        def changed(_: Any) -> None:
+            self.modified = True
+
+        super().__init__(data or {}, changed)
+        self.sid, self.modified, self.rotate = sid, False, False
+
+
+class StoreSessions(SessionInterface):
+    """Flask sessions kept in the review store, keyed by a SHA-256 of a random id that is all the cookie holds.
+
+    Why not Flask's signed cookie: a signed cookie stays valid until it expires, so
+    logout could not end a copied cookie, and its signing key would have to be kept
+    somewhere (it used to be in the review database, next to the data it protects).
+    Here nothing needs signing; ``rotate`` (set at login and logout) replaces the
+    session id, so a session id seen before login is never a logged-in one.
+    """
+
+    def __init__(self, store: Any):
+        self.store = store  # a function returning this request's Store
+
+    def open_session(self, app: Flask, request: Any) -> _ServerSession:
+        sid = request.cookies.get(self.get_cookie_name(app), "")
+        data = self.store().load_session(sid) if 20 <= len(sid) <= 128 else None
+        return _ServerSession(data, sid if data is not None else None)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if not (session.modified or session.rotate):
+            return
+        name, st = self.get_cookie_name(app), self.store()
+        if session.sid and (session.rotate or not session):
+            st.end_session(session.sid)
+            session.sid = None
+        if not session:
+            response.delete_cookie(name, path=self.get_cookie_path(app))
+            return
+        if session.sid is None:
+            session.sid = st.new_session(session.get("user"), {k: v for k, v in session.items() if k != "user"})
+            response.set_cookie(name, session.sid, max_age=app.permanent_session_lifetime, httponly=True,
+                                samesite=self.get_cookie_samesite(app), secure=self.get_cookie_secure(app),
+                                path=self.get_cookie_path(app))
+        else:
+            st.save_session(session.sid, {k: v for k, v in session.items() if k != "user"})
 
 
 def check_loopback(host: str) -> str:
@@ -85,30 +153,42 @@ class _Explainer:
 
 
 def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str | None = None, *,
-               rules: Any = None, host: str = "127.0.0.1") -> Flask:
-    """The Flask app over one review database; ``rules`` (a loaded RuleSet) defaults to the shipped library, loaded once."""
+               rules: Any = None, rules_dir: Path | str | None = None, host: str = "127.0.0.1") -> Flask:
+    """The Flask app over one review database.
+
+    ``rules`` (a loaded RuleSet) defaults to the rules the results were scanned with (the library in ``rules_dir``,
+    default the shipped one, plus the scan's code overlay), loaded once. SECRET_KEY is random per start: sessions
+    are server-side (:class:`StoreSessions`) and nothing signed has to outlive the process.
+    """
     db_path, results = Path(db_path), Path(results)
-    with Store.open(db_path) as st:
-        secret_key = st.secret("session")
+    Store.open(db_path).close()  # fail now on a missing or foreign database, not at the first request
     app = Flask(__name__, static_folder=None)
-    app.config.update(SECRET_KEY=secret_key, SESSION_COOKIE_NAME="lowvalue_review", SESSION_COOKIE_HTTPONLY=True,
+    app.config.update(SECRET_KEY=secrets.token_hex(32), SESSION_COOKIE_NAME="lowvalue_review", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
                       MAX_CONTENT_LENGTH=64 * 1024)
     app.jinja_env.autoescape = True  # templates end in .j2, which Flask would not escape by default
     allowed_hosts = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host.lower()}
     state: dict[str, Any] = {"rules": rules, "lock": threading.Lock()}
 
+    pool: Queue[Store] = Queue(POOL)
+
     def store() -> Store:
+        """This request's connection, from a pool: opening one per request cost a WAL set-up and a checkpoint."""
         if "store" not in g:
-            g.store = Store.open(db_path)
+            try:
+                g.store = pool.get_nowait()
+            except Empty:
+                g.store = Store.open(db_path)
         return g.store
+
+    app.session_interface = StoreSessions(store)
 
     def rule_library() -> Any:
         with state["lock"]:
             if state["rules"] is None:
                 from lowvalue.rules.overlay import rules_for_results
 
-                state["rules"] = rules_for_results(results)
+                state["rules"] = rules_for_results(results, library=rules_dir)
         return state["rules"]
 
     explainer = _Explainer(results, Path(model_dir), rule_library) if model_dir else None
@@ -119,19 +199,22 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
     @app.teardown_appcontext
     def _close(_: BaseException | None) -> None:
         st = g.pop("store", None)
-        if st is not None:
+        if st is None:
+            return
+        if st.con.in_transaction:
+            st.con.rollback()
+        try:
+            pool.put_nowait(st)
+        except Full:
             st.close()
 
     @app.before_request
     def _guard() -> Any:
         if _host_name(request.headers.get("Host", "")) not in allowed_hosts:
             abort(400)
-        if request.args.get("lang") in LANGS:
+        if request.args.get("lang") in LANGS and session.get("lang") != request.args["lang"]:
             session["lang"] = request.args["lang"]
-        user = session.get("user")
-        if user is not None and not store().has_user(user):
-            session.clear()
-            user = None
+        user = session.get("user")  # StoreSessions gives it only for a live session of an enabled user
         if user is None and request.endpoint not in PUBLIC:
             return redirect(url_for("login"))
         if request.method == "POST":
@@ -169,30 +252,37 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             return redirect(url_for("queue"))
         error, code = None, 200
         if request.method == "POST":
-            name = request.form.get("username", "").strip()
-            outcome = store().authenticate(name, request.form.get("password", ""))
+            name = request.form.get("username", "").strip()[:64]
+            client = request.remote_addr or "unknown"
+            outcome = store().authenticate(name, request.form.get("password", ""), client)
             if outcome == "ok":
                 keep = lang()
-                session.clear()  # a fresh session (and CSRF token) per login
-                session.permanent = True
+                session.clear()  # a new session id (and CSRF token) per login
+                session.rotate = True  # type: ignore[attr-defined]
                 session.update(user=name, csrf=secrets.token_urlsafe(32), lang=keep)
                 return redirect(url_for("queue"))
-            error, code = STRINGS[lang()]["locked" if outcome == "locked" else "bad_login"], 401
+            if outcome == "locked":
+                error = STRINGS[lang()]["locked"].format(s=max(1, store().login_wait(name, client)))
+            else:
+                error = STRINGS[lang()]["bad_login"]
+            code = 401
         return render_template("login.html.j2", error=error), code
 
     @app.post("/logout")
     def logout() -> Any:
         store().audit(session["user"], "logout")
         keep = lang()
-        session.clear()
+        session.clear()  # the stored session is deleted: a copy of the cookie is worthless from now on
+        session.rotate = True  # type: ignore[attr-defined]
         session["lang"] = keep
         return redirect(url_for("login"))
 
     @app.get("/")
     def queue() -> Any:
         f = Filters.from_args(request.args)
-        page = max(request.args.get("page", 1, type=int) or 1, 1)
+        page = int_arg(request.args, "page", 1, 1, MAX_PAGE)
         rows, total = store().queue(f, page=page, per_page=PER_PAGE)
+        page = min(page, max(1, math.ceil(total / PER_PAGE)))  # as the store clamped it
         return render_template("queue.html.j2", rows=rows, total=total, page=page,
                                pages=max(1, math.ceil(total / PER_PAGE)), counts=store().counts(f),
                                facets=store().facets(), f=f, statuses=STATUSES)
@@ -206,10 +296,16 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
         if row is None:
             abort(404)
         f = Filters.from_args(request.args)
-        rule = rule_library().rules.get(row["rule_id"])
-        gov = governance(rule, rule_library()) if rule is not None else None
+        try:
+            library, rule_error = rule_library(), None
+        except LowvalueError as err:  # e.g. the scan's code overlay was changed: say so on the page
+            library, rule_error = None, err.one_line()
+        rule = library.rules.get(row["rule_id"]) if library is not None else None
+        gov = governance(rule, library) if rule is not None else None
         explanation, explain_error = None, None
-        if explainer is not None and rule is not None and not rule.harms:
+        if rule is None:
+            explain_error = STRINGS[lang()]["unknown_rule"] if explainer is not None else None
+        elif explainer is not None and not rule.harms:
             explain_error = STRINGS[lang()]["no_harm"]  # the risk model has no outcome for this rule
         elif explainer is not None:
             try:
@@ -222,7 +318,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             "case.html.j2", flag=row, f=f, rule=rule, lang_attr=lang(), gov=gov,
             status_text=STATUS_TEXT[lang()][gov.status] if gov else "",
             evidence=[evidence_line(e, lang()) for e in iter_evidence(row["evidence"])],
-            explanation=explanation, explain_error=explain_error, model=explainer is not None,
+            explanation=explanation, explain_error=explain_error, model=explainer is not None, rule_error=rule_error,
             history=st.history(flag_id), prev=prev, next=nxt, verdicts=VERDICTS, reasons=REASONS,
             max_comment=MAX_COMMENT)
 
@@ -256,15 +352,23 @@ class _RequestHandler(WSGIRequestHandler):
 
 
 def build_server(db_path: Path | str, results: Path | str, model_dir: Path | str | None = None, *,
-                 host: str = "127.0.0.1", port: int = 8765) -> BaseWSGIServer:
-    """Check everything that would make serving unsafe or useless, then bind (loopback only); call ``serve_forever``."""
+                 host: str = "127.0.0.1", port: int = 8765, rules_dir: Path | str | None = None) -> BaseWSGIServer:
+    """Check everything that would make serving unsafe or useless, then bind (loopback only); call ``serve_forever``.
+
+    The rules (``rules_dir`` or the shipped library, plus the scan's code overlay) are loaded here, so a broken
+    library stops the start with one line instead of failing on every case page.
+    """
+    from lowvalue.rules.overlay import rules_for_results
+
     host = check_loopback(host)
     with Store.open(db_path) as st:
         if st.user_count() == 0:
             raise LowvalueError(f"{db_path}: no reviewer yet; add one with `lowvalue review add-user NAME --db {db_path}`")
     if not Path(results).is_dir():
         raise InputError(str(results), "results folder not found")
-    app = create_app(db_path, results, model_dir, host=host)
+    rules = rules_for_results(results, library=rules_dir)
+    import lowvalue.risk.explain  # noqa: F401 - the case page's first view would otherwise pay this import (~2 s)
+    app = create_app(db_path, results, model_dir, rules=rules, host=host)
     try:
         return make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
     except OSError as err:

@@ -1,4 +1,4 @@
-"""CLI for the review app: ``lowvalue review init | add-user | serve | export``.
+"""CLI for the review app: ``lowvalue review init | add-user | disable-user | serve | export``.
 
 Registered on the main CLI (which turns a LowvalueError into one line and exit
 code 2). Flask is imported only by ``serve``, so the other commands start fast.
@@ -36,9 +36,13 @@ def init(results: Path, db: Path) -> None:
 @review.command("add-user")
 @click.argument("name")
 @DB_OPTION
-@click.option("--replace", is_flag=True, help="Set a new password for an existing user (also lifts a login lock).")
+@click.option("--replace", is_flag=True,
+              help="Set a new password for an existing user: ends their sessions, lifts login delays, re-enables.")
 def add_user(name: str, db: Path, replace: bool) -> None:
-    """Add a reviewer; the password comes from a hidden prompt, or from $LOWVALUE_REVIEW_PASSWORD for scripts."""
+    """Add a reviewer; the password comes from a hidden prompt, or from $LOWVALUE_REVIEW_PASSWORD for scripts.
+
+    At least 10 characters and not easy to guess (zxcvbn score 3 of 4: no common passwords, names or patterns).
+    """
     from lowvalue.review.store import Store
 
     with Store.open(db) as st:
@@ -47,20 +51,34 @@ def add_user(name: str, db: Path, replace: bool) -> None:
     click.echo(f"{'password changed for' if replace else 'added'} user {name}")
 
 
+@review.command("disable-user")
+@click.argument("name")
+@DB_OPTION
+def disable_user(name: str, db: Path) -> None:
+    """Stop a reviewer from logging in and end their sessions at once (their verdicts stay); undo with add-user --replace."""
+    from lowvalue.review.store import Store
+
+    with Store.open(db) as st:
+        ended = st.disable_user(name)
+    click.echo(f"disabled user {name}; {ended} session(s) ended")
+
+
 @review.command()
 @DB_OPTION
 @click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="The results folder the database was initialised from.")
 @click.option("--model", "model_dir", type=click.Path(exists=True, path_type=Path), default=None,
               help="Risk model folder (models/NAME): adds the SHAP explanation to each case.")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Rule library folder the scan used [default: the shipped library]; the scan's code overlay is added.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
-def serve(db: Path, results: Path, model_dir: Path | None, host: str, port: int) -> None:
+def serve(db: Path, results: Path, model_dir: Path | None, rules_dir: Path | None, host: str, port: int) -> None:
     """Serve the review app on this machine (loopback only) until Ctrl-C."""
     from lowvalue.review.app import build_server, check_loopback
 
     check_loopback(host)  # before anything else is opened
-    server = build_server(db, results, model_dir, host=host, port=port)
+    server = build_server(db, results, model_dir, host=host, port=port, rules_dir=rules_dir)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"review app on http://{shown}:{server.server_port}/ (loopback only; Ctrl-C stops)")
     try:

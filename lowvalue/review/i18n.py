@@ -13,7 +13,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "sv": {
         "app": "Lågvärdevård – granskning", "login": "Logga in", "logout": "Logga ut", "user": "Användarnamn",
         "password": "Lösenord", "bad_login": "Fel användarnamn eller lösenord.",
-        "locked": "För många misslyckade inloggningar: kontot är låst i 15 minuter.",
+        "locked": "För många misslyckade inloggningar: försök igen om {s} sekunder.",
         "queue": "Granskningskö", "flag": "Flagga", "rule": "Regel", "variant": "Nivå", "unit": "Enhet",
         "month": "Månad", "risk_pct": "Riskpercentil", "status": "Status", "any": "alla", "filter": "Filtrera",
         "page": "Sida {p} av {n}", "prev": "← Föregående", "next": "Nästa →", "no_flags": "Inga flaggor matchar.",
@@ -29,6 +29,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "explanation": "Förklaring (riskmodell)", "no_model": "Ingen riskmodell angiven (starta med --model).",
         "no_harm": "Regeln har ingen kopplad vårdskada: ingen riskförklaring.",
         "unknown_rule": "Regeln finns inte i regelbiblioteket.",
+        "unknown_rule_help": "Regeln {rule} finns inte i det inlästa regelbiblioteket, så motivering, källor och "
+        "riskförklaring saknas. Starta `lowvalue review serve` med `--rules MAPP`, det regelbibliotek som skanningen "
+        "använde. Flaggan kan bedömas ändå.",
         "verdict": "Bedömning", "reason": "Skäl", "comment": "Kommentar (utan personuppgifter)", "save": "Spara",
         "history": "Historik", "no_history": "Ingen bedömning än.", "reviewer": "Granskare", "when": "När (UTC)",
         "saved": "Bedömningen sparades.", "prev_todo": "← Föregående ej granskade",
@@ -40,7 +43,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "app": "Low-value care – review", "login": "Log in", "logout": "Log out", "user": "User name",
         "password": "Password", "bad_login": "Wrong user name or password.",
-        "locked": "Too many failed logins: the account is locked for 15 minutes.",
+        "locked": "Too many failed logins: try again in {s} seconds.",
         "queue": "Review queue", "flag": "Flag", "rule": "Rule", "variant": "Tier", "unit": "Unit",
         "month": "Month", "risk_pct": "Risk percentile", "status": "Status", "any": "any", "filter": "Filter",
         "page": "Page {p} of {n}", "prev": "← Previous", "next": "Next →", "no_flags": "No flags match.",
@@ -56,6 +59,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "explanation": "Explanation (risk model)", "no_model": "No risk model given (start with --model).",
         "no_harm": "The rule has no linked harm: no risk explanation.",
         "unknown_rule": "The rule is not in the rule library.",
+        "unknown_rule_help": "Rule {rule} is not in the loaded rule library, so its rationale, sources and risk "
+        "explanation are missing. Start `lowvalue review serve` with `--rules FOLDER`, the rule library the scan used. "
+        "The flag can still be reviewed.",
         "verdict": "Verdict", "reason": "Reason", "comment": "Comment (no personal data)", "save": "Save",
         "history": "History", "no_history": "No verdict yet.", "reviewer": "Reviewer", "when": "When (UTC)",
         "saved": "Verdict saved.", "prev_todo": "← Previous unreviewed", "next_todo": "Next unreviewed →",

@@ -7,10 +7,20 @@ is a new verdict, and the latest one counts. The store never holds a raw
 person id: each flag carries only a keyed pseudonym of its patient
 (:func:`lowvalue.privacy.pseudonym`, key random per store), so reviewers can
 see that two flags concern the same patient without seeing who it is.
+
+Hardening (issue 12): sessions live here, server-side, so logout, a password
+change and disabling a user end them at once; the store keeps only a SHA-256 of
+each session id, so a copy of the database (archived next to the results) holds
+no usable cookie and no session secret. Failed logins slow down the guesser
+(per client address, per account and client, and a capped speed limit per
+account: :data:`THROTTLES`) instead of locking an account that anyone could lock.
+Every connection turns on foreign keys; the file is in WAL mode so reviewers
+keep reading while ``review init`` writes in short batches.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,12 +38,23 @@ import pandas as pd
 from lowvalue.errors import InputError, LowvalueError
 from lowvalue.privacy import pseudonym
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 VERDICTS = ("confirmed", "rejected", "unsure")
 STATUSES = ("unreviewed", *VERDICTS)
 REASONS = ("meets_rule", "exception_not_coded", "coding_error", "data_missing", "other")
-MIN_PASSWORD = 10
-MAX_FAILURES, LOCK_WINDOW = 5, timedelta(minutes=15)
+MIN_PASSWORD, MAX_PASSWORD, MIN_STRENGTH = 10, 128, 3
+SESSION_LIFETIME, SESSION_IDLE = timedelta(hours=8), timedelta(hours=1)
+# Login throttling: scope → (failures allowed free, first delay, longest delay). After the free failures each
+# further failure doubles the wait before that scope may try again. A client (remote address) or one client's
+# guesses at one account are slowed to one guess per 15 minutes; all clients together are slowed on an account to
+# at most one guess a minute, a speed limit against guessing spread over many addresses that can delay a reviewer
+# by a minute at most, never lock them out. A successful login clears its client's failures on that account; a
+# password reset clears the account's. Failures are remembered for FAILURE_MEMORY.
+THROTTLES = {"pair": (5, timedelta(seconds=30), timedelta(minutes=15)),
+             "client": (10, timedelta(seconds=30), timedelta(minutes=15)),
+             "account": (20, timedelta(seconds=2), timedelta(minutes=1))}
+FAILURE_MEMORY = timedelta(hours=24)
+BATCH = 5000  # flags per transaction in load_results: writers wait at most one batch
 MAX_COMMENT = 2000
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -43,9 +64,10 @@ CREATE TABLE IF NOT EXISTS flags (
     flag_id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, variant TEXT NOT NULL, tier TEXT, unit TEXT, setting TEXT,
     index_time TEXT NOT NULL, index_system TEXT, index_code TEXT, cost REAL, patient_ref TEXT,
     evidence TEXT NOT NULL DEFAULT '[]', risk REAL, risk_percentile REAL, p_confirmed REAL, triage_rank INTEGER,
-    first_loaded TEXT NOT NULL, last_loaded TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS flags_rule ON flags(rule_id, unit, variant);
-CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at TEXT NOT NULL);
+    first_loaded TEXT NOT NULL, last_loaded TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'unreviewed', queue_pos INTEGER);
+CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at TEXT NOT NULL,
+    disabled_at TEXT);
 CREATE TABLE IF NOT EXISTS verdicts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     flag_id TEXT NOT NULL REFERENCES flags(flag_id),
@@ -69,8 +91,49 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 """
 
+# Added by schema 2 (also run on a schema-1 store after its columns are added). INSERT OR REPLACE and REPLACE delete
+# the conflicting row without firing delete triggers, so an insert onto an existing id is refused before it happens.
+# flags.status caches the latest verdict (kept by a trigger) and flags.queue_pos the review order (set at each load),
+# so the queue, its counts and the case page's neighbours are index look-ups, not sorts of the whole round.
+SCHEMA_2 = """
+CREATE TRIGGER IF NOT EXISTS verdicts_no_replace BEFORE INSERT ON verdicts
+    WHEN EXISTS (SELECT 1 FROM verdicts WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
+    WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS verdicts_status AFTER INSERT ON verdicts
+    BEGIN UPDATE flags SET status = NEW.verdict WHERE flag_id = NEW.flag_id; END;
+CREATE TRIGGER IF NOT EXISTS flags_status_kept AFTER INSERT ON flags
+    WHEN EXISTS (SELECT 1 FROM verdicts WHERE flag_id = NEW.flag_id)
+    BEGIN UPDATE flags SET status = (SELECT verdict FROM verdicts WHERE flag_id = NEW.flag_id ORDER BY id DESC LIMIT 1)
+          WHERE flag_id = NEW.flag_id; END;
+DROP INDEX IF EXISTS flags_rule;
+CREATE INDEX IF NOT EXISTS flags_queue ON flags(queue_pos);
+CREATE INDEX IF NOT EXISTS flags_status ON flags(status, queue_pos);
+CREATE INDEX IF NOT EXISTS flags_rule_pos ON flags(rule_id, queue_pos);
+CREATE INDEX IF NOT EXISTS flags_unit_pos ON flags(unit, queue_pos);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY, username TEXT REFERENCES users(username), data TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL, last_seen TEXT NOT NULL, expires_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(username);
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
+CREATE TABLE IF NOT EXISTS login_failures (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, username TEXT NOT NULL, client TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures(username, at);
+CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures(client, at);
+"""
+
+MIGRATE_1 = """
+ALTER TABLE flags ADD COLUMN status TEXT NOT NULL DEFAULT 'unreviewed';
+ALTER TABLE flags ADD COLUMN queue_pos INTEGER;
+ALTER TABLE users ADD COLUMN disabled_at TEXT;
+UPDATE flags SET status = (SELECT l.verdict FROM latest l WHERE l.flag_id = flags.flag_id)
+    WHERE flag_id IN (SELECT flag_id FROM verdicts);
+DELETE FROM meta WHERE key = 'secret:session';
+"""
+
 ORDER = "f.triage_rank IS NULL, f.triage_rank, f.risk IS NULL, f.risk DESC, f.index_time, f.flag_id"
-STATUS = "COALESCE(l.verdict, 'unreviewed')"
 
 
 def _now() -> datetime:
@@ -80,6 +143,36 @@ def _now() -> datetime:
 
 def _stamp(t: datetime | None = None) -> str:
     return (t or _now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """Why ``password`` is not good enough, or None. Length, then zxcvbn's offline estimate.
+
+    zxcvbn (a maintained port of Dropbox's estimator) ships frequency lists of
+    common passwords, names and words and scores guessability from 0 to 4; we
+    ask for 3 ("safely unguessable", about 10^8 guesses or more), with the user
+    name and this app's words as known inputs. No network is used.
+    """
+    if len(password) < MIN_PASSWORD:
+        return f"password too short: at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"password too long: at most {MAX_PASSWORD} characters"
+    from zxcvbn import zxcvbn
+
+    result = zxcvbn(password, user_inputs=[username, "lowvalue", "review", "granskning", "lagvardevard"],
+                    max_length=MAX_PASSWORD)
+    if result["score"] < MIN_STRENGTH:
+        hint = result["feedback"].get("warning") or "it follows a common pattern"
+        return f"password too easy to guess ({hint.rstrip('.')}); use a longer phrase of uncommon words"
+    return None
 
 
 @cache
@@ -125,7 +218,7 @@ class Filters:
                 parts.append(f"{col} = ?")
                 params.append(v)
         if with_status and self.status:
-            parts.append(f"{STATUS} = ?")
+            parts.append("f.status = ?")
             params.append(self.status)
         return " AND ".join(parts), params
 
@@ -173,21 +266,43 @@ class Store:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         con = sqlite3.connect(path, timeout=10, check_same_thread=False)
         con.row_factory = sqlite3.Row
-        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA foreign_keys = ON")  # per connection in SQLite: every connection of the app opens here
+        con.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, and much faster per commit
         store = cls(con, path)
         try:
             has_meta = con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
         except sqlite3.DatabaseError as err:
             con.close()
             raise LowvalueError(f"{path}: not a review database ({err})") from None
-        if create:
+        version = store.meta("schema_version") if has_meta else None
+        if create and version is None:
+            con.executescript(SCHEMA + SCHEMA_2)
             with con:
-                con.executescript(SCHEMA)
                 con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-        elif not has_meta or store.meta("schema_version") != SCHEMA_VERSION:
+        elif version == "1":
+            store._migrate_1()
+        elif version != SCHEMA_VERSION:
             con.close()
             raise LowvalueError(f"{path}: not a review database of this lowvalue version (schema {SCHEMA_VERSION})")
+        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            con.execute("PRAGMA journal_mode = WAL")  # kept in the file: readers and one writer no longer block
         return store
+
+    def _migrate_1(self) -> None:
+        """Bring a schema-1 store to schema 2 in one transaction (verdicts and audit are untouched)."""
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATE_1.strip().split(";\n"):
+                con.execute(statement)
+            for statement in SCHEMA_2.strip().split(";\n"):
+                con.execute(statement)
+            self._renumber()
+            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.con.close()
@@ -210,7 +325,11 @@ class Store:
                              [key, value])
 
     def secret(self, name: str) -> str:
-        """A random secret created on first use and kept in the store, so it survives restarts; never printed."""
+        """A random secret created on first use and kept in the store, so it survives restarts; never printed.
+
+        Only the pseudonym key lives here (it must outlive the server, and pseudonyms are useless without person
+        ids, which the store never holds). Sessions need no secret: see :meth:`new_session`.
+        """
         with self.con:
             self.con.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", [f"secret:{name}", secrets.token_hex(32)])
         return self.meta(f"secret:{name}")  # type: ignore[return-value]
@@ -261,20 +380,25 @@ class Store:
                          _clean(r.get("risk")), _clean(r.get("risk_percentile")), _clean(r.get("p_confirmed")),
                          _clean(r.get("triage_rank")), stamp, stamp])
         ids = [r[0] for r in rows]
+        before = self.con.execute("SELECT count(*) FROM flags").fetchone()[0]
         with self.con:
             self.con.execute("CREATE TEMP TABLE IF NOT EXISTS _ids (flag_id TEXT PRIMARY KEY)")
             self.con.execute("DELETE FROM _ids")
             self.con.executemany("INSERT OR IGNORE INTO _ids VALUES (?)", [[i] for i in ids])
             known = self.con.execute("SELECT count(*) FROM flags JOIN _ids USING (flag_id)").fetchone()[0]
-            before = self.con.execute("SELECT count(*) FROM flags").fetchone()[0]
-            self.con.executemany("""
+        # short transactions (WAL): a reviewer saving a verdict waits for one batch, not for the whole load
+        for start in range(0, len(rows), BATCH):
+            with self.con:
+                self.con.executemany("""
                 INSERT INTO flags (flag_id, rule_id, variant, tier, unit, setting, index_time, index_system, index_code,
                                    cost, patient_ref, evidence, risk, risk_percentile, p_confirmed, triage_rank,
                                    first_loaded, last_loaded)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(flag_id) DO UPDATE SET risk = excluded.risk, risk_percentile = excluded.risk_percentile,
                     p_confirmed = excluded.p_confirmed, triage_rank = excluded.triage_rank,
-                    last_loaded = excluded.last_loaded""", rows)
+                    last_loaded = excluded.last_loaded""", rows[start:start + BATCH])
+        with self.con:
+            self._renumber()
         manifest_file = results / "manifest.json"
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         digest = (manifest.get("rule_set") or {}).get("digest", "")
@@ -285,7 +409,8 @@ class Store:
             note = (f"note: these results come from a different rule set ({digest[:12]}) than the previous load "
                     f"({old[:12]}); verdicts on earlier flags are kept")
         for k, v in (("results_path", str(results.resolve())), ("rule_set_digest", digest),
-                     ("data_fingerprint", fingerprint), ("loaded_at", stamp)):
+                     ("data_fingerprint", fingerprint), ("loaded_at", stamp),
+                     ("facets", json.dumps(self._facets()))):
             self.set_meta(k, v)
         summary = LoadSummary(flags=len(set(ids)), new=len(set(ids)) - known, updated=known,
                               kept=before - known, note=note)
@@ -293,95 +418,184 @@ class Store:
                    f"flags={summary.flags} new={summary.new} rule_set={digest[:12]} data={fingerprint[:12]}")
         return summary
 
+    def _renumber(self) -> None:
+        """Store the review order (triage rank, else risk, else time) as ``queue_pos``; inside the caller's transaction."""
+        self.con.execute(f"UPDATE flags SET queue_pos = o.pos FROM (SELECT f.flag_id, row_number() OVER (ORDER BY {ORDER}) "
+                         "AS pos FROM flags f) o WHERE flags.flag_id = o.flag_id AND flags.queue_pos IS NOT o.pos")
+
     def flag(self, flag_id: str) -> sqlite3.Row | None:
-        return self.con.execute(f"SELECT f.*, {STATUS} AS status FROM flags f LEFT JOIN latest l USING (flag_id) "
-                                "WHERE f.flag_id = ?", [flag_id]).fetchone()
+        return self.con.execute("SELECT f.* FROM flags f WHERE f.flag_id = ?", [flag_id]).fetchone()
 
     def queue(self, filters: Filters, *, page: int = 1, per_page: int = 50) -> tuple[list[sqlite3.Row], int]:
-        """One page of flags in review order (triage rank, else risk, else time) and the number matching."""
+        """One page of flags in review order and the number matching; ``page`` is clamped to the pages there are."""
         where, params = filters.where()
-        base = f"FROM flags f LEFT JOIN latest l USING (flag_id) WHERE {where}"
-        total = self.con.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+        total = self.con.execute(f"SELECT count(*) FROM flags f WHERE {where}", params).fetchone()[0]
+        page = min(max(page, 1), max(1, math.ceil(total / per_page)))
         rows = self.con.execute(
-            f"SELECT f.flag_id, f.rule_id, f.variant, f.tier, f.unit, substr(f.index_time, 1, 7) AS month, f.risk, "
-            f"f.risk_percentile, f.p_confirmed, f.triage_rank, {STATUS} AS status {base} ORDER BY {ORDER} "
-            "LIMIT ? OFFSET ?", [*params, per_page, (max(page, 1) - 1) * per_page]).fetchall()
+            "SELECT f.flag_id, f.rule_id, f.variant, f.tier, f.unit, substr(f.index_time, 1, 7) AS month, f.risk, "
+            f"f.risk_percentile, f.p_confirmed, f.triage_rank, f.status FROM flags f WHERE {where} "
+            "ORDER BY f.queue_pos LIMIT ? OFFSET ?", [*params, per_page, (page - 1) * per_page]).fetchall()
         return rows, total
 
     def counts(self, filters: Filters) -> dict[str, int]:
         """Flags per status under the rule/unit/variant filters (the status filter itself is ignored)."""
         where, params = filters.where(with_status=False)
-        got = dict(self.con.execute(f"SELECT {STATUS}, count(*) FROM flags f LEFT JOIN latest l USING (flag_id) "
-                                    f"WHERE {where} GROUP BY 1", params).fetchall())
+        got = dict(self.con.execute(f"SELECT f.status, count(*) FROM flags f WHERE {where} GROUP BY 1", params).fetchall())
         return {s: got.get(s, 0) for s in STATUSES}
 
     def neighbours(self, flag_id: str, filters: Filters) -> tuple[str | None, str | None]:
         """The previous and next *unreviewed* flag around ``flag_id`` in review order, under the filters."""
         where, params = filters.where(with_status=False)
-        rows = self.con.execute(f"SELECT f.flag_id, {STATUS} AS status FROM flags f LEFT JOIN latest l "
-                                f"USING (flag_id) WHERE {where} ORDER BY {ORDER}", params).fetchall()
-        ids = [r[0] for r in rows]
-        todo = [r[1] == "unreviewed" for r in rows]
-        if flag_id not in ids:
-            return None, next((i for i, t in zip(ids, todo) if t), None)
-        k = ids.index(flag_id)
-        prev = next((ids[j] for j in range(k - 1, -1, -1) if todo[j]), None)
-        nxt = next((ids[j] for j in range(k + 1, len(ids)) if todo[j]), None)
-        return prev, nxt
+        here = self.con.execute(f"SELECT f.queue_pos FROM flags f WHERE {where} AND f.flag_id = ?",
+                                [*params, flag_id]).fetchone()
+        one = (f"SELECT f.flag_id FROM flags f WHERE {where} AND f.status = 'unreviewed' AND f.queue_pos {{}} ? "
+               "ORDER BY f.queue_pos {} LIMIT 1")
+        if here is None:
+            first = self.con.execute(one.format(">", "ASC"), [*params, -1]).fetchone()
+            return None, first[0] if first else None
+        prev = self.con.execute(one.format("<", "DESC"), [*params, here[0]]).fetchone()
+        nxt = self.con.execute(one.format(">", "ASC"), [*params, here[0]]).fetchone()
+        return (prev[0] if prev else None), (nxt[0] if nxt else None)
 
     def facets(self) -> dict[str, list[str]]:
-        """The rule ids, units and variants present, for the filter menus."""
+        """The rule ids, units and variants present, for the filter menus: kept at each load (a scan of the round
+        would cost every queue page tens of milliseconds)."""
+        kept = self.meta("facets")
+        return json.loads(kept) if kept else self._facets()
+
+    def _facets(self) -> dict[str, list[str]]:
         return {c: [r[0] for r in self.con.execute(f"SELECT DISTINCT {c} FROM flags WHERE {c} IS NOT NULL ORDER BY 1")]
                 for c in ("rule_id", "unit", "variant")}
 
     # users --------------------------------------------------------------------------------------------------------------
 
     def add_user(self, username: str, password: str, *, replace: bool = False) -> None:
-        """Add a reviewer (or, with ``replace``, set a new password). Passwords are stored as salted scrypt hashes."""
+        """Add a reviewer (or, with ``replace``, set a new password, re-enable the user and end their sessions).
+
+        Passwords are stored as salted scrypt hashes and must pass :func:`password_problem`.
+        """
         from werkzeug.security import generate_password_hash
 
         if not USERNAME.match(username):
             raise LowvalueError(f"user name {username!r}: use 1–64 letters, digits, '.', '_' or '-'")
-        if len(password) < MIN_PASSWORD:
-            raise LowvalueError(f"password too short: at least {MIN_PASSWORD} characters")
         exists = self.has_user(username)
         if exists and not replace:
             raise LowvalueError(f"user {username!r} exists; use --replace to set a new password")
+        problem = password_problem(password, username)
+        if problem:
+            raise LowvalueError(problem)
         with self.con:
-            self.con.execute("INSERT INTO users VALUES (?, ?, ?) ON CONFLICT(username) DO UPDATE SET "
-                             "password_hash = excluded.password_hash", [username, generate_password_hash(password), _stamp()])
+            self.con.execute("INSERT INTO users VALUES (?, ?, ?, NULL) ON CONFLICT(username) DO UPDATE SET "
+                             "password_hash = excluded.password_hash, disabled_at = NULL",
+                             [username, generate_password_hash(password), _stamp()])
+            if exists:
+                self.con.execute("DELETE FROM sessions WHERE username = ?", [username])
+                self.con.execute("DELETE FROM login_failures WHERE username = ?", [username])
         self.audit("cli", "password_reset" if exists else "add_user", username)
         if exists:
-            self.audit(username, "unlock", detail="password reset")
+            self.audit(username, "unlock", detail="password reset; sessions ended")
+
+    def disable_user(self, username: str) -> int:
+        """Stop a reviewer from logging in and end their sessions now; returns the sessions ended. Verdicts stay."""
+        if not self.has_user(username):
+            raise LowvalueError(f"no user {username!r} in {self.path}")
+        with self.con:
+            self.con.execute("UPDATE users SET disabled_at = ? WHERE username = ?", [_stamp(), username])
+            ended = self.con.execute("DELETE FROM sessions WHERE username = ?", [username]).rowcount
+        self.audit("cli", "disable_user", username, f"sessions_ended={ended}")
+        return ended
 
     def has_user(self, username: str) -> bool:
         return self.con.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone() is not None
 
     def user_count(self) -> int:
-        return self.con.execute("SELECT count(*) FROM users").fetchone()[0]
+        """Reviewers who may log in (disabled ones not counted)."""
+        return self.con.execute("SELECT count(*) FROM users WHERE disabled_at IS NULL").fetchone()[0]
 
-    def recent_failures(self, username: str) -> int:
-        """Failed logins of ``username`` in the lock window since its last successful login (or password reset)."""
-        since = _stamp(_now() - LOCK_WINDOW)
-        return self.con.execute(
-            "SELECT count(*) FROM audit WHERE actor = ? AND action = 'login_failed' AND at >= ? AND id > "
-            "COALESCE((SELECT max(id) FROM audit WHERE actor = ? AND action IN ('login_ok', 'unlock')), 0)",
-            [username[:64], since, username[:64]]).fetchone()[0]
+    def login_wait(self, username: str, client: str) -> int:
+        """Seconds before ``client`` may try to log in as ``username`` again (0: now), under :data:`THROTTLES`."""
+        now = _now()
+        row = self.con.execute(
+            "SELECT count(*) FILTER (WHERE username = ?1 AND client = ?2), max(at) FILTER (WHERE username = ?1 AND "
+            "client = ?2), count(*) FILTER (WHERE client = ?2), max(at) FILTER (WHERE client = ?2), "
+            "count(*) FILTER (WHERE username = ?1), max(at) FILTER (WHERE username = ?1) "
+            "FROM login_failures WHERE at >= ?3 AND (username = ?1 OR client = ?2)",
+            [username[:64], client[:64], _stamp(now - FAILURE_MEMORY)]).fetchone()
+        wait = 0.0
+        for k, (free, first, longest) in enumerate(THROTTLES.values()):
+            n, last = row[2 * k], row[2 * k + 1]
+            if n >= free:
+                delay = min(longest, first * 2 ** min(n - free, 30))
+                wait = max(wait, (_parse(last) + delay - now).total_seconds())
+        return math.ceil(wait)
 
-    def authenticate(self, username: str, password: str) -> Literal["ok", "bad", "locked"]:
-        """Check a login; after MAX_FAILURES failures in LOCK_WINDOW the user is locked (even with the right password)."""
+    def authenticate(self, username: str, password: str, client: str = "local") -> Literal["ok", "bad", "locked"]:
+        """Check a login from ``client`` (a remote address). "locked": wait :meth:`login_wait` seconds, even with
+        the right password; a refused attempt is not checked and does not lengthen the wait."""
         from werkzeug.security import check_password_hash
 
-        username = username[:64]
-        if self.recent_failures(username) >= MAX_FAILURES:
-            self.audit(username, "login_locked")
+        username, client = username[:64], client[:64]
+        if self.login_wait(username, client):
+            self.audit(username, "login_locked", detail=f"client={client}")
             return "locked"
-        row = self.con.execute("SELECT password_hash FROM users WHERE username = ?", [username]).fetchone()
+        row = self.con.execute("SELECT password_hash FROM users WHERE username = ? AND disabled_at IS NULL",
+                               [username]).fetchone()
         ok = check_password_hash(row[0] if row else _dummy_hash(), password) and row is not None
-        self.audit(username, "login_ok" if ok else "login_failed")
+        with self.con:
+            if ok:
+                self.con.execute("DELETE FROM login_failures WHERE username = ? AND client = ?", [username, client])
+            else:
+                self.con.execute("INSERT INTO login_failures (at, username, client) VALUES (?, ?, ?)",
+                                 [_stamp(), username, client])
+        self.audit(username, "login_ok" if ok else "login_failed", detail=f"client={client}")
         if ok:
             return "ok"
-        return "locked" if self.recent_failures(username) >= MAX_FAILURES else "bad"
+        return "locked" if self.login_wait(username, client) else "bad"
+
+    # sessions -----------------------------------------------------------------------------------------------------------
+
+    def new_session(self, username: str | None, data: dict[str, Any]) -> str:
+        """Start a session and return its id, the only thing the cookie carries.
+
+        The id is 256 random bits and the store keeps only its SHA-256, so the
+        database (or a backup of it) holds nothing a cookie could be made from,
+        and there is no signing secret to keep: ending a session is deleting its row.
+        """
+        sid, now = secrets.token_urlsafe(32), _now()
+        with self.con:
+            self.con.execute("DELETE FROM sessions WHERE expires_at < ? OR last_seen < ?",
+                             [_stamp(now), _stamp(now - SESSION_IDLE)])
+            self.con.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                             [_sid_hash(sid), username, json.dumps(data), _stamp(now), _stamp(now),
+                              _stamp(now + SESSION_LIFETIME)])
+        return sid
+
+    def load_session(self, sid: str) -> dict[str, Any] | None:
+        """A live session's data (with ``user`` only while that user may log in), or None."""
+        now = _now()
+        row = self.con.execute(
+            "SELECT s.username, s.data, s.last_seen FROM sessions s LEFT JOIN users u USING (username) "
+            "WHERE s.id_hash = ? AND s.expires_at > ? AND s.last_seen >= ? "
+            "AND (s.username IS NULL OR (u.username IS NOT NULL AND u.disabled_at IS NULL))",
+            [_sid_hash(sid), _stamp(now), _stamp(now - SESSION_IDLE)]).fetchone()
+        if row is None:
+            return None
+        if _parse(row["last_seen"]) < now - timedelta(minutes=1):  # one write a minute per session, not per request
+            with self.con:
+                self.con.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", [_stamp(now), _sid_hash(sid)])
+        data = json.loads(row["data"])
+        data.pop("user", None)
+        return {**data, **({"user": row["username"]} if row["username"] else {})}
+
+    def save_session(self, sid: str, data: dict[str, Any]) -> None:
+        """Store a session's data; the user it belongs to is fixed when it starts (a login starts a new session)."""
+        with self.con:
+            self.con.execute("UPDATE sessions SET data = ?, last_seen = ? WHERE id_hash = ?",
+                             [json.dumps(data), _stamp(), _sid_hash(sid)])
+
+    def end_session(self, sid: str) -> None:
+        with self.con:
+            self.con.execute("DELETE FROM sessions WHERE id_hash = ?", [_sid_hash(sid)])
 
     # verdicts ---------------------------------------------------------------------------------------------------------
 

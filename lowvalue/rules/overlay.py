@@ -208,8 +208,10 @@ def snapshot(overlay: Overlay, results: Path) -> None:
         shutil.copyfile(p, target)
 
 
-def rules_for_results(results: Path | str, manifest: dict[str, Any] | None = None) -> RuleSet:
-    """The rules a results folder was scanned with: the shipped library plus the overlay snapshot the scan kept.
+def rules_for_results(results: Path | str, manifest: dict[str, Any] | None = None, *,
+                      library: Path | str | None = None) -> RuleSet:
+    """The rules a results folder was scanned with: the library (``library``, default the shipped one) plus the
+    overlay snapshot the scan kept.
 
     A snapshot whose digest differs from the manifest's is refused: the folder was changed after the scan.
     """
@@ -222,7 +224,7 @@ def rules_for_results(results: Path | str, manifest: dict[str, Any] | None = Non
         f = results / "manifest.json"
         manifest = json.loads(f.read_text()) if f.is_file() else {}
     recorded = (manifest.get("rule_set") or {}).get("codes_overlay")
-    rs = load_library()
+    rs = load_library(library)
     if not recorded:
         return rs
     snap = results / SNAPSHOT
