@@ -351,10 +351,11 @@ class Store:
         Flags are keyed by their content-hash id, so loading the same or a re-scanned
         results folder again adds only new flags and refreshes the scores of known ones.
         """
+        from lowvalue.results import read_derived, read_manifest
+
         results = Path(results)
+        read_manifest(results)  # a complete scan, or one line saying what to do
         fpath = results / "flags.parquet"
-        if not fpath.is_file():
-            raise InputError(str(fpath), "missing: run `lowvalue scan DATA --out RESULTS` first")
         flags = pd.read_parquet(fpath)
         missing = {"flag_id", "rule_id", "variant", "index_time"} - set(flags.columns)
         if missing:
@@ -362,7 +363,7 @@ class Store:
         for extra, cols in (("flags_scored.parquet", ["risk", "risk_percentile"]),
                             ("flags_triage.parquet", ["p_confirmed", "triage_rank"])):
             if (results / extra).is_file():
-                part = pd.read_parquet(results / extra)
+                part = read_derived(results / extra, results, made_by="lowvalue risk score / risk triage RESULTS")
                 keep = [c for c in cols if c in part.columns]
                 flags = flags.drop(columns=[c for c in keep if c in flags.columns]).merge(
                     part[["flag_id", *keep]], on="flag_id", how="left")
@@ -634,7 +635,11 @@ class Store:
         d = self.latest_verdicts()
         labelled = d[d.verdict.isin(["confirmed", "rejected"])].reset_index(drop=True)
         out.parent.mkdir(parents=True, exist_ok=True)
-        labelled.to_parquet(out, index=False)
+        from lowvalue.results import read_manifest, stamp, write_table
+
+        loaded = self.meta("results_path")
+        manifest = read_manifest(loaded) if loaded and Path(loaded).is_dir() else None
+        write_table(labelled, out, stamp_of=stamp(manifest) if manifest else None)  # verdicts belong to that scan
         n_flags = self.con.execute("SELECT count(*) FROM flags").fetchone()[0]
         s = ExportSummary(out, int((d.verdict == "confirmed").sum()), int((d.verdict == "rejected").sum()),
                           int((d.verdict == "unsure").sum()), n_flags - len(d))

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from lowvalue.results import write_derived
 from lowvalue.review import store as store_module
 from lowvalue.review.store import Store
 
@@ -204,7 +205,7 @@ def test_scores_and_triage_order_the_queue(results: Path, tmp_path: Path, rulese
     n = len(flags)
     scored = flags.assign(risk=[(i * 37 % n) / n for i in range(n)], risk_percentile=50.0)  # 37 is coprime to n
     assert scored.risk.is_unique
-    scored.to_parquet(res / "flags_scored.parquet", index=False)
+    write_derived(scored, res, "flags_scored.parquet")
     path = tmp_path / "r.sqlite"
     with Store.open(path, create=True) as st:
         st.load_results(res)
@@ -213,7 +214,7 @@ def test_scores_and_triage_order_the_queue(results: Path, tmp_path: Path, rulese
     assert total == n
     assert [r["flag_id"] for r in rows] == list(scored.sort_values("risk", ascending=False).flag_id[:5])
     triage = flags[["flag_id"]].assign(p_confirmed=0.5, triage_rank=range(len(flags), 0, -1))
-    triage.to_parquet(res / "flags_triage.parquet", index=False)
+    write_derived(triage, res, "flags_triage.parquet")
     with Store.open(path) as st:
         st.load_results(res)
     app = create_app(path, res, rules=ruleset)
