@@ -280,6 +280,16 @@ def quick_encoding(path: Path) -> str | None:
     return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
+def csv_sql(path: Path, delim: str, names: list[str]) -> str:
+    """DuckDB ``read_csv(...)`` of a UTF-8 CSV file whose delimiter and header are known: every column VARCHAR.
+
+    Public so that the extract adapters (:mod:`lowvalue.data.adapters.common`) read CSV exactly as this module does.
+    """
+    cols = "{" + ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    return (f"read_csv({quote_literal(str(path))}, delim={quote_literal(delim)}, quote='\"', escape='\"', "
+            f"header=true, auto_detect=false, columns={cols}, null_padding=true, compression='auto')")
+
+
 def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation: str) -> RawTable:
     """Read a CSV file as VARCHAR columns into ``relation``.
 
@@ -292,14 +302,9 @@ def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation:
     delim, header = read_header(path, encoding)
     names = _unique(header)
     raw = _map_columns(table, str(path), names, {n: "VARCHAR" for n in names})
-    cols = "{" + ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names) + "}"
 
     def load(readable: Path) -> None:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM read_csv("
-            f"{quote_literal(str(readable))}, delim={quote_literal(delim)}, quote='\"', escape='\"', "
-            f"header=true, auto_detect=false, columns={cols}, null_padding=true, compression='auto')"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM {csv_sql(readable, delim, names)}")
 
     try:
         try:

@@ -45,7 +45,9 @@ def convert(fmt: str, src: Path, out: Path, *, memory_limit: str = "2GB", thread
         raise InputError(str(out), "the output folder must differ from the source folder")
     run = Run(key, src, out, memory_limit=memory_limit, threads=threads)
     try:
-        _module(key).stage(run)
+        module = _module(key)
+        module.stage(run)
+        run.list_not_converted(module.FOLDERS, module.NOT_CONVERTED)
         return finish(run)
     finally:
         run.close()
@@ -53,7 +55,7 @@ def convert(fmt: str, src: Path, out: Path, *, memory_limit: str = "2GB", thread
 
 def detect_format(src: Path) -> str | None:
     """The format of a source folder from the files present, or None when none (or more than one) fits."""
-    from lowvalue.data.adapters.common import _files_for
+    from lowvalue.data.adapters.common import _files_for, csv_header
 
     src = Path(src)
     if not src.is_dir():
@@ -68,9 +70,10 @@ def detect_format(src: Path) -> str | None:
             files, fmt = hit
             if all(f.stat().st_size == 0 for f in files):
                 return set()
-            reader = "read_parquet" if fmt == "parquet" else "read_csv"
+            if fmt == "csv":  # as the adapters read it (encoding, delimiter); an unreadable file is an InputError
+                return {n.lower() for n in csv_header(files[0])}
             try:
-                rows = con.execute(f"DESCRIBE SELECT * FROM {reader}('{str(files[0])}')").fetchall()
+                rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{str(files[0])}')").fetchall()
             except duckdb.Error:
                 return set()
             return {str(r[0]).lower() for r in rows}

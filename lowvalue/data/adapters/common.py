@@ -3,17 +3,18 @@
 Every adapter works in three steps, all in DuckDB SQL so nothing is loaded into pandas:
 
 1. **stage**: the format module reads each source table straight from its CSV / CSV.gz /
-   Parquet files (:class:`Source`) and inserts canonical-shaped rows into four staging
+   Parquet files (:class:`Source`; CSV as :mod:`lowvalue.data.readers` reads it) and inserts canonical-shaped rows into four staging
    tables of a disk-backed work database: ``st_persons``, ``st_encounters``, ``st_events``
    and ``st_aux`` (source rows that only feed attributes, e.g. OMOP ``death``, MIMIC
    ``icustays``). Every staged row carries its ``src_table`` and 1-based ``src_row``
    (the data row in the source, header not counted), a ``problem`` reason code when the
    adapter already knows the row cannot be used, and ``n_src`` (how many source rows it
-   stands for; >1 only when rows are merged, e.g. Synthea imaging instances of one study).
+   stands for; 1 in every adapter today).
 2. **check** (:func:`finish`): the checks of :mod:`lowvalue.data.validation` are applied
    here, so that ``open_extract`` on the output quarantines nothing: missing required
    values, unknown persons, dates before birth / after death, duplicate keys, exact
-   duplicate events, an event's encounter of another person. Repairs instead of
+   duplicate events (quarantined only when the source rows are duplicates too, else merged:
+   :func:`_dedup_events`), an event's encounter of another person. Repairs instead of
    quarantine, each counted per source table: an event whose encounter does not exist
    keeps the event with ``encounter_id`` NULL (``encounter_not_found``); an encounter
    ending before it starts loses its end time; negative costs and days_supply outside
@@ -23,7 +24,8 @@ Every adapter works in three steps, all in DuckDB SQL so nothing is loaded into 
    1-based row of the event in ``events.parquet``, with ``source_table``,
    ``source_row``, ``source_system``, ``source_code``), ``quarantine/<source_table>.parquet``
    (``source_row``, ``reason_code``, ``reason`` and the source's own columns minus direct
-   identifiers) and ``conversion.json``.
+   identifiers) and ``conversion.json`` (also listing source tables present but not converted,
+   and warnings such as labs written without values).
 
 Codes: one canonical event per source row. It carries the standard system/code when a
 shipped mapping exists (e.g. a MIMIC lab itemid -> LOINC, a drug name -> ATC) and the
@@ -42,13 +44,16 @@ import json
 import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import duckdb
 
-from lowvalue.data.readers import quote_ident, quote_literal
+from lowvalue.data.readers import (
+    _csv_error, _unique, csv_sql, detect_encoding, quick_encoding, quote_ident, quote_literal, read_header, utf8_file,
+)
 from lowvalue.data.schema import EVENT_KINDS, SETTINGS
 from lowvalue.data.validation import REASON_CODES, date_sql, number_sql, timestamp_sql
 from lowvalue.errors import InputError
@@ -127,18 +132,20 @@ class SourceTable:
 
     name: str
     files: list[Path]
-    fmt: str  # csv | parquet
+    fmt: str  # csv | parquet | empty
     columns: dict[str, str]
     label: str
+    source_sql: str = ""  # FROM-clause of the rows in file order (set by :class:`Source`)
+    rows: int | None = None  # known after a CSV table's reading pass
 
     def scan(self) -> str:
         """FROM-clause SQL: every source row, in file order, with ``src_row`` (1-based) and its columns as in the file."""
-        files = "[" + ", ".join(q(str(f)) for f in self.files) + "]"
-        if self.fmt == "csv":
-            inner = f"read_csv({files}, all_varchar=true, header=true, auto_detect=true, union_by_name=true)"
-        else:
-            inner = f"read_parquet({files}, union_by_name=true)"
-        return f"(SELECT row_number() OVER () AS src_row, * FROM {inner})"
+        if not self.source_sql:
+            files = "[" + ", ".join(q(str(f)) for f in self.files) + "]"
+            self.source_sql = f"read_parquet({files}, union_by_name=true)"
+        if self.fmt == "csv" and len(self.files) > 1:
+            return f"(SELECT row_number() OVER (ORDER BY _f, _r) AS src_row, * EXCLUDE (_f, _r) FROM {self.source_sql})"
+        return f"(SELECT row_number() OVER () AS src_row, * FROM {self.source_sql})"
 
     def has(self, col: str) -> bool:
         return col.lower() in self.columns
@@ -182,14 +189,35 @@ def _files_for(folder: Path, name: str) -> tuple[list[Path], str] | None:
     return None
 
 
-class Source:
-    """A source folder: locates tables and reads their headers with DuckDB."""
+def csv_header(path: Path) -> list[str]:
+    """Column names of a CSV file as the canonical reader sees them (encoding, delimiter, BOM handled)."""
+    return _unique(read_header(path, quick_encoding(path) or detect_encoding(path))[1])
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, root: Path):
-        self.con, self.root = con, root
+
+class Source:
+    """A source folder: locates tables and opens them for SQL.
+
+    CSV files are read with the canonical reader's functions (:mod:`lowvalue.data.readers`): the same encodings
+    (UTF-8 with or without BOM, cp1252 and UTF-16 transcoded to a temporary UTF-8 file kept for the run), the same
+    delimiters and the same one-line errors. Each CSV file is read once in full when opened, so that an encoding
+    or CSV error surfaces here, as an :class:`InputError`, and not halfway through a conversion.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, root: Path, stack: ExitStack):
+        self.con, self.root, self.stack = con, root, stack
+        self.opened: dict[str, SourceTable | None] = {}
 
     def table(self, name: str, *, required: bool = False, subdir: str | None = None, need: Iterable[str] = ()) -> SourceTable | None:
         folder = self.root / subdir if subdir else self.root
+        key = str(folder / name).lower()
+        st = self.opened.get(key)  # a table looked up twice is read once
+        if st is None:
+            st = self.opened[key] = self._open(name, folder, required)
+        if st is not None and st.fmt != "empty":
+            st.need(*need)
+        return st
+
+    def _open(self, name: str, folder: Path, required: bool) -> SourceTable | None:
         found = _files_for(folder, name)
         label = str(folder / name)
         if found is None or found[1] == "empty":
@@ -201,17 +229,54 @@ class Source:
         if all(f.stat().st_size == 0 for f in files):  # an empty file: no rows, no columns
             if required:
                 raise InputError(label, "file is empty")
-            return SourceTable(name, [], "empty", {}, label)
+            return SourceTable(name, files, "empty", {}, label)
+        return self.files_table(name, files, fmt, label)
+
+    def files_table(self, name: str, files: list[Path], fmt: str, label: str) -> SourceTable:
+        """A source table of the given files, its columns known (InputError naming the file if it cannot be read)."""
         st = SourceTable(name, files, fmt, {}, label)
-        try:
-            described = self.con.execute(f"DESCRIBE SELECT * EXCLUDE (src_row) FROM {st.scan()}").fetchall()
-        except duckdb.Error as exc:
-            raise InputError(label, f"cannot read {fmt}: {str(exc).splitlines()[0]}") from None
-        st.columns = {}
-        for row in described:
-            st.columns.setdefault(str(row[0]).strip().lower(), row[0])
-        st.need(*need)
+        if fmt == "csv":
+            parts = [self._csv(f) for f in files]
+            st.rows = sum(n for _, _, n in parts)
+            if len(parts) == 1:
+                st.source_sql, names = parts[0][0], parts[0][1]
+            else:  # several files of one table: in file order, columns matched by name
+                st.source_sql = "(" + " UNION ALL BY NAME ".join(
+                    f"SELECT {i} AS _f, row_number() OVER () AS _r, * FROM {sql}" for i, (sql, _, _) in enumerate(parts)) + ")"
+                names = [n for _, ns, _ in parts for n in ns]
+        else:
+            try:
+                names = [r[0] for r in self.con.execute(f"DESCRIBE SELECT * EXCLUDE (src_row) FROM {st.scan()}").fetchall()]
+            except duckdb.Error as exc:
+                raise InputError(label, f"cannot read {fmt}: {str(exc).splitlines()[0]}") from None
+        for n in names:
+            st.columns.setdefault(str(n).strip().lower(), n)
         return st
+
+    def _csv(self, path: Path) -> tuple[str, list[str], int]:
+        """(FROM-clause, column names, rows) of one CSV file, read through once as ``readers.read_csv`` does:
+        clean UTF-8 in the first MiB is read directly; invalid UTF-8 later on means scanning it all, then cp1252."""
+        encoding = quick_encoding(path) or detect_encoding(path)
+        delim, header = read_header(path, encoding)
+        names = _unique(header)
+
+        def load(encoding: str) -> tuple[str, int]:
+            sql = csv_sql(self.stack.enter_context(utf8_file(path, encoding)), delim, names)
+            # hashing the whole row makes DuckDB decode every field: a count alone would skip them
+            return sql, int(self.con.execute(f"SELECT count(*), max(hash(s)) FROM {sql} s").fetchone()[0])
+
+        try:
+            try:
+                sql, n = load(encoding)
+            except duckdb.InvalidInputException as exc:
+                if "Invalid unicode" not in str(exc) or encoding not in ("utf-8", "utf-8-sig"):
+                    raise
+                sql, n = load(detect_encoding(path))  # not UTF-8 after all: cp1252, or InputError with the line
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            raise _csv_error(path, exc) from None
+        except duckdb.IOException as exc:
+            raise InputError(str(path), f"cannot read file: {str(exc).splitlines()[0]}") from None
+        return sql, names, n
 
 
 # --------------------------------------------------------------------------- mapping tables
@@ -326,6 +391,8 @@ class ConversionReport:
     codes: dict[str, dict]
     units_normalised: dict[str, int]
     notes: list[str]
+    warnings: list[str] = field(default_factory=list)  # data converted but with something lost, e.g. labs without values
+    not_converted: dict[str, str] = field(default_factory=dict)  # source file present but not read -> why
     seconds: float = 0.0
 
     @property
@@ -340,7 +407,7 @@ class ConversionReport:
                            "canonical_rows": t.canonical_rows, "quarantine_reasons": t.reasons, "repairs": t.repairs}
                        for k, t in self.tables.items()},
             "canonical": self.canonical, "codes": self.codes, "units_normalised": self.units_normalised,
-            "notes": self.notes,
+            "notes": self.notes, "warnings": self.warnings, "not_converted": self.not_converted,
         }
 
     def summary(self) -> str:
@@ -355,6 +422,9 @@ class ConversionReport:
             if t.repairs:
                 lines.append(f"{k}: repaired: " + ", ".join(f"{c} {n:,}" for c, n in sorted(t.repairs.items(), key=lambda x: -x[1])))
         lines.append("canonical: " + ", ".join(f"{k} {v:,}" for k, v in self.canonical.items()))
+        if self.not_converted:
+            lines.append("not converted (reasons in conversion.json): " + ", ".join(self.not_converted))
+        lines += [f"warning: {w}" for w in self.warnings]
         for system, c in self.codes.items():
             to = ", ".join(f"{s} {n:,}" for s, n in c["mapped_to"].items())
             lines.append(f"codes {system}: {c['rows']:,} rows, mapped {c['mapped']:,}" + (f" ({to})" if to else "")
@@ -380,10 +450,14 @@ class Run:
         for name, ddl in STAGE_DDL.items():
             self.con.execute(f"CREATE TABLE {name} ({ddl})")
         load_mappings(self.con)
-        self.source = Source(self.con, self.src)
+        self.stack = ExitStack()  # temporary UTF-8 copies of cp1252 / UTF-16 sources, removed in close()
+        self.source = Source(self.con, self.src, self.stack)
         self.tables: dict[str, SourceTable] = {}
         self.reports: dict[str, TableReport] = {}
         self.notes: list[str] = []
+        self.warnings: list[str] = []
+        self.used: set[Path] = set()  # source files registered (read), whatever their role
+        self.not_converted: dict[str, str] = {}
 
     # -- registration
 
@@ -393,7 +467,13 @@ class Run:
             return None
         key = key or st.name
         self.tables[key] = st
-        n = 0 if st.fmt == "empty" else int(self.con.execute(f"SELECT count(*) FROM {st.scan()}").fetchone()[0])
+        self.used.update(f.resolve() for f in st.files)
+        if st.fmt == "empty":
+            n = 0
+        elif st.rows is not None:
+            n = st.rows
+        else:
+            n = int(self.con.execute(f"SELECT count(*) FROM {st.scan()}").fetchone()[0])
         self.reports[key] = TableReport(key, read=n, role=role)
         if n == 0:
             self.notes.append(f"{key}: empty table")
@@ -402,11 +482,44 @@ class Run:
     def sql(self, query: str, params: list | None = None) -> None:
         self.con.execute(query, params or [])
 
+    def list_not_converted(self, folders: Iterable[str], reasons: dict[str, str]) -> None:
+        """Record source tables present in ``folders`` (relative to the source) that no adapter step read.
+
+        So that a table the adapter does not know (or a misnamed one, e.g. ``lab_events.csv``) is visible in
+        conversion.json instead of silently skipped. Reasons by lower-case table name; default "not used by lowvalue".
+        """
+        scanned = {(self.src / f).resolve() for f in folders}
+        for folder in folders:
+            base = self.src / folder
+            if not base.is_dir():
+                continue
+            for entry in sorted(base.iterdir()):
+                low = entry.name.lower()
+                if entry.is_dir():
+                    if entry.resolve() in scanned:
+                        continue
+                    files = [f for f in entry.rglob("*") if f.is_file() and table_suffix(f.name)]
+                else:
+                    files = [entry] if table_suffix(low) else []
+                if files and not any(f.resolve() in self.used for f in files):
+                    name = low.removesuffix(table_suffix(low) or "")
+                    rel = entry.relative_to(self.src).as_posix()
+                    self.not_converted[rel] = reasons.get(name, "not used by lowvalue")
+
     def close(self) -> None:
         try:
             self.con.close()
         finally:
+            self.stack.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+TABLE_SUFFIXES = (".csv.gz", ".csv", ".tsv", ".parquet")
+"""Files that count as source tables when listing what was not converted (not .txt: READMEs, checksums)."""
+
+
+def table_suffix(name: str) -> str | None:
+    return next((s for s in TABLE_SUFFIXES if name.lower().endswith(s)), None)
 
 
 # --------------------------------------------------------------------------- check and write
@@ -481,16 +594,7 @@ def finish(run: Run) -> ConversionReport:
                days_supply IS NOT NULL AND NOT (days_supply BETWEEN 0 AND 3650) AS ds_fixed,
                cost IS NOT NULL AND NOT (cost >= 0 AND isfinite(cost)) AS cost_fixed
         FROM ck_events WHERE reasons IS NULL""")
-    # exact duplicates: only groups with more than one row are looked at (hash aggregate, no full sort)
-    key = ["person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply", "cost"]
-    con.execute(f"""
-        CREATE TABLE _dups AS SELECT {', '.join(key)}, min(struct_pack(t := src_table, r := src_row)) AS keep
-        FROM fx_events GROUP BY ALL HAVING count(*) > 1""")
-    on = " AND ".join(f"d.{k} IS NOT DISTINCT FROM f.{k}" for k in key)
-    con.execute(f"""
-        CREATE TABLE dd_events AS
-        SELECT f.*, CASE WHEN d.keep IS NOT NULL AND d.keep <> struct_pack(t := f.src_table, r := f.src_row) THEN 2 ELSE 1 END AS dup
-        FROM fx_events f LEFT JOIN _dups d ON {on}""")
+    _dedup_events(run)
     # event_row = position in events.parquet: numbered in the table's stored order, written in that order
     con.execute("CREATE TABLE _ok AS SELECT * FROM dd_events WHERE dup = 1")
     con.execute("CREATE TABLE ok_events AS SELECT row_number() OVER () AS event_row, * FROM _ok")
@@ -501,7 +605,7 @@ def finish(run: Run) -> ConversionReport:
         SELECT src_table, src_row, n_src, reasons FROM ck_persons WHERE reasons IS NOT NULL
         UNION ALL SELECT src_table, src_row, n_src, reasons FROM ck_encounters WHERE reasons IS NOT NULL
         UNION ALL SELECT src_table, src_row, n_src, reasons FROM ck_events WHERE reasons IS NOT NULL
-        UNION ALL SELECT src_table, src_row, n_src, 'duplicate_row' FROM dd_events WHERE dup > 1""")
+        UNION ALL SELECT src_table, src_row, n_src, 'duplicate_row' FROM dd_events WHERE dup = 2""")
     # aux rows: quarantined when their own problem or their person is not accepted
     con.execute("""
         CREATE TABLE ck_aux AS
@@ -514,6 +618,7 @@ def finish(run: Run) -> ConversionReport:
         SELECT src_table, src_row FROM ck_persons WHERE reasons IS NULL
         UNION SELECT src_table, src_row FROM ck_encounters WHERE reasons IS NULL
         UNION SELECT src_table, src_row FROM ok_events
+        UNION SELECT src_table, src_row FROM dd_events WHERE dup = 3
         UNION SELECT src_table, src_row FROM ck_aux WHERE reasons IS NULL""")
     con.execute("""
         CREATE TABLE q_src AS
@@ -575,6 +680,8 @@ def finish(run: Run) -> ConversionReport:
         reps[t].repairs["setting_defaulted"] = int(n)
     for (t, n) in con.execute("SELECT src_table, count(*) FROM ok_events WHERE value IS NULL AND kind = 'lab' GROUP BY 1").fetchall():
         reps[t].repairs["lab_without_value_kept"] = int(n)
+    for (t, n) in con.execute("SELECT src_table, count(*) FROM dd_events WHERE dup = 3 GROUP BY 1").fetchall():
+        reps[t].repairs["identical_event_merged"] = int(n)
 
     canonical = {name: int(con.execute(f"SELECT count(*) FROM {tbl}").fetchone()[0])
                  for name, tbl in (("persons", "ok_persons"), ("encounters", "ok_encounters"), ("events", "ok_events"))}
@@ -600,10 +707,40 @@ def finish(run: Run) -> ConversionReport:
     units = {f"{s} {c}": int(n) for s, c, n in con.execute(
         "SELECT system, code, count(*) FROM ok_events WHERE unit_normalised GROUP BY 1, 2 ORDER BY 1, 2").fetchall()}
 
-    report = ConversionReport(run.fmt, str(run.src), str(out), reps, canonical, codes, units, run.notes,
-                              seconds=time.perf_counter() - run.started)
+    report = ConversionReport(run.fmt, str(run.src), str(out), reps, canonical, codes, units, run.notes, run.warnings,
+                              run.not_converted, seconds=time.perf_counter() - run.started)
     (out / "conversion.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
+
+
+def _dedup_events(run: Run) -> None:
+    """``dd_events``: ``fx_events`` with ``dup`` 1 (kept), 2 (a duplicate in the source: quarantined ``duplicate_row``)
+    or 3 (identical as a canonical event to an earlier one, but not in the source: merged into it, counted as written).
+
+    Rows are duplicates only if the *source* rows are equal in every column: two MIMIC lab rows that differ only in
+    labevent_id, or two diagnoses with another seq_num, are not duplicates. They still cannot both be written
+    (``open_extract`` would quarantine the second as an exact duplicate), so one event stands for both, as the
+    instance rows of one Synthea imaging study do, and ``repairs.identical_event_merged`` counts them.
+    Only groups of canonically identical events are looked at, so the source is re-read only for those rows.
+    """
+    con = run.con
+    key = ["person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply", "cost"]
+    con.execute(f"CREATE TABLE _dups AS SELECT {', '.join(key)}, row_number() OVER () AS grp FROM fx_events GROUP BY ALL HAVING count(*) > 1")
+    on = " AND ".join(f"d.{k} IS NOT DISTINCT FROM f.{k}" for k in key)
+    con.execute(f"CREATE TABLE _cand AS SELECT f.rowid AS fid, f.src_table, f.src_row, d.grp FROM fx_events f JOIN _dups d ON {on}")
+    con.execute("CREATE TABLE _fp (src_table VARCHAR, src_row BIGINT, fp VARCHAR)")
+    for (t,) in con.execute("SELECT DISTINCT src_table FROM _cand").fetchall():
+        st = run.tables[t]
+        row = "to_json(struct_pack(" + ", ".join(f"{quote_ident(c)} := s.{quote_ident(a)}" for c, a in st.columns.items()) + "))"
+        con.execute(f"""INSERT INTO _fp SELECT {q(t)}, s.src_row, {row} FROM {st.scan()} s
+                        WHERE s.src_row IN (SELECT src_row FROM _cand WHERE src_table = {q(t)})""")
+    con.execute("""
+        CREATE TABLE _cdup AS
+        SELECT c.fid, CASE WHEN row_number() OVER (PARTITION BY c.grp ORDER BY c.src_table, c.src_row, c.fid) = 1 THEN 1
+                           WHEN row_number() OVER (PARTITION BY c.grp, c.src_table, p.fp ORDER BY c.src_row, c.fid) > 1 THEN 2
+                           ELSE 3 END AS dup
+        FROM _cand c LEFT JOIN _fp p ON p.src_table = c.src_table AND p.src_row = c.src_row""")
+    con.execute("CREATE TABLE dd_events AS SELECT f.*, COALESCE(c.dup, 1) AS dup FROM fx_events f LEFT JOIN _cdup c ON c.fid = f.rowid")
 
 
 def _write_quarantine(run: Run) -> None:

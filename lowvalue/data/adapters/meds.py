@@ -7,7 +7,11 @@ ICD-10-CM diagnosis, ``ATC//J01CA04`` -> ATC medication, ``LOINC//718-7`` -> LOI
 medication mapped to ATC when mappings/drug_codes_atc.csv knows it, ...). MEDS-ETL MIMIC-style codes are
 understood too: ``DIAGNOSIS//ICD//10//J209``, ``PROCEDURE//ICD//10//...``, ``LAB//<itemid>//<unit>`` (itemid ->
 LOINC by mappings/lab_items.csv, unit from the code). Anything else keeps system ``MEDS`` with the whole code
-(kind observation), counted as unmapped. The unit comes from a ``unit`` column when present, else from a
+(kind observation), counted as unmapped.
+
+Values: ``numeric_value`` (the MEDS name), else ``value`` (as MIMIC-IV demo MEDS exports name it; noted in
+conversion.json). With neither, events are written without values: conversion.json says so and, when lab events
+are present, warns, because value-based rules (e.g. a haemoglobin threshold) then find nothing. The unit comes from a ``unit`` column when present, else from a
 ``LAB//itemid//unit`` code; without a unit, the engine reads a value in the code set's canonical unit.
 
 Persons: birth from the ``MEDS_BIRTH`` row (its time), death from ``MEDS_DEATH``, sex from a static
@@ -20,10 +24,16 @@ rules that need a setting (e.g. LV-HOSP-027 inpatient) are not evaluable on MEDS
 
 from __future__ import annotations
 
-from lowvalue.data.adapters.common import Run, SourceTable, ident_sql, num_sql, text, ts_sql, unit_join
+from lowvalue.data.adapters.common import Run, ident_sql, num_sql, text, ts_sql, unit_join
 from lowvalue.errors import InputError
 
 FORMAT = "meds"
+FOLDERS = ("", "metadata")
+NOT_CONVERTED = {
+    "codes": "MEDS metadata: codes are mapped by their vocabulary prefix",
+    "subject_splits": "MEDS metadata: train/tuning/held-out splits do not matter to a scan",
+}
+VALUE_COLUMNS = ("numeric_value", "value")
 
 
 def stage(run: Run) -> None:
@@ -31,18 +41,21 @@ def stage(run: Run) -> None:
     files = sorted(data.rglob("*.parquet")) if data.is_dir() else []
     if not files:
         raise InputError(str(data), "no MEDS data files (expected data/**/*.parquet)")
-    st = SourceTable("data", files, "parquet", {}, str(data))
-    described = run.con.execute(f"DESCRIBE SELECT * EXCLUDE (src_row) FROM {st.scan()}").fetchall()
-    st.columns = {str(r[0]).lower(): r[0] for r in described}
+    st = run.source.files_table("data", files, "parquet", str(data))
     st.need("subject_id", "time", "code")
     run.register(st)
     c = st.col
+    value_col = next((v for v in VALUE_COLUMNS if st.has(v)), None)
+    if value_col is None:
+        run.notes.append("data: no numeric_value (or value) column: events are written without values")
+    elif value_col != "numeric_value":
+        run.notes.append(f"data: values read from column '{value_col}' (no numeric_value column)")
     code = text(c("code"))
     pid = ident_sql(c("subject_id"))
     t = ts_sql(c("time"))
     run.sql(f"""
         CREATE TABLE _m AS
-        SELECT s.src_row, {pid} AS person_id, {t} AS time, {code} AS code, {num_sql(c('numeric_value'))} AS value,
+        SELECT s.src_row, {pid} AS person_id, {t} AS time, {code} AS code, {num_sql(c(value_col or 'numeric_value'))} AS value,
                {text(c('unit'))} AS unit_col, string_split({code}, '//') AS parts
         FROM {st.scan()} s""")
     run.sql("""
@@ -100,3 +113,7 @@ def stage(run: Run) -> None:
         LEFT JOIN map_lab_items lm ON e.src_system = 'MIMIC-LAB' AND lm.source = 'mimic_lab' AND lm.itemid = e.src_code
         LEFT JOIN map_drug_codes_atc dc ON dc.system = e.src_system AND dc.code = e.src_code
         {unit_join('u', "COALESCE(CASE WHEN lm.loinc IS NOT NULL THEN 'LOINC' END, e.src_system)", 'COALESCE(lm.loinc, e.src_code)', 'e.unit0')}""")
+    if value_col is None:
+        labs = run.con.execute("SELECT count(*) FROM st_events WHERE kind = 'lab'").fetchone()[0]
+        if labs:
+            run.warnings.append(f"data: {labs:,} lab events written without values (no numeric_value or value column)")

@@ -30,6 +30,14 @@ from lowvalue.data.adapters.common import (
 )
 
 FORMAT = "mimic"
+FOLDERS = ("", "hosp", "icu")
+NOT_CONVERTED = {
+    "chartevents": "very large; haemoglobin comes from hosp/labevents",
+    "d_labitems": "dictionary: lab itemids are mapped by the shipped mappings/lab_items.csv",
+    "d_items": "dictionary: ICU itemids are mapped by the shipped mappings/icu_items.csv",
+    "d_icd_diagnoses": "dictionary: ICD codes are kept as they are",
+    "d_icd_procedures": "dictionary: ICD codes are kept as they are",
+}
 
 
 def stage(run: Run) -> None:
@@ -120,7 +128,7 @@ def stage(run: Run) -> None:
 
     st = run.register(src.table("labevents", subdir="hosp"))
     if st is not None and st.fmt != "empty":
-        st.need("subject_id", "itemid", "charttime")
+        st.need("subject_id", "itemid", "charttime", "valuenum", "valueuom")
         c = st.col
         item = ident_sql(c("itemid"))
         raw_unit = text(c("valueuom"))

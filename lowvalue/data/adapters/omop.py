@@ -27,6 +27,12 @@ from lowvalue.data.adapters.common import (
 )
 
 FORMAT = "omop"
+FOLDERS = ("",)
+NOT_CONVERTED = {
+    "concept_relationship": "not needed: codes are resolved through concept (and concept_ancestor for ATC)",
+    "visit_detail": "not needed: settings come from visit_occurrence",
+    "observation_period": "not used by lowvalue (rules look at events, not observation periods)",
+}
 RULE_SYSTEMS = ("ICD-10-CM", "ICD-10", "ICD-10-PCS", "CPT", "ATC", "LOINC", "NPU", "KVÅ", "ICD-10-SE")
 
 
@@ -185,6 +191,9 @@ def stage(run: Run) -> None:
         return {"days_supply": f"CASE WHEN round({d}) = {d} THEN CAST({d} AS INTEGER) END"}
 
     def meas_extra(st: SourceTable) -> dict[str, str]:
+        st.need("value_as_number")  # without it every measurement would silently lose its value
+        if not st.has("unit_concept_id"):
+            st.need("unit_source_value")
         return {"value": num_sql(st.col("value_as_number")),
                 "unit": f"COALESCE({text(st.col('unit_source_value'))}, ku.code)",
                 "joins": f"LEFT JOIN cpt ku ON ku.concept_id = {ident_sql(st.col('unit_concept_id'))}"}

@@ -10,7 +10,8 @@ column is present); procedures -> procedure (START, or DATE in older versions); 
 cost = TOTALCOST); observations -> lab (CATEGORY laboratory) or observation (LOINC; numeric VALUE only,
 text values kept without value; units normalised per mappings/units.csv); immunizations -> medication (CVX);
 imaging_studies -> procedure (PROCEDURE_CODE SNOMED-CT, else DICOM modality), one event per study: the
-instance rows of one study (same Id) are merged and counted as written.
+instance rows of one study give identical events, merged and counted as written (``identical_event_merged``).
+Other files of the export (allergies, careplans, claims, ...) are listed under ``not_converted`` in conversion.json.
 
 REASONCODE of medications/procedures is not turned into extra diagnosis events: Synthea writes the reason as
 a condition in conditions.csv already, and an extra event would double count it.
@@ -23,6 +24,14 @@ from lowvalue.data.adapters.common import (
 )
 
 FORMAT = "synthea"
+FOLDERS = ("",)
+NOT_CONVERTED = {
+    "organizations": "reference table: encounters carry the organisation id as their unit",
+    "providers": "reference table, not needed by the rules",
+    "payers": "reference table, not needed by the rules",
+    "claims": "costs are taken from encounters and medications",
+    "claims_transactions": "costs are taken from encounters and medications",
+}
 
 
 def _vocab(expr: str, default: str) -> str:
@@ -33,14 +42,13 @@ def _vocab(expr: str, default: str) -> str:
 
 def _event_insert(run: Run, key: str, st: SourceTable, *, time: str, kind: str, system: str, code: str, value: str = "NULL",
                   unit: str = "NULL", days_supply: str = "NULL", cost: str = "NULL", source_system: str | None = None,
-                  source_code: str | None = None, joins: str = "", unit_normalised: str = "false", n_src: str = "1",
-                  from_sql: str | None = None) -> None:
+                  source_code: str | None = None, joins: str = "", unit_normalised: str = "false") -> None:
     c = st.col
     run.sql(f"""
         INSERT INTO st_events
-        SELECT {q(key)}, s.src_row, {n_src}, {ident_sql(c('PATIENT'))}, {ident_sql(c('ENCOUNTER'))}, {time}, {kind}, {system}, {code},
+        SELECT {q(key)}, s.src_row, 1, {ident_sql(c('PATIENT'))}, {ident_sql(c('ENCOUNTER'))}, {time}, {kind}, {system}, {code},
                {value}, {unit}, {days_supply}, {cost}, {source_system or system}, {source_code or code}, {unit_normalised}, NULL
-        FROM {from_sql or st.scan()} s {joins}""")
+        FROM {st.scan()} s {joins}""")
 
 
 def stage(run: Run) -> None:
@@ -93,7 +101,7 @@ def stage(run: Run) -> None:
                       joins=f"LEFT JOIN dm_synthea dm ON dm.code IS NOT DISTINCT FROM {text(c('CODE'))} "
                             f"AND dm.name IS NOT DISTINCT FROM {text(c('DESCRIPTION'))}")
 
-    st = run.register(src.table("observations", need=("DATE", "PATIENT", "CODE")))
+    st = run.register(src.table("observations", need=("DATE", "PATIENT", "CODE", "VALUE", "UNITS")))
     if st is not None and st.fmt != "empty":
         c = st.col
         code, raw_unit = text(c("CODE")), text(c("UNITS"))
@@ -112,19 +120,11 @@ def stage(run: Run) -> None:
 
     st = run.register(src.table("imaging_studies", need=("DATE", "PATIENT")))
     if st is not None and st.fmt != "empty":
+        if not (st.has("PROCEDURE_CODE") or st.has("MODALITY_CODE")):
+            st.need("PROCEDURE_CODE")
         c = st.col
         proc = text(c("PROCEDURE_CODE"))
-        # one event per study (Id): the first instance row stands for all rows of the study
-        grouped = f"""(SELECT min(s.src_row) AS src_row, count(*) AS n_src, any_value(s.PATIENT) AS PATIENT,
-                              any_value(s.ENCOUNTER) AS ENCOUNTER, min(s.DATE) AS DATE,
-                              any_value(s.PROCEDURE_CODE) AS PROCEDURE_CODE, any_value(s.MODALITY_CODE) AS MODALITY_CODE
-                       FROM (SELECT src_row, {c('Id')} AS sid, {c('PATIENT')} AS PATIENT, {c('ENCOUNTER')} AS ENCOUNTER,
-                                    {c('DATE')} AS DATE, {proc} AS PROCEDURE_CODE, {text(c('MODALITY_CODE'))} AS MODALITY_CODE
-                             FROM {st.scan()} s) s
-                       GROUP BY COALESCE(CAST(s.sid AS VARCHAR), 'row' || s.src_row), s.PROCEDURE_CODE, s.MODALITY_CODE)"""
-        g = SourceTable(st.name, st.files, st.fmt, {k: k for k in ("patient", "encounter", "date", "procedure_code", "modality_code")}, st.label)
-        g.columns = {"patient": "PATIENT", "encounter": "ENCOUNTER", "date": "DATE", "procedure_code": "PROCEDURE_CODE",
-                     "modality_code": "MODALITY_CODE"}
-        _event_insert(run, "imaging_studies", g, time=ts_sql("s.DATE"), kind="'procedure'",
-                      system="CASE WHEN s.PROCEDURE_CODE IS NOT NULL THEN 'SNOMED-CT' ELSE 'DICOM' END",
-                      code="COALESCE(s.PROCEDURE_CODE, s.MODALITY_CODE)", n_src="s.n_src", from_sql=grouped)
+        # one row per instance: the rows of one study become identical events, merged into one by common.finish
+        _event_insert(run, "imaging_studies", st, time=ts_sql(c("DATE")), kind="'procedure'",
+                      system=f"CASE WHEN {proc} IS NOT NULL THEN 'SNOMED-CT' ELSE 'DICOM' END",
+                      code=f"COALESCE({proc}, {text(c('MODALITY_CODE'))})")
