@@ -32,9 +32,37 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader where PyYAML was built with it (about ten times faster), else the pure-Python one."""
 
 
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 32
+"""Limits for a rule, trigger, code-set or overlay file: the largest shipped file is a few kB and 6 levels deep."""
+
+
+def _check_shape(text: str, file: str) -> None:
+    """Refuse what a rule file never needs and what could hang a loader: anchors and aliases (a few kB of nested
+    aliases expand to gigabytes), deep nesting, very large files. Tokens are scanned without building anything."""
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise RuleError(file, f"larger than {MAX_BYTES:,} bytes: a rule or code-set file is a few kB")
+    depth = 0
+    for tok in yaml.scan(text, Loader=_LOADER):
+        if isinstance(tok, (yaml.AnchorToken, yaml.AliasToken)):
+            m = tok.start_mark
+            raise RuleError(file, "YAML anchors and aliases (& and *) are not allowed in rule files: write the value out",
+                            line=m.line + 1, column=m.column + 1)
+        if isinstance(tok, (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken,
+                            yaml.FlowSequenceStartToken)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                m = tok.start_mark
+                raise RuleError(file, f"nested deeper than {MAX_DEPTH} levels", line=m.line + 1, column=m.column + 1)
+        elif isinstance(tok, (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)):
+            depth -= 1
+
+
 def load_yaml(text: str, file: str) -> Any:
-    """Parse YAML text safely (no tags that construct objects); a syntax error is a located :class:`RuleError`."""
+    """Parse YAML text safely (no tags that construct objects, no aliases, bounded size and depth); a problem is a
+    located :class:`RuleError`."""
     try:
+        _check_shape(text, file)
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -80,6 +108,11 @@ def _load_valueset(path: Path) -> ValueSet:
     name = data.get("name", path.stem)
     codes = {}
     for system, entries in data["codes"].items():
+        if entries is not None and not isinstance(entries, list) or any(
+                not isinstance(c, (str, int, float)) or isinstance(c, bool) for c in entries or []):
+            line, col = _locate(yaml.compose(path.read_text(encoding="utf-8"), Loader=_LOADER), ("codes", system))
+            raise RuleError(str(path), f"codes.{system}: a list of codes (text) is needed, each one a plain value",
+                            line=line, column=col)
         try:
             codes[str(system)] = tuple(CodeEntry.parse(str(system), str(c)) for c in entries or [])
         except ValueError as err:
@@ -183,6 +216,10 @@ def load_library(root: Path | str | None = None, *, collect: list[RuleError] | N
         except RuleError as err:
             problems.append(err)
     rs.digest = h.hexdigest()
+    for rule in rs.rules.values():  # a missing code set is the rule's problem: name the rule and its file
+        for condition, _, _, ref in rule.code_uses():
+            if isinstance(ref, str) and ref not in rs.valuesets:
+                problems.append(RuleError(rs.files[rule.id], f"{rule.id} {condition}: unknown code set {ref!r}"))
     if collect is not None:
         collect.extend(problems)
     elif problems:

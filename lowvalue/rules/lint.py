@@ -107,10 +107,9 @@ def lint(root: Path | str | None = None) -> tuple[RuleSet, list[RuleError]]:
                     problems.append(RuleError(vs.source_file, f"codes.{system}: {text!r} is not a well-formed {system} code"))
     for rule in rs.rules.values():
         file = rs.files.get(rule.id, rule.id)
-        for ref in rule.code_refs() + [h.trigger for h in rule.harms]:
-            if isinstance(ref, str) and ref not in rs.valuesets and ref not in rs.rules:
-                kind = "trigger" if ref in [h.trigger for h in rule.harms] else "code set"
-                problems.append(RuleError(file, f"unknown {kind} {ref!r}"))
+        for ref in [h.trigger for h in rule.harms]:  # unknown code sets are reported by load_library
+            if ref not in rs.rules:
+                problems.append(RuleError(file, f"unknown trigger {ref!r}"))
         problems += [RuleError(file, msg) for msg in _contradictions(rule)]
         problems += [RuleError(file, msg) for msg in _threshold_units(rule, rs)]
     return rs, problems
