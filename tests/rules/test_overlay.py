@@ -46,7 +46,7 @@ def test_an_overlay_adds_codes_to_a_named_set_and_nothing_else(tmp_path):
     ({"codeset": "lumbar_spine_imaging", "entries": [{**ENTRY, "checked_by": ""}]}, "checked_by"),
     ({"codeset": "lumbar_spine_imaging", "entries": [{k: v for k, v in ENTRY.items() if k != "source"}]}, "source"),
     ({"codeset": "lumbar_spine_imaging", "entries": [{**ENTRY, "system": "KVÅ", "code": "X1"}]}, "not a well-formed KVÅ"),
-    ({"codeset": "lumbar_spine_imaging", "entries": [ENTRY, ENTRY]}, "listed twice"),
+    ({"codeset": "lumbar_spine_imaging", "entries": [ENTRY, dict(ENTRY)]}, "listed twice"),
     ({"codeset": "lumbar_spine_imaging", "entries": [{**ENTRY, "system": "CPT", "code": "72148"}]}, "already in the library"),
 ])
 def test_lint_names_each_problem_with_its_file(tmp_path, data, message):
