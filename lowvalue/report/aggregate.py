@@ -161,7 +161,7 @@ def summary(inp: Inputs, sup: Suppressor, weights: Weights = Weights(), lang: st
 
 def _add_excess(s: pd.DataFrame, inp: Inputs) -> None:
     cols = ["excess_per_1000", "excess_per_1000_lo", "excess_per_1000_hi", "total_excess", "total_excess_lo",
-            "total_excess_hi", "rr", "rr_lo", "rr_hi", "n_treated", "n_control"]
+            "total_excess_hi", "rr", "rr_lo", "rr_hi", "n_treated", "n_control", "events_treated", "events_control"]
     for c in cols:
         s[c] = np.nan
     s["excess_status"] = "absent"  # no excess_risk file at all
@@ -247,7 +247,9 @@ def _mask_summary(s: pd.DataFrame, sup: Suppressor) -> None:
     s["sup_low_value"], s["sup_likely_low_value"] = lv, llv
     s["sup_rate"] = s.sup_low_value | s.sup_eligible
     s["sup_cost"] = s.sup_flagged
-    s["sup_excess"] = small("n_treated") | small("n_control") if "n_treated" in s else False
+    # an estimate from fewer than the threshold of people or of events in an arm could be worked back to them
+    s["sup_excess"] = (small("n_treated") | small("n_control") | small("events_treated") | small("events_control")
+                       if "n_treated" in s else False)
     reviewed = s.confirmed + s.rejected
     s["reviewed"] = reviewed
     s["sup_precision"] = sup.mask(reviewed) | small("confirmed") | small("rejected")

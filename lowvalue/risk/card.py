@@ -17,16 +17,24 @@ def _ci(m: dict[str, Any], k: str, digits: int = 3) -> str:
 
 
 def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
+    """The card as Markdown. It is shared beyond the analysts, so counts below 5 show as "<5" and a rate or metric
+    built on fewer than 5 events is left out (:class:`lowvalue.report.suppress.Suppressor`)."""
+    from lowvalue.report.suppress import Suppressor
+
+    sup = Suppressor()
+    c = lambda x: sup.label if sup.is_small(x) else f"{x}"  # noqa: E731 - a count as it may be shared
     d, s, v = metrics["data"], metrics["split"], metrics["validation"]
-    rules = "\n".join(f"| {r['rule_id']} | {r['window']} | {r['followed']} | {r['events']} | {r['event_rate']:.3f} | "
-                      f"{r['excluded_short_follow_up']} |" for r in d["per_rule"])
+    rules = "\n".join(f"| {r['rule_id']} | {r['window']} | {c(r['followed'])} | {c(r['events'])} | "
+                      f"{'–' if sup.is_small(r['events']) else format(r['event_rate'], '.3f')} | "
+                      f"{c(r['excluded_short_follow_up'])} |" for r in d["per_rule"])
     sub = []
     for r in metrics["subgroups"]:
-        if "auroc" in r:
+        if "auroc" in r and not sup.is_small(r["events"]) and not sup.is_small(r["n"]):
             sub.append(f"| {r['factor']} | {r['level']} | {r['n']} | {r['events']} | {_ci(r, 'auroc')} | "
                        f"{_ci(r, 'brier', 4)} | {r['mean_predicted']['estimate']:.3f} / {r['event_rate']['estimate']:.3f} |")
         else:
-            sub.append(f"| {r['factor']} | {r['level']} | {r['n']} | {r['events']} | – | – | {r['note']} |")
+            note = r.get("note") or f"fewer than {sup.threshold} events: not shown"
+            sub.append(f"| {r['factor']} | {r['level']} | {c(r['n'])} | {c(r['events'])} | – | – | {note} |")
     dca = "\n".join(f"| {r['threshold']:.2f} | {r['share_acted_on']:.1%} | {r['net_benefit_model']:.4f} | "
                     f"{r['net_benefit_all']:.4f} | 0 |" for r in metrics.get("decision_curve", []))
     p = metrics["params"]

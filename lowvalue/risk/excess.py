@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lowvalue.report.suppress import Suppressor
 from lowvalue.risk.metrics import person_bootstrap
 from lowvalue.risk.outcomes import harm_outcomes
 from lowvalue.risk.results import Results, load_results
@@ -80,10 +81,15 @@ class ExcessRisk:
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         f = lambda r, k, d=2: (f"{r[k]:.{d}f} ({r[k + '_lo']:.{d}f}–{r[k + '_hi']:.{d}f})"  # noqa: E731
                                if pd.notna(r[k]) else "n/a")
+        sup = Suppressor()
+        n = lambda x: sup.label if sup.is_small(x) else f"{x}"  # noqa: E731 - a count as it may be shared
         for _, r in self.table.iterrows():
-            if not str(r["status"]).startswith("estimated"):
-                lines.append(f"| {r.rule_id} | {r.window} | {r.n_treated} / {r.n_control} | {r['status']} |"
-                             + " |" * 8)
+            small = [k for k in ("n_treated", "n_control", "events_treated", "events_control") if sup.is_small(r[k])]
+            if not str(r["status"]).startswith("estimated") or small:
+                why = r["status"] if not small else (f"suppressed: fewer than {sup.threshold} "
+                                                     f"{'events' if any(k.startswith('events') for k in small) else 'people'}"
+                                                     " in an arm")
+                lines.append(f"| {r.rule_id} | {r.window} | {n(r.n_treated)} / {n(r.n_control)} | {why} |" + " |" * 8)
                 continue
             lines.append(
                 f"| {r.rule_id} | {r.window} | {r.n_treated} / {r.n_control} | {f(r, 'rr_crude')} | {f(r, 'rr')} | "
