@@ -360,7 +360,10 @@ def build_server(db_path: Path | str, results: Path | str, model_dir: Path | str
     """
     from lowvalue.rules.overlay import rules_for_results
 
+    from lowvalue.results import read_manifest
+
     host = check_loopback(host)
+    read_manifest(results)  # a complete scan, or one line saying what to do
     with Store.open(db_path) as st:
         if st.user_count() == 0:
             raise LowvalueError(f"{db_path}: no reviewer yet; add one with `lowvalue review add-user NAME --db {db_path}`")

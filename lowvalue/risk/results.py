@@ -60,6 +60,9 @@ def load_results(path: Path | str, rules: RuleSet | Path | str | None = None) ->
         if not f.is_file():
             raise InputError(str(f), "missing: run `lowvalue scan DATA --out RESULTS` first")
         tables[name] = pd.read_parquet(f)
+    if tables["candidates"].empty:
+        raise InputError(str(path), "has no judged interventions (every rule not evaluable, or no index events; see "
+                                    "evaluability.parquet): the risk layer has nothing to learn from")
     if tables["features"].empty and len(tables["candidates"]):
         raise InputError(str(path / "features.parquet"), "is empty: scan again without disabling features")
     times = [tables["candidates"].index_time.max(), tables["triggers"].time.max() if len(tables["triggers"]) else None]

@@ -196,6 +196,11 @@ def test_a_scan_where_nothing_is_evaluable_writes_empty_tables_the_report_reads(
     assert pd.read_parquet(tmp_path / "r" / "flags.parquet").empty
     res = _run("report", tmp_path / "r", "--out", tmp_path / "x.html")
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    for args in (["risk", "train", tmp_path / "r", "--out", tmp_path / "m"], ["risk", "excess", tmp_path / "r"],
+                 ["risk", "triage", tmp_path / "r"]):
+        res = _run(*args)
+        assert res.exit_code == 2 and "has no judged interventions" in res.output, (args, res.output)
+    assert _run("review", "init", tmp_path / "r", "--db", tmp_path / "db.sqlite").exit_code == 0
 
 
 def test_read_manifest_names_the_folder(tmp_path):
