@@ -160,9 +160,9 @@ def timestamp_sql(s: str) -> str:
     )
 
 
-def _text(raw: str, raw_type: str) -> str:
-    """Trimmed text of a raw value, NULL if empty."""
-    expr = quote_ident(raw) if raw_type == "VARCHAR" else f"CAST({quote_ident(raw)} AS VARCHAR)"
+def _text(ident: str, raw_type: str) -> str:
+    """Trimmed text of a raw value (``ident``: its quoted column), NULL if empty."""
+    expr = ident if raw_type == "VARCHAR" else f"CAST({ident} AS VARCHAR)"
     return f"NULLIF(trim({expr}), '')"
 
 
@@ -280,8 +280,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str) -> No
         s = f"s_{col}"
         if col in raw.mapping:
             rc = raw.mapping[col]
-            texts.append(f"{quote_ident(rc)} AS r_{col}")
-            texts.append(f"{_text(rc, raw.raw_types[rc])} AS {s}")
+            texts.append(f"{raw.ident(rc)} AS r_{col}")
+            texts.append(f"{_text(raw.ident(rc), raw.raw_types[rc])} AS {s}")
             expr, fail = _typed(col, fld.type, f"r_{col}", raw.raw_types[rc], s)
         else:
             texts.append(f"CAST(NULL AS VARCHAR) AS {s}")
@@ -368,7 +368,7 @@ def finish_table(
     # quarantine: source_row, reason_code, reason, then the columns as read
     reserved = {"source_row", "reason_code", "reason"}
     orig = ", ".join(
-        f"r.{quote_ident(c)} AS {quote_ident('source_' + c if c.lower() in reserved else c)}" for c in raw.raw_columns
+        f"r.{raw.ident(c)} AS {quote_ident('source_' + c if c.lower() in reserved else c)}" for c in raw.raw_columns
     )
     q_sql = (
         f"SELECT q.source_row, q.reason_code, q.reason, {orig} FROM {quote_ident(problems)} q "
