@@ -327,6 +327,7 @@ class ConversionReport:
     units_normalised: dict[str, int]
     notes: list[str]
     seconds: float = 0.0
+    dates_shifted: bool = False  # the source moves dates (MIMIC-IV): open_extract then sets no "after today" bound
 
     @property
     def quarantined(self) -> int:
@@ -340,7 +341,7 @@ class ConversionReport:
                            "canonical_rows": t.canonical_rows, "quarantine_reasons": t.reasons, "repairs": t.repairs}
                        for k, t in self.tables.items()},
             "canonical": self.canonical, "codes": self.codes, "units_normalised": self.units_normalised,
-            "notes": self.notes,
+            "notes": self.notes, "dates_shifted": self.dates_shifted,
         }
 
     def summary(self) -> str:
@@ -384,6 +385,7 @@ class Run:
         self.tables: dict[str, SourceTable] = {}
         self.reports: dict[str, TableReport] = {}
         self.notes: list[str] = []
+        self.dates_shifted = False  # a format module sets it when its source shifts dates (conversion.json)
 
     # -- registration
 
@@ -601,7 +603,7 @@ def finish(run: Run) -> ConversionReport:
         "SELECT system, code, count(*) FROM ok_events WHERE unit_normalised GROUP BY 1, 2 ORDER BY 1, 2").fetchall()}
 
     report = ConversionReport(run.fmt, str(run.src), str(out), reps, canonical, codes, units, run.notes,
-                              seconds=time.perf_counter() - run.started)
+                              seconds=time.perf_counter() - run.started, dates_shifted=run.dates_shifted)
     (out / "conversion.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 
