@@ -335,7 +335,11 @@ def _csv_error(path: Path, exc: Exception) -> InputError:
         where = f"line {line}" if line else "a line"
         return InputError(str(path), f"{where} is {size:,} bytes, longer than the maximum line size of {limit:,} bytes "
                                      "(usually a quote that is never closed, or line breaks lost in the export)", row=line)
-    detail = next((ln.strip() for ln in msg.splitlines()[1:] if ln.strip().startswith("Expected")), "")
+    rest = msg.splitlines()[1:]
+    detail = next((ln.strip() for ln in rest if ln.strip().startswith("Expected")), "")
+    if not detail:  # DuckDB's cause ("Value with unterminated quote found."), not the line it quotes
+        detail = next((ln.strip()[:200] for ln in rest if ln.strip() and not ln.startswith((" ", "Original Line"))
+                       and not ln.startswith("Possible")), "")
     if not detail:
         detail = msg.splitlines()[0].removeprefix("Invalid Input Error: ")
     where = f" on line {line}" if line else ""

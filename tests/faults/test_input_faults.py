@@ -178,6 +178,14 @@ def test_mixed_zone_aware_and_naive_times_warn(tmp_path):
     assert res.exit_code == 0 and "with a UTC offset" in res.stdout
 
 
+def test_mixed_times_warning_reaches_the_scan_manifest(tmp_path):
+    import lowvalue
+
+    events = [*EVENTS, "P1,E1,2025-03-01T09:20:00Z,diagnosis,ICD-10-SE,J02.9,,,,"]
+    result = lowvalue.scan(write_extract(tmp_path / "x", events=events), only=["LV-ABX-006"], features=False)
+    assert len(result.manifest["data"]["warnings"]) == 1 and "events:" in result.manifest["data"]["warnings"][0]
+
+
 def test_only_aware_or_only_naive_times_do_not_warn(tmp_path):
     assert open_extract(write_extract(tmp_path / "x")).warnings == []
     aware = [e.replace("2025-03-01 09:10", "2025-03-01T09:10Z") for e in EVENTS if "2025-03-01 09:10" in e]
@@ -277,6 +285,11 @@ def test_line_longer_than_the_maximum_names_the_cause(tmp_path):
     line = err.value.one_line()
     assert "\n" not in line and "line 6" in line and "maximum line size" in line
     _one_line_error(_validate(d), "events.csv", "maximum line size")
+
+
+def test_unterminated_quote_names_the_cause_in_one_line(tmp_path):
+    d = write_extract(tmp_path / "x", events=[*EVENTS, 'P1,E1,2025-03-01,lab,NPU,"X' + "y" * 5000])
+    _one_line_error(_validate(d), "events.csv:6:", "unterminated quote")
 
 
 def test_duplicated_column_name_is_an_error_naming_it(tmp_path):
