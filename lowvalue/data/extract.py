@@ -13,15 +13,24 @@ for file formats and row numbering.
 
 Counts reconcile exactly: for every table ``read == accepted + quarantined``.
 Nothing that identifies a person is logged or summarised (counts only).
+
+Plausible dates: 1900-01-01 to today, or to ``extract_end`` when given (see
+``implausible_date:<col>`` in :mod:`lowvalue.data.validation`). A converted
+extract whose ``conversion.json`` says ``"dates_shifted": true`` (MIMIC-IV moves
+every date into the 22nd century) has no upper bound unless ``extract_end`` is
+given. ``Extract.warnings`` lists what is suspicious but not a row's fault (times
+with and without a UTC offset in one table); the summary prints them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -66,6 +75,7 @@ class Extract:
         quarantine_files: dict[str, Path] | None = None,
         seconds: float = 0.0,
         owns_connection: bool = False,
+        warnings: list[str] | None = None,
     ):
         self.con = con
         self.counts = counts
@@ -79,6 +89,7 @@ class Extract:
             t: (f"csv {r.encoding}, delimiter {r.delimiter!r}" if r.fmt == "csv" else r.fmt) for t, r in (raw or {}).items()
         }
         self.seconds = seconds
+        self.warnings: list[str] = list(warnings or [])
         self._owns_connection = owns_connection
 
     @property
@@ -130,6 +141,7 @@ class Extract:
                 lines.append(f"{t}: extra columns ignored: {', '.join(self.ignored_columns[t])}")
             if self.absent_columns.get(t):
                 lines.append(f"{t}: optional columns absent (NULL): {', '.join(self.absent_columns[t])}")
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.quarantined_rows:
             where = str(self.quarantine_dir) if self.quarantine_dir is not None else "DuckDB tables quarantine_<table>"
             lines.append(f"quarantined rows: {where}")
@@ -162,13 +174,28 @@ def _fingerprint_frames(frames: dict[str, pa.Table]) -> str:
     return h.hexdigest()
 
 
+def _dates_shifted(folder: Path) -> bool:
+    """Whether the adapter that wrote ``folder`` says its dates are shifted (``conversion.json``)."""
+    path = folder / "conversion.json"
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("dates_shifted", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def open_extract(
     source: str | Path | Mapping[str, pd.DataFrame | pa.Table],
     *,
     quarantine_dir: Path | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    extract_end: date | None = None,
 ) -> Extract:
     """Read and check an extract folder (or a mapping table name -> DataFrame/Arrow table).
+
+    ``extract_end`` (optional) is the last day the extract covers: later dates are quarantined as
+    implausible (``implausible_date:<col>``; an encounter's end_time only after today).
 
     Raises :class:`InputError` when a table cannot be used at all; every other problem
     quarantines rows. With ``con`` given, the tables ``persons``, ``encounters``,
@@ -186,6 +213,7 @@ def open_extract(
     try:
         raw: dict[str, RawTable] = {}
         sources: dict[str, str] = {}
+        shifted = False
         if isinstance(source, Mapping):
             missing = [t for t in TABLE_ORDER if t not in source]
             if missing:
@@ -203,6 +231,7 @@ def open_extract(
             if not folder.is_dir():
                 raise InputError(str(folder), "not a folder (an extract is a folder with persons, encounters and events)")
             located = {t: readers.locate(folder, t) for t in TABLE_ORDER}  # all missing-file errors before any work
+            shifted = _dates_shifted(folder)
             h = hashlib.sha256()
             for files in sorted(located.values(), key=lambda fs: str(fs[0].relative_to(folder))):
                 readers.hash_files(files, folder, h)
@@ -219,8 +248,13 @@ def open_extract(
                 sources[t] = label
         counts: dict[str, TableCount] = {}
         qfiles: dict[str, Path] = {}
+        warnings: list[str] = []
+        bounds = validation.DateBounds.default(extract_end, shifted=shifted)
         for t in TABLE_ORDER:
-            out = validation.validate_table(con, raw[t], quarantine_dir, drop)
+            out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds)
+            warnings += out.warnings
+            for w in out.warnings:
+                log.warning("%s", w)
             drop(raw[t].relation)
             if out.read != out.accepted + out.quarantined:  # pragma: no cover - an internal bug, never data
                 raise AssertionError(f"{t}: read {out.read} != accepted {out.accepted} + quarantined {out.quarantined}")
@@ -230,7 +264,7 @@ def open_extract(
             log.info("%s: read %d, accepted %d, quarantined %d", t, out.read, out.accepted, out.quarantined)
         seconds = time.perf_counter() - started
         return Extract(con, counts, fingerprint, sources, raw=raw, quarantine_dir=quarantine_dir,
-                       quarantine_files=qfiles, seconds=seconds, owns_connection=owns)
+                       quarantine_files=qfiles, seconds=seconds, owns_connection=owns, warnings=warnings)
     except BaseException:
         for name in work:
             try:

@@ -10,7 +10,11 @@ is not valid CSV/Parquet, or it lacks a required column.
 
 Row numbers: ``source_row`` is the 1-based number of the *data row* in its
 source, for every format (the header line of a CSV file is not counted, so in a
-CSV file without quoted line breaks data row N is on line N + 1). A folder of
+CSV file without quoted line breaks data row N is on line N + 1). It is DuckDB's
+``rowid`` of the raw table + 1; a source column that would shadow that
+pseudo-column (``rowid``, any case) or collide with the reader's own working names
+(``_lv_*``, ``__lv_*``) is stored under an internal name (``RawTable.stored``) and
+keeps its own name in the quarantine. A folder of
 Parquet files is numbered continuously across its files, sorted by name. Fatal
 errors about the text of a CSV file (encoding, malformed lines) instead name the
 physical *line* in the file, as an editor shows it, and say so.
@@ -22,9 +26,18 @@ CSV encodings: UTF-8 (with or without BOM) is read directly; UTF-16 with a BOM
 and Windows-1252 (cp1252, common in Swedish exports) are transcoded in streamed
 chunks to a temporary UTF-8 file first (DuckDB reads only UTF-8 without a network
 extension). Anything else is refused with the line of the first byte that no
-supported encoding can read. A text CSV never contains NUL or other C0 control
-bytes (apart from tab, CR, LF), so those count as undecodable; this is what
-catches UTF-16 without BOM and binary files.
+supported encoding can read. A text CSV never contains C0 control bytes other
+than tab, CR, LF, so those count as undecodable; this is what catches UTF-16
+without BOM and binary files. The exception is NUL (0x00): after the header line
+it does not decide the encoding (exports pad fields with it); the value keeps it
+and validation quarantines its row with ``nul_byte:<col>``. A NUL in the header
+line is still refused (that is UTF-16 without a BOM, or not text at all).
+
+CSV structure: quoted fields may hold line breaks (RFC 4180; DuckDB's parallel
+reader refuses them with ``null_padding``, so such a file is re-read with the
+serial reader). A line longer than DuckDB's maximum line size, and a column name
+that appears twice in a header (compared like canonical names: case, BOM and
+blanks ignored; for Parquet and frames too), are fatal and named in one line.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lowvalue.data.schema import Table
 from lowvalue.errors import InputError
@@ -52,10 +66,15 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
 DELIMITERS = (";", ",", "\t", "|")
 _CHUNK = 1 << 20
 
-# C0 control bytes other than tab, LF, CR: never in a text CSV.
-_BAD_UTF8_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# C0 control bytes other than tab, LF, CR and NUL: never in a text CSV (NUL: see the module docstring).
+_BAD_UTF8_BYTES = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f]")
 # ... plus the five bytes Windows-1252 leaves undefined.
-_BAD_CP1252_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x81\x8d\x8f\x90\x9d]")
+_BAD_CP1252_BYTES = re.compile(rb"[\x01-\x08\x0b\x0c\x0e-\x1f\x81\x8d\x8f\x90\x9d]")
+_MAX_HEADER = 1 << 16
+
+RESERVED_PREFIXES = ("_lv_", "__lv_")
+RESERVED_NAMES = ("rowid",)
+"""Source column names stored under an internal name in DuckDB (they would shadow ``rowid`` or our working columns)."""
 
 
 @dataclass
@@ -74,6 +93,11 @@ class RawTable:
     encoding: str | None = None  # CSV only
     delimiter: str | None = None  # CSV only
     rows: int = 0
+    stored: dict[str, str] = field(default_factory=dict)  # raw column -> its column name in ``relation`` if renamed
+
+    def ident(self, raw_column: str) -> str:
+        """The quoted DuckDB identifier of a raw column in ``relation``."""
+        return quote_ident(self.stored.get(raw_column, raw_column))
 
 
 def normalise_name(name: str) -> str:
@@ -87,6 +111,33 @@ def quote_ident(name: str) -> str:
 
 def quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def storage_names(names: list[str]) -> dict[str, str]:
+    """Raw column -> internal DuckDB name, for the names that must not be used as they are (see the docstring)."""
+    out = {}
+    for i, name in enumerate(names):
+        low = str(name).lower()
+        if low in RESERVED_NAMES or low.startswith(RESERVED_PREFIXES):
+            out[name] = f"_lv_src{i + 1}"
+    return out
+
+
+def check_unique_names(source: str, names: list[str]) -> None:
+    """InputError naming the first column name that appears twice (compared like canonical names)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        norm = normalise_name(name)
+        if not norm:
+            continue  # blank header cells are numbered, not matched
+        if norm in seen:
+            raise InputError(source, f"column name appears twice in the header (columns {seen[norm]} and {i}); "
+                                     "rename or drop one", column=norm)
+        seen[norm] = i
+
+
+def _select_stored(names: list[str], stored: dict[str, str]) -> str:
+    return ", ".join(quote_ident(n) + (f" AS {quote_ident(stored[n])}" if n in stored else "") for n in names)
 
 
 # --------------------------------------------------------------------------- locating files
@@ -134,8 +185,10 @@ def _open_bytes(path: Path):
 def detect_encoding(path: Path) -> str:
     """``utf-8``, ``utf-8-sig``, ``utf-16`` (BOM only) or ``cp1252``; InputError if none fits.
 
-    Streams the whole file once (both candidates are checked in the same pass).
+    Streams the whole file once (both candidates are checked in the same pass). NUL bytes after the
+    header line do not count against either (see the module docstring).
     """
+    _refuse_nul_in_header(path)
     try:
         with _open_bytes(path) as fh:
             head = fh.read(4)
@@ -198,6 +251,23 @@ def detect_encoding(path: Path) -> str:
     )
 
 
+def _refuse_nul_in_header(path: Path) -> None:
+    try:
+        with _open_bytes(path) as fh:
+            first = fh.readline(_MAX_HEADER)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(str(path), f"cannot read file: {exc}") from None
+    if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" not in first:
+        return
+    offset = first.index(b"\x00")
+    raise InputError(
+        str(path),
+        f"unreadable encoding: byte 0x00 on line 1 (offset {offset}) is neither UTF-8 nor "
+        "Windows-1252 (a NUL byte in the header line: UTF-16 without a byte-order mark?); save the file as UTF-8",
+        row=1,
+    )
+
+
 @contextmanager
 def utf8_file(path: Path, encoding: str) -> Iterator[Path]:
     """A path DuckDB can read: the file itself if UTF-8, else a temporary UTF-8 transcoding (streamed)."""
@@ -251,11 +321,25 @@ def _unique(names: list[str]) -> list[str]:
 _CSV_LINE = re.compile(r"CSV Error on Line:\s*(\d+)")
 
 
+_MAX_LINE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)")
+_QUOTED_NEWLINE = "quoted new lines"  # DuckDB: "The parallel scanner does not support null_padding in conjunction with quoted new lines"
+
+
 def _csv_error(path: Path, exc: Exception) -> InputError:
     msg = str(exc)
     m = _CSV_LINE.search(msg)
     line = int(m.group(1)) if m else None
-    detail = next((ln.strip() for ln in msg.splitlines()[1:] if ln.strip().startswith("Expected")), "")
+    big = _MAX_LINE.search(msg)
+    if big:
+        limit, size = int(big.group(1)), int(big.group(2))
+        where = f"line {line}" if line else "a line"
+        return InputError(str(path), f"{where} is {size:,} bytes, longer than the maximum line size of {limit:,} bytes "
+                                     "(usually a quote that is never closed, or line breaks lost in the export)", row=line)
+    rest = msg.splitlines()[1:]
+    detail = next((ln.strip() for ln in rest if ln.strip().startswith("Expected")), "")
+    if not detail:  # DuckDB's cause ("Value with unterminated quote found."), not the line it quotes
+        detail = next((ln.strip()[:200] for ln in rest if ln.strip() and not ln.startswith((" ", "Original Line"))
+                       and not ln.startswith("Possible")), "")
     if not detail:
         detail = msg.splitlines()[0].removeprefix("Invalid Input Error: ")
     where = f" on line {line}" if line else ""
@@ -271,7 +355,7 @@ def quick_encoding(path: Path) -> str | None:
         raise InputError(str(path), f"cannot read file: {exc}") from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    if _BAD_UTF8_BYTES.search(head):
+    if _BAD_UTF8_BYTES.search(head) or b"\x00" in head.split(b"\n", 1)[0]:
         return None
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
@@ -280,14 +364,19 @@ def quick_encoding(path: Path) -> str | None:
     return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
-def csv_sql(path: Path, delim: str, names: list[str]) -> str:
+def csv_sql(path: Path, delim: str, names: list[str], *, stored: dict[str, str] | None = None,
+            parallel: bool = True) -> str:
     """DuckDB ``read_csv(...)`` of a UTF-8 CSV file whose delimiter and header are known: every column VARCHAR.
 
+    ``stored`` renames columns DuckDB would treat specially (:func:`storage_names`); ``parallel=False`` is DuckDB's
+    serial reader, the one that reads quoted line breaks together with ``null_padding``.
     Public so that the extract adapters (:mod:`lowvalue.data.adapters.common`) read CSV exactly as this module does.
     """
-    cols = "{" + ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    stored = stored or {}
+    cols = "{" + ", ".join(f"{quote_literal(stored.get(n, n))}: 'VARCHAR'" for n in names) + "}"
     return (f"read_csv({quote_literal(str(path))}, delim={quote_literal(delim)}, quote='\"', escape='\"', "
-            f"header=true, auto_detect=false, columns={cols}, null_padding=true, compression='auto')")
+            f"header=true, auto_detect=false, columns={cols}, null_padding=true, compression='auto'"
+            f"{'' if parallel else ', parallel=false'})")
 
 
 def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation: str) -> RawTable:
@@ -300,11 +389,22 @@ def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation:
     """
     encoding = quick_encoding(path) or detect_encoding(path)
     delim, header = read_header(path, encoding)
+    check_unique_names(str(path), header)
     names = _unique(header)
     raw = _map_columns(table, str(path), names, {n: "VARCHAR" for n in names})
+    raw.stored = storage_names(names)
 
     def load(readable: Path) -> None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM {csv_sql(readable, delim, names)}")
+        def run(parallel: bool) -> None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM "
+                        f"{csv_sql(readable, delim, names, stored=raw.stored, parallel=parallel)}")
+
+        try:
+            run(True)
+        except duckdb.Error as exc:
+            if _QUOTED_NEWLINE not in str(exc):
+                raise
+            run(False)  # quoted line breaks: the serial reader handles them with null_padding
 
     try:
         try:
@@ -320,6 +420,8 @@ def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation:
         raise _csv_error(path, exc) from None
     except duckdb.IOException as exc:
         raise InputError(str(path), f"cannot read file: {str(exc).splitlines()[0]}") from None
+    except duckdb.Error as exc:  # anything else DuckDB refuses in a CSV file: one line, not a traceback
+        raise _csv_error(path, exc) from None
     raw.relation, raw.fmt, raw.encoding, raw.delimiter = relation, "csv", encoding, delim
     raw.rows = _count(con, relation)
     return raw
@@ -331,13 +433,21 @@ def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation:
 def read_parquet(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], relation: str, source: str) -> RawTable:
     file_list = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
     scan = f"read_parquet({file_list}, union_by_name=true)"
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+        except (OSError, pa.ArrowException):
+            continue  # DuckDB says what is wrong with it below
+        check_unique_names(str(f), names)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM {scan}")
+        stored = storage_names([r[0] for r in described])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS "
+                    f"SELECT {_select_stored([r[0] for r in described], stored)} FROM {scan}")
     except duckdb.Error as exc:
         raise InputError(source, f"cannot read Parquet: {str(exc).splitlines()[0]}") from None
     raw = _map_columns(table, source, [r[0] for r in described], {r[0]: r[1] for r in described})
-    raw.relation, raw.fmt = relation, "parquet"
+    raw.relation, raw.fmt, raw.stored = relation, "parquet", stored
     raw.rows = _count(con, relation)
     return raw
 
@@ -366,11 +476,14 @@ def frame_to_arrow(obj, label: str) -> pa.Table:
 
 def read_frame(con: duckdb.DuckDBPyConnection, table: Table, data: pa.Table, relation: str, label: str) -> RawTable:
     view = f"_lv_frame_{table.name}"
+    check_unique_names(label, list(data.column_names))
     con.register(view, data)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {quote_ident(view)}").fetchall()
         raw = _map_columns(table, label, [r[0] for r in described], {r[0]: r[1] for r in described})
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS SELECT * FROM {quote_ident(view)}")
+        raw.stored = storage_names([r[0] for r in described])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS "
+                    f"SELECT {_select_stored([r[0] for r in described], raw.stored)} FROM {quote_ident(view)}")
     finally:
         con.unregister(view)
     raw.relation, raw.fmt = relation, "frame"

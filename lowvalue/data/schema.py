@@ -11,6 +11,21 @@ condition is "an event of code set X, in window W relative to the index", and
 that query is the same whatever the event's kind. Diagnoses, procedures,
 medications, labs and observations differ only in which optional columns they
 fill (``value``/``unit`` for labs, ``days_supply`` for medications).
+
+Lab values that are not a plain number keep their event (validation fills these
+columns from the source's ``value`` text; see :mod:`lowvalue.data.validation`):
+
+* qualitative results (``neg``, ``pos``, ``negativ``, ``Ej påvisad``: the words of
+  ``validation.QUALITATIVE_RESULTS``): ``value`` NULL, ``value_text`` the text as
+  read, ``value_censor`` NULL;
+* censored results (``<5``, ``>90``, ``< 0,5``, ``<=0.1``, ``≤``/``≥``): ``value``
+  NULL, ``value_text`` the text, ``value_censor`` ``<`` or ``>`` (``<=`` counts as
+  ``<``). The bound is deliberately not put in ``value``: rules compare ``value``
+  with thresholds and know nothing of censoring, so ``<5`` stored as 5 would pass
+  ``value >= 5``. "A test was done" conditions still see the event.
+
+A plain number has ``value`` set and ``value_text`` NULL. A source may also supply
+``value_text`` and ``value_censor`` itself.
 """
 
 from __future__ import annotations
@@ -113,12 +128,16 @@ EVENTS = Table(
             # Y/N/U/W (present / not present at admission / unknown / clinically undetermined); empty where the
             # source has no such flag, as Swedish patient-administrative data usually does not.
             pa.field("present_on_admission", pa.string()),
+            # A lab value that is not a plain number, as read (qualitative "neg", censored "<5"); value is NULL then.
+            pa.field("value_text", pa.string()),
+            # "<" or ">" for a censored value (the bound is in value_text only), else empty.
+            pa.field("value_censor", pa.string()),
         ]
     ),
     required=("person_id", "time", "kind", "system", "code"),
     # Events have no natural key: an exact duplicate of every column is the duplicate.
     key=("person_id", "encounter_id", "time", "kind", "system", "code", "value", "unit", "days_supply", "cost",
-         "present_on_admission"),
+         "present_on_admission", "value_text", "value_censor"),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (PERSONS, ENCOUNTERS, EVENTS)}

@@ -19,7 +19,16 @@ Reason codes (stable, snake_case; ``:col`` names the column):
 ``missing:<col>``                  a value the schema marks non-nullable is empty
 ``bad_date:<col>``                 not a date (``2025-03-01``, ``20250301``, ``2025/03/01``)
 ``bad_timestamp:<col>``            not a timestamp (see :func:`timestamp_sql`)
-``non_numeric:<col>``              not a (finite) number; for integer columns not a whole number
+``non_numeric:<col>``              not a (finite) number; for integer columns not a whole number (for events
+                                   ``value`` not a qualitative or censored result: see "Lab values" below)
+``ambiguous_number:<col>``         ``1,234``: one comma before exactly three digits, no point; a thousands
+                                   separator (1234) or a decimal comma (1.234)? Not guessed
+``nul_byte:<col>``                 the value contains a NUL byte (0x00; usually padding from a fixed-width export)
+``implausible_date:<col>``         a date/time before 1900-01-01 or after today, or after the declared extract
+                                   end (``open_extract(extract_end=...)``; not for an encounter's end_time,
+                                   which may lie after it); no upper bound where the extract declares shifted
+                                   dates (MIMIC-IV)
+``unknown_value_censor``           a source ``value_censor`` not ``<``/``>`` (``<=``, ``>=``, ``≤``, ``≥`` accepted)
 ``unknown_sex``                    sex not F/M/U (K, kvinna, female, male, man, unknown, okänd accepted)
 ``unknown_setting``                setting not one of ``schema.SETTINGS``
 ``unknown_kind``                   kind not one of ``schema.EVENT_KINDS``
@@ -37,6 +46,21 @@ Reason codes (stable, snake_case; ``:col`` names the column):
 ``after_death``                    encounter start / event time on a date after the death date
 =================================  ==============================================================
 
+Lab values (events ``value``) that are not a plain number keep their event, with
+``value`` NULL and the text in ``value_text``: qualitative results (a word of
+:data:`QUALITATIVE_RESULTS`: ``neg``, ``pos``, ``positiv``, ``Ej påvisad``, ``+``)
+and censored results (``<5``, ``>90``, ``< 0,5``: a comparison sign and a number;
+``value_censor`` gets ``<`` or ``>``). The bound stays out of ``value`` on purpose
+(see :mod:`lowvalue.data.schema`). Other text (``12..5``, ``x``, ``nan``, ``hög``)
+is still ``non_numeric:value``.
+
+Time zones (rule kept from :func:`timestamp_sql`): a time with an offset or ``Z``
+is converted to UTC and the zone dropped; a time without one is kept as written
+(the source's local time). When one table has both kinds (counted over all its
+timestamp columns; a Parquet ``TIMESTAMPTZ`` column counts as with an offset, a
+bare date as without), :func:`zone_warnings` returns a warning, which the extract
+summary prints: the two kinds can be hours apart.
+
 Which columns must be present in the source comes from ``Table.required``
 (checked by the readers); which *values* must be non-empty comes from the Arrow
 field's ``nullable`` flag.
@@ -51,7 +75,8 @@ anyway).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -68,6 +93,10 @@ REASON_CODES: dict[str, str] = {
     "bad_date:<col>": "not a date",
     "bad_timestamp:<col>": "not a timestamp",
     "non_numeric:<col>": "not a number",
+    "ambiguous_number:<col>": "1,234: thousands separator or decimal comma, not guessed",
+    "nul_byte:<col>": "contains a NUL byte",
+    "implausible_date:<col>": "before 1900-01-01 or after today / the declared extract end",
+    "unknown_value_censor": "value_censor not < or >",
     "unknown_sex": "sex not F/M/U",
     "unknown_setting": "setting not in SETTINGS",
     "unknown_kind": "kind not in EVENT_KINDS",
@@ -92,6 +121,32 @@ _SEX_M = ("M", "MAN", "MALE")
 _SEX_U = ("U", "UNKNOWN", "OKÄND", "OKAND")
 
 
+EARLIEST_DATE = date(1900, 1, 1)
+"""No date or time of an extract lies before this day (``implausible_date:<col>``)."""
+
+
+@dataclass(frozen=True)
+class DateBounds:
+    """Plausible dates: ``earliest`` .. ``latest`` (inclusive); ``latest`` None = no upper bound (shifted dates).
+
+    ``latest_end`` bounds an encounter's ``end_time``, which may lie after a declared extract end (not after today).
+    """
+
+    earliest: date = EARLIEST_DATE
+    latest: date | None = None
+    latest_end: date | None = None
+    why_latest: str = "today"
+
+    @classmethod
+    def default(cls, extract_end: date | None = None, *, shifted: bool = False, today: date | None = None) -> DateBounds:
+        today = today or date.today()
+        if shifted:
+            return cls(latest=extract_end, latest_end=None, why_latest="the declared extract end")
+        if extract_end is not None and extract_end < today:
+            return cls(latest=extract_end, latest_end=today, why_latest="the declared extract end")
+        return cls(latest=today, latest_end=today)
+
+
 @dataclass
 class Outcome:
     """What validation did to one table."""
@@ -101,6 +156,7 @@ class Outcome:
     quarantined: int
     reasons: dict[str, int]
     quarantine_file: Path | None
+    warnings: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- parsing (SQL builders)
@@ -119,6 +175,46 @@ def number_sql(s: str) -> str:
     )
     parsed = f"COALESCE(TRY_CAST({s} AS DOUBLE), TRY_CAST({comma} AS DOUBLE))"
     return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
+
+
+_AMBIGUOUS_RE = "[+-]?[1-9][0-9]{0,2},[0-9]{3}"
+
+
+def ambiguous_sql(s: str) -> str:
+    """True for ``1,234``-like text: a comma that may be a thousands separator or a decimal comma."""
+    return f"regexp_full_match({s}, {quote_literal(_AMBIGUOUS_RE)})"
+
+
+_CENSOR_RE = "^(<=?|>=?|≤|≥)\\s*(.*)$"
+
+
+def censored_sql(s: str) -> str:
+    """True for a censored result: ``<5``, ``>90``, ``< 0,5``, ``<=0.1``, ``≥ 1 000``."""
+    bound = f"regexp_extract({s}, {quote_literal(_CENSOR_RE)}, 2)"
+    return (f"(regexp_matches({s}, {quote_literal(_CENSOR_RE)}) AND "
+            f"({number_sql(bound)} IS NOT NULL OR {ambiguous_sql(bound)}))")
+
+
+def censor_sign_sql(s: str) -> str:
+    return f"(CASE WHEN left({s}, 1) IN ('<', '≤') THEN '<' ELSE '>' END)"
+
+
+QUALITATIVE_RESULTS: tuple[str, ...] = (
+    "neg", "negative", "negativ", "negativt", "pos", "positive", "positiv", "positivt", "svagt positiv",
+    "weakly positive", "påvisad", "påvisade", "påvisat", "påvisbar", "ej påvisad", "ej påvisade", "ej påvisat",
+    "ej påvisbar", "detected", "not detected", "undetected", "reactive", "non-reactive", "nonreactive",
+    "normal", "abnormal", "patologisk", "trace", "spår", "present", "absent", "equivocal", "gränsvärde",
+    "borderline", "indeterminate", "+", "++", "+++", "-",
+)
+"""Qualitative lab results (compared lower-case, blanks collapsed, a trailing full stop dropped) kept as
+``value_text`` with ``value`` NULL. Other text stays ``non_numeric:value``: a word outside this list is more often
+a fault ("x", "nan") than a result, and the list is where a region adds its laboratory's words."""
+
+
+def qualitative_sql(s: str) -> str:
+    """True for a qualitative result: one of :data:`QUALITATIVE_RESULTS` (``neg``, ``Positiv``, ``ej påvisad``)."""
+    norm = f"regexp_replace(regexp_replace(lower(trim({s})), '\\s+', ' ', 'g'), '\\.$', '')"
+    return f"({norm} IN {_in(QUALITATIVE_RESULTS)})"
 
 
 def date_sql(s: str) -> str:
@@ -160,9 +256,9 @@ def timestamp_sql(s: str) -> str:
     )
 
 
-def _text(raw: str, raw_type: str) -> str:
-    """Trimmed text of a raw value, NULL if empty."""
-    expr = quote_ident(raw) if raw_type == "VARCHAR" else f"CAST({quote_ident(raw)} AS VARCHAR)"
+def _text(ident: str, raw_type: str) -> str:
+    """Trimmed text of a raw value (``ident``: its quoted column), NULL if empty."""
+    expr = ident if raw_type == "VARCHAR" else f"CAST({ident} AS VARCHAR)"
     return f"NULLIF(trim({expr}), '')"
 
 
@@ -191,9 +287,10 @@ def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str)
     if pa.types.is_floating(arrow_type):
         if rt in _NUMERIC_TYPES or rt.startswith("DECIMAL"):
             return f"(CASE WHEN isfinite(CAST({ident} AS DOUBLE)) THEN CAST({ident} AS DOUBLE) END)", f"non_numeric:{col}"
-        return number_sql(s), f"non_numeric:{col}"
+        return f"(CASE WHEN NOT {ambiguous_sql(s)} THEN {number_sql(s)} END)", f"non_numeric:{col}"
     if pa.types.is_integer(arrow_type):
-        d = (f"CAST({ident} AS DOUBLE)" if (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")) else number_sql(s))
+        d = (f"CAST({ident} AS DOUBLE)" if (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL"))
+             else f"(CASE WHEN NOT {ambiguous_sql(s)} THEN {number_sql(s)} END)")
         return (f"(CASE WHEN {d} = round({d}) AND abs({d}) <= 2147483647 THEN CAST({d} AS INTEGER) END)",
                 f"non_numeric:{col}")
     # strings
@@ -209,6 +306,9 @@ def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str)
         u = f"upper({s})"
         return (f"(CASE WHEN {u} IN ('Y', 'YES', 'JA') THEN 'Y' WHEN {u} IN ('N', 'NO', 'NEJ') THEN 'N' "
                 f"WHEN {u} IN ('U', 'W') THEN {u} END)", "unknown_present_on_admission")
+    if col == "value_censor":
+        return (f"(CASE WHEN {s} IN ('<', '<=', '≤') THEN '<' WHEN {s} IN ('>', '>=', '≥') THEN '>' END)",
+                "unknown_value_censor")
     return s, None
 
 
@@ -235,7 +335,8 @@ def _shown(col: str, s: str) -> str:
 
 _TYPE_WORD = {"bad_date": "is not a date", "bad_timestamp": "is not a timestamp", "non_numeric": "is not a number",
               "unknown_sex": "is not F/M/U", "unknown_setting": "is not a known setting",
-              "unknown_kind": "is not a known kind", "unknown_present_on_admission": "is not Y/N/U/W"}
+              "unknown_kind": "is not a known kind", "unknown_present_on_admission": "is not Y/N/U/W",
+              "unknown_value_censor": "is not < or >"}
 
 
 # --------------------------------------------------------------------------- checks
@@ -256,9 +357,27 @@ def _codes_sql(checks: list[Check]) -> tuple[str, str]:
     return codes, texts
 
 
-def _row_checks(table: Table) -> list[Check]:
+def _date_checks(table: Table, bounds: DateBounds) -> list[Check]:
+    checks = []
+    for fld in table.schema:
+        if not (pa.types.is_date32(fld.type) or pa.types.is_timestamp(fld.type)):
+            continue
+        col, d = fld.name, f"CAST({quote_ident(fld.name)} AS DATE)"
+        latest = bounds.latest_end if col == "end_time" else bounds.latest
+        why = "today" if col == "end_time" else bounds.why_latest
+        cond = f"{d} < DATE '{bounds.earliest.isoformat()}'"
+        text = f"'{col} ' || CAST({d} AS VARCHAR) || ' is before {bounds.earliest.isoformat()}'"
+        if latest is not None:
+            cond = f"({cond} OR {d} > DATE '{latest.isoformat()}')"
+            text = (f"'{col} ' || CAST({d} AS VARCHAR) || CASE WHEN {d} < DATE '{bounds.earliest.isoformat()}' "
+                    f"THEN ' is before {bounds.earliest.isoformat()}' ELSE ' is after {why} ({latest.isoformat()})' END")
+        checks.append(Check(cond, f"implausible_date:{col}", text))
+    return checks
+
+
+def _row_checks(table: Table, bounds: DateBounds) -> list[Check]:
     cols = set(table.columns)
-    checks: list[Check] = []
+    checks: list[Check] = _date_checks(table, bounds)
     if {"birth_date", "death_date"} <= cols:
         checks.append(Check("death_date < birth_date", "death_before_birth", "'death_date is before birth_date'"))
     if {"start_time", "end_time"} <= cols:
@@ -271,29 +390,58 @@ def _row_checks(table: Table) -> list[Check]:
     return checks
 
 
-def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str) -> None:
+def _numeric_text(arrow_type: pa.DataType, raw_type: str) -> bool:
+    """A numeric canonical column read from text (where ``1,234`` can occur)."""
+    rt = raw_type.upper()
+    return ((pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type))
+            and not (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")))
+
+
+def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
     """``stage``: source_row, canonical typed columns, row_codes, row_reasons; in source order."""
     table = raw.table
+    bounds = bounds or DateBounds.default()
     texts, typed, checks = [], [], []
+    lab_value = "value" in table.columns and "value_text" in table.columns
     for fld in table.schema:
         col = fld.name
         s = f"s_{col}"
+        exempt = None  # SQL: text that does not parse but is not a failure of this column
         if col in raw.mapping:
             rc = raw.mapping[col]
-            texts.append(f"{quote_ident(rc)} AS r_{col}")
-            texts.append(f"{_text(rc, raw.raw_types[rc])} AS {s}")
+            texts.append(f"{raw.ident(rc)} AS r_{col}")
+            texts.append(f"{_text(raw.ident(rc), raw.raw_types[rc])} AS {s}")
             expr, fail = _typed(col, fld.type, f"r_{col}", raw.raw_types[rc], s)
+            if raw.raw_types[rc].upper() == "VARCHAR":
+                checks.append(Check(f"strpos(r_{col}, chr(0)) > 0", f"nul_byte:{col}",
+                                    f"'{col} contains a NUL byte (0x00)'"))
+            if _numeric_text(fld.type, raw.raw_types[rc]):
+                exempt = ambiguous_sql(s)
+                checks.append(Check(
+                    f"{s} IS NOT NULL AND {exempt}", f"ambiguous_number:{col}",
+                    f"'{col} ''' || {s} || ''' is ambiguous: a thousands separator or a decimal comma? "
+                    "Write it without the comma, or with a decimal point'"))
+                if lab_value and col == "value":
+                    exempt = f"({exempt} OR {qualitative_sql(s)} OR {censored_sql(s)})"
         else:
             texts.append(f"CAST(NULL AS VARCHAR) AS {s}")
             expr, fail = "NULL", None
+        if lab_value and col == "value_text":
+            # the value's own text where it is qualitative or censored (see the module docstring)
+            own = f"(CASE WHEN {qualitative_sql('s_value')} OR {censored_sql('s_value')} THEN s_value END)"
+            expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
+        if lab_value and col == "value_censor":
+            own = f"(CASE WHEN {censored_sql('s_value')} THEN {censor_sign_sql('s_value')} END)"
+            expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
         typed.append(f"CAST({expr} AS {_duck_type(fld.type)}) AS {quote_ident(col)}")
         if not fld.nullable:
             checks.append(Check(f"{s} IS NULL", f"missing:{col}", f"'{col} is empty'"))
         if fail:
             word = _TYPE_WORD[fail.split(":")[0]]
-            checks.append(Check(f"{s} IS NOT NULL AND {quote_ident(col)} IS NULL", fail, f"'{col} {word}' || {_shown(col, s)}"))
+            cond = f"{s} IS NOT NULL AND {quote_ident(col)} IS NULL" + (f" AND NOT {exempt}" if exempt else "")
+            checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, s)}"))
     # columns of the row-level checks are the typed ones (NULL when missing or unparseable: no double report)
-    checks += _row_checks(table)
+    checks += _row_checks(table, bounds)
     codes, reasons = _codes_sql(checks)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {quote_ident(stage)} AS "
@@ -368,7 +516,7 @@ def finish_table(
     # quarantine: source_row, reason_code, reason, then the columns as read
     reserved = {"source_row", "reason_code", "reason"}
     orig = ", ".join(
-        f"r.{quote_ident(c)} AS {quote_ident('source_' + c if c.lower() in reserved else c)}" for c in raw.raw_columns
+        f"r.{raw.ident(c)} AS {quote_ident('source_' + c if c.lower() in reserved else c)}" for c in raw.raw_columns
     )
     q_sql = (
         f"SELECT q.source_row, q.reason_code, q.reason, {orig} FROM {quote_ident(problems)} q "
@@ -397,18 +545,51 @@ def finish_table(
     return Outcome(read=raw.rows, accepted=accepted, quarantined=n_bad, reasons=reasons, quarantine_file=qfile)
 
 
+def zone_warnings(con: duckdb.DuckDBPyConnection, raw: RawTable) -> list[str]:
+    """A warning when one table has times with a UTC offset and times without (see the module docstring)."""
+    tz = quote_literal(_TZ_RE)
+    aware, naive, cols = [], [], []
+    for fld in raw.table.schema:
+        if not pa.types.is_timestamp(fld.type) or fld.name not in raw.mapping:
+            continue
+        rc = raw.mapping[fld.name]
+        rt, ident = raw.raw_types[rc].upper(), raw.ident(rc)
+        cols.append(fld.name)
+        if rt in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+            aware.append(f"count({ident})")
+        elif rt.startswith("TIMESTAMP") or rt == "DATE":
+            naive.append(f"count({ident})")
+        else:
+            s = _text(ident, rt)
+            aware.append(f"count(*) FILTER (WHERE regexp_matches({s}, {tz}))")
+            naive.append(f"count(*) FILTER (WHERE {s} IS NOT NULL AND NOT regexp_matches({s}, {tz}))")
+    if not aware or not naive:
+        return []
+    n_aware, n_naive = con.execute(
+        f"SELECT {' + '.join(aware)}, {' + '.join(naive)} FROM {quote_ident(raw.relation)}").fetchall()[0]
+    if not (n_aware and n_naive):
+        return []
+    return [f"{raw.table.name}: {', '.join(cols)} mix {n_aware:,} with a UTC offset (converted to UTC) and "
+            f"{n_naive:,} without (kept as written, the source's local time); the two can be hours apart: "
+            "give every time an offset, or none"]
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     raw: RawTable,
     quarantine_dir: Path | None,
     drop: Callable[[str], None],
+    bounds: DateBounds | None = None,
 ) -> Outcome:
     """Stage, check and split one table (its parents must already be accepted in ``con``)."""
     stage, problems = f"_lv_stage_{raw.table.name}", f"_lv_problems_{raw.table.name}"
     try:
-        build_stage(con, raw, stage)
+        warnings = zone_warnings(con, raw)
+        build_stage(con, raw, stage, bounds)
         build_problems(con, raw.table, stage, problems)
-        return finish_table(con, raw, stage, problems, quarantine_dir)
+        out = finish_table(con, raw, stage, problems, quarantine_dir)
+        out.warnings = warnings
+        return out
     finally:
         drop(stage)
         drop(problems)

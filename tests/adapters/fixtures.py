@@ -151,7 +151,7 @@ def write_omop(root: Path, *, parquet_person: bool = False) -> Path:
     _csv(root / "procedure_occurrence.csv", ["procedure_occurrence_id", "person_id", "procedure_concept_id", "procedure_date",
                                               "procedure_datetime", "quantity", "visit_occurrence_id", "procedure_source_value",
                                               "procedure_source_concept_id"], [])     # empty table
-    _csv(root / "death.csv", ["person_id", "death_date", "death_datetime", "death_type_concept_id"], [["2", "2030-01-01", "", ""]])
+    _csv(root / "death.csv", ["person_id", "death_date", "death_datetime", "death_type_concept_id"], [["2", "2024-01-01", "", ""]])
     concept_h = ["concept_id", "concept_name", "domain_id", "vocabulary_id", "concept_class_id", "standard_concept", "concept_code",
                  "valid_start_date", "valid_end_date", "invalid_reason"]
     _csv(root / "concept.csv", concept_h, [

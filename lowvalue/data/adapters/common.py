@@ -394,6 +394,7 @@ class ConversionReport:
     warnings: list[str] = field(default_factory=list)  # data converted but with something lost, e.g. labs without values
     not_converted: dict[str, str] = field(default_factory=dict)  # source file present but not read -> why
     seconds: float = 0.0
+    dates_shifted: bool = False  # the source moves dates (MIMIC-IV): open_extract then sets no "after today" bound
 
     @property
     def quarantined(self) -> int:
@@ -408,6 +409,7 @@ class ConversionReport:
                        for k, t in self.tables.items()},
             "canonical": self.canonical, "codes": self.codes, "units_normalised": self.units_normalised,
             "notes": self.notes, "warnings": self.warnings, "not_converted": self.not_converted,
+            "dates_shifted": self.dates_shifted,
         }
 
     def summary(self) -> str:
@@ -458,6 +460,7 @@ class Run:
         self.warnings: list[str] = []
         self.used: set[Path] = set()  # source files registered (read), whatever their role
         self.not_converted: dict[str, str] = {}
+        self.dates_shifted = False  # a format module sets it when its source shifts dates (conversion.json)
 
     # -- registration
 
@@ -708,7 +711,8 @@ def finish(run: Run) -> ConversionReport:
         "SELECT system, code, count(*) FROM ok_events WHERE unit_normalised GROUP BY 1, 2 ORDER BY 1, 2").fetchall()}
 
     report = ConversionReport(run.fmt, str(run.src), str(out), reps, canonical, codes, units, run.notes, run.warnings,
-                              run.not_converted, seconds=time.perf_counter() - run.started)
+                              run.not_converted, seconds=time.perf_counter() - run.started,
+                              dates_shifted=run.dates_shifted)
     (out / "conversion.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 

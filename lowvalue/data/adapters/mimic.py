@@ -5,7 +5,8 @@ Identifiers: person_id = subject_id, encounter_id = hadm_id (strings; ``123.0`` 
 Persons (hosp/patients): birth_date = 1 January of (anchor_year - anchor_age), so that the engine's age at an
 event equals MIMIC's own definition anchor_age + (year of event - anchor_year); sex = gender; death_date = dod.
 Dates are shifted into the 22nd century by MIMIC: they are kept as they are (consistent per patient, so windows
-and ages are right; calendar months in reports are not real months).
+and ages are right; calendar months in reports are not real months). ``conversion.json`` says
+``"dates_shifted": true``, so reading the extract does not quarantine them as after today.
 
 Encounters (hosp/admissions): one per hadm_id, start admittime, end dischtime, setting from admission_type
 (mappings/settings.csv; any admission with an ICU stay in icu/icustays is inpatient), unit = first ICU care
@@ -42,6 +43,7 @@ NOT_CONVERTED = {
 
 def stage(run: Run) -> None:
     src = run.source
+    run.dates_shifted = True  # 22nd-century dates are MIMIC's de-identification, not a fault (see open_extract)
     pats = run.register(src.table("patients", subdir="hosp", required=True, need=("subject_id", "gender", "anchor_age", "anchor_year")))
     adm = run.register(src.table("admissions", subdir="hosp", required=True, need=("subject_id", "hadm_id", "admittime", "admission_type")))
     assert pats is not None and adm is not None

@@ -255,6 +255,8 @@ class ChunkBuilder:
                 pa.array(V["days_supply"].astype(np.int32), type=pa.int32(), mask=V["days_supply"] < 0),
                 pa.array(V["cost"], from_pandas=True),
                 pa.nulls(len(V["time"]), pa.string()),  # no present-on-admission flag, as in Swedish registers
+                pa.nulls(len(V["time"]), pa.string()),  # value_text: every generated value is a number
+                pa.nulls(len(V["time"]), pa.string()),  # value_censor
             ],
             schema=EVENTS.schema,
         )
