@@ -49,7 +49,6 @@ import hashlib
 import io
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -274,7 +273,9 @@ def utf8_file(path: Path, encoding: str) -> Iterator[Path]:
     if encoding in ("utf-8", "utf-8-sig"):
         yield path
         return
-    tmp = Path(tempfile.mkdtemp(prefix="lowvalue-csv-"))
+    from lowvalue.workdir import private_dir
+
+    tmp = private_dir("csv")  # a copy of patient data: private, and removed by the next command if we are killed
     try:
         out = tmp / (path.name.removesuffix(".gz") + ".utf8.csv")
         with _open_bytes(path) as raw, out.open("w", encoding="utf-8", newline="") as dst:
