@@ -153,16 +153,11 @@ class Coverage:
 
     def orphans(self, rules: list[Rule]) -> pd.DataFrame:
         """Frequent codes a code set may be missing (see the module docstring), at most 10 per code set and system."""
-        pairs = sorted({(self.rs.valueset(ref).name, kind, id(ref)): (ref, kind)
-                        for rule in rules for _, _, kind, ref in rule.code_uses()}.items())
+        sets = {(self.rs.valueset(ref).name, kind): self.rs.valueset(ref)
+                for rule in rules for _, _, kind, ref in rule.code_uses()}
         known = self._claimed(rules)
         parts: list[pd.DataFrame] = []
-        seen: set[tuple[str, str]] = set()
-        for (name, kind, _), (ref, _) in pairs:
-            if (name, kind) in seen:
-                continue
-            seen.add((name, kind))
-            vs = self.rs.valueset(ref)
+        for (name, kind), vs in sorted(sets.items(), key=lambda kv: kv[0]):
             mine = match_sql(vs, "c")
             for system in self.systems_used(kind):
                 if system in vs.codes:
