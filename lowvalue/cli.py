@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -72,6 +73,9 @@ def main() -> None:
 for _command in (convert_command, report, risk, explain, review, codes):
     main.add_command(_command)
 
+END_OPTION = click.option("--extract-end", "extract_end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                          help="Last day the extract covers (YYYY-MM-DD): later dates are quarantined as implausible "
+                               "[default: today].")
 FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,
                            help="Source format to convert first (synthea, omop, meds, mimic-iv, auto); "
                                 "default: a canonical extract, or the detected format if the folder is not one.")
@@ -108,6 +112,7 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @FROM_OPTION
+@END_OPTION
 @click.option("--strict", is_flag=True, help="Fail (exit 2) if any row is quarantined.")
 @click.option(
     "--quarantine",
@@ -116,7 +121,7 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
     default=None,
     help="Where quarantined rows go [default: DATA/quarantine].",
 )
-def validate(data: Path, fmt: str | None, strict: bool, quarantine_dir: Path | None) -> None:
+def validate(data: Path, fmt: str | None, extract_end: Any, strict: bool, quarantine_dir: Path | None) -> None:
     """Read and check an extract; bad rows go to quarantine/ with a reason."""
     from lowvalue.data.extract import open_extract
     from lowvalue.errors import StrictModeError
@@ -124,7 +129,8 @@ def validate(data: Path, fmt: str | None, strict: bool, quarantine_dir: Path | N
 
     with private_workdir("convert") as tmp:
         canonical = _canonical(data, fmt, tmp)
-        extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine")
+        extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine",
+                               extract_end=extract_end.date() if extract_end else None)
         click.echo(extract.summary())
     if strict and extract.quarantined_rows:
         raise StrictModeError(f"{data}: {extract.quarantined_rows} row(s) quarantined and --strict was given")
@@ -138,6 +144,7 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the results.")
 @FROM_OPTION
+@END_OPTION
 @RULES_OPTION
 @CODES_OPTION
 @click.option("--only", multiple=True, help="Rule id to run (repeatable).")
@@ -148,8 +155,8 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
               help="Where rejected rows go [default: RESULTS/quarantine; required, outside RESULTS, with --pseudonymise].")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the rules run (spark: a local Spark session; needs the 'spark' extra).")
-def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, ...],
-         pseudonymise: bool, quarantine_dir: Path | None, engine: str) -> None:
+def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Path | None, codes_dir: Path | None,
+         only: tuple[str, ...], pseudonymise: bool, quarantine_dir: Path | None, engine: str) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest.
 
     The results folder is written whole or not at all and replaces an earlier one (derived files included).
@@ -182,6 +189,7 @@ def scan(data: Path, out: Path, fmt: str | None, rules_dir: Path | None, codes_d
                     if (converted / f).exists():
                         shutil.move(converted / f, quarantine_dir / ("conversion" if f == "quarantine" else f))
             result = run_scan(canonical, rs, quarantine_dir=quarantine_dir or tmp / "quarantine", engine=engine,
+                              extract_end=extract_end.date() if extract_end else None,
                               progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
         (result.pseudonymised(key) if key else result).write_into(tmp)
     _print_frame(result.summary(), f"lowvalue scan: {data}")

@@ -208,6 +208,7 @@ def scan(
     codes: Path | str | None = None,
     only: list[str] | None = None,
     quarantine_dir: Path | None = None,
+    extract_end: Any = None,
     progress: Any = None,
     features: bool = True,
     engine: str = "duckdb",
@@ -221,6 +222,7 @@ def scan(
     ``features`` the pre-index features of every candidate are computed too
     (:mod:`lowvalue.risk.features`) for the eligible ones, which the risk layer compares.
     ``engine`` (a key of :data:`ENGINES`) is where the rules are judged; the outputs are the same.
+    ``extract_end`` (a date) is the last day the extract covers: later dates are quarantined as implausible.
     """
     from lowvalue.data.extract import Extract, open_extract
 
@@ -230,7 +232,8 @@ def scan(
 
     rs = rules if isinstance(rules, RuleSet) else load_library(rules)
     rs = (apply_overlay(rs, load_overlay(codes)) if codes else rs).select(only)
-    extract = data if isinstance(data, Extract) else open_extract(data, quarantine_dir=quarantine_dir)
+    extract = (data if isinstance(data, Extract)
+               else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end))
     con = extract.con
     sql.prepare(con)
 

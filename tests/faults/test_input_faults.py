@@ -7,6 +7,8 @@ every table ``read == accepted + quarantined``.
 
 from __future__ import annotations
 
+import json
+
 import sys
 from datetime import date
 from pathlib import Path
@@ -309,3 +311,15 @@ def test_duplicated_column_name_in_parquet(tmp_path):
     pq.write_table(t, d / "persons.parquet")
     _one_line_error(_validate(d), "persons.parquet", "'person_id'", "twice")
 
+
+
+def test_validate_and_scan_take_the_declared_extract_end(tmp_path):
+    events = [*EVENTS, "P1,,2025-09-01,observation,LOCAL,BMI,27.1,kg/m2,,"]
+    d = write_extract(tmp_path / "x", events=events)
+    res = CliRunner().invoke(main, ["validate", str(d), "--extract-end", "2025-06-30"])
+    assert res.exit_code == 0 and "implausible_date:time" in res.output, res.output
+    res = CliRunner().invoke(main, ["scan", str(d), "--extract-end", "2025-06-30", "--out", str(tmp_path / "r"),
+                                    "--only", "LV-RX-022"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["data"]["counts"]["events"]["reasons"] == {"implausible_date:time": 1}
