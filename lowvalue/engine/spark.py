@@ -42,7 +42,6 @@ CONF = {
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "2",
-    "spark.driver.memory": "1g",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.bindAddress": "127.0.0.1",
@@ -50,6 +49,18 @@ CONF = {
 }
 
 _session: Any = None
+
+
+def driver_memory() -> str:
+    """``$LOWVALUE_SPARK_DRIVER_MEMORY``, else a quarter of this machine's memory (1–8 GB): in local mode the driver
+    is the executor, and a fixed 1 GB lost task results at 100 000 persons."""
+    if os.environ.get("LOWVALUE_SPARK_DRIVER_MEMORY"):
+        return os.environ["LOWVALUE_SPARK_DRIVER_MEMORY"]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "2g"
+    return f"{min(max(total // 4 // 2**30, 1), 8)}g"
 
 
 def session() -> Any:
@@ -64,7 +75,7 @@ def session() -> Any:
             raise LowvalueError("the Spark engine needs pyspark: pip install 'lowvalue[spark]'") from e
 
         builder = SparkSession.builder.master(os.environ.get("LOWVALUE_SPARK_MASTER", "local[2]")).appName("lowvalue")
-        for k, v in CONF.items():
+        for k, v in {**CONF, "spark.driver.memory": driver_memory()}.items():
             builder = builder.config(k, v)
         _session = builder.getOrCreate()
         _session.sparkContext.setLogLevel("ERROR")

@@ -201,8 +201,9 @@ def aipw(X: np.ndarray, t: np.ndarray, y: np.ndarray, groups: np.ndarray, *, fol
         tr, te = f != k, f == k
         if not te.any():
             continue
-        e_tr = np.clip(_sigmoid(Z[tr] @ _ridge_logistic(Z[tr], t[tr], lam=5.0)), clip, 1 - clip)
-        e[te] = _sigmoid(Z[te] @ _ridge_logistic(Z[tr], t[tr], lam=5.0))
+        g = _ridge_logistic(Z[tr], t[tr], lam=5.0)  # one propensity fit per fold, used in and out of it
+        e_tr = np.clip(_sigmoid(Z[tr] @ g), clip, 1 - clip)
+        e[te] = _sigmoid(Z[te] @ g)
         # Doubly robust by weighted outcome regression (Robins et al. 2007): each arm's logistic model is fitted
         # with inverse-propensity weights and a free intercept, so its weighted residuals sum to zero and the
         # standardised risk mean(mu_a) is consistent if either model is right. Unlike the plain AIPW sum it
