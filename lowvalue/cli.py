@@ -283,8 +283,6 @@ def _print_frame(df, title: str) -> None:  # noqa: ANN001
 @click.pass_context
 def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     """The main job on the bundled synthetic region: validate, scan, check truth, risk, explain, report, review round."""
-    import pandas as pd
-
     from lowvalue.data.extract import open_extract
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.engine.truth import compare_with_truth

@@ -77,24 +77,27 @@ def write_table(df: pd.DataFrame | pa.Table, path: Path, *, stamp_of: dict[str, 
     """
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     meta = {STAMP_KEY: json.dumps(stamp_of, sort_keys=True).encode()} if stamp_of else None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with _replacing(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
 def write_text(text: str, path: Path) -> Path:
     """Write a text file by rename, like :func:`write_table`."""
+    with _replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path``, renamed onto it when the block succeeds and removed in any case."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_derived(df: pd.DataFrame, results: Path | str, name: str) -> Path:

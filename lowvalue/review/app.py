@@ -31,7 +31,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from lowvalue.errors import InputError, LowvalueError
+from lowvalue.errors import LowvalueError
 from lowvalue.report.i18n import Numbers
 from lowvalue.review.i18n import LANGS, STRINGS
 from lowvalue.review.store import MAX_COMMENT, REASONS, STATUSES, VERDICTS, Filters, Store, iter_evidence
@@ -367,8 +367,6 @@ def build_server(db_path: Path | str, results: Path | str, model_dir: Path | str
     with Store.open(db_path) as st:
         if st.user_count() == 0:
             raise LowvalueError(f"{db_path}: no reviewer yet; add one with `lowvalue review add-user NAME --db {db_path}`")
-    if not Path(results).is_dir():
-        raise InputError(str(results), "results folder not found")
     rules = rules_for_results(results, library=rules_dir)
     import lowvalue.risk.explain  # noqa: F401 - the case page's first view would otherwise pay this import (~2 s)
     app = create_app(db_path, results, model_dir, rules=rules, host=host)

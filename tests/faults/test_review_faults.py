@@ -7,7 +7,6 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
