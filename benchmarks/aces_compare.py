@@ -87,8 +87,15 @@ def _sh(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[st
 
 # ---------------------------------------------------------------- export
 
-def export_meds(data: Path, work: Path) -> dict:
-    """Write WORK/meds-day and WORK/meds-exact (data/0.parquet each) and WORK/subjects.parquet; return facts."""
+TIME_SQL = {
+    "day": "date_trunc('day', e.time)::TIMESTAMP",
+    "exact": "e.time",
+    "mixed": "CASE WHEN e.kind = 'diagnosis' THEN date_trunc('day', e.time)::TIMESTAMP ELSE e.time END",
+}
+
+
+def export_meds(data: Path, work: Path, precisions: list[str]) -> dict:
+    """Write WORK/meds-<precision>/data/0.parquet for each precision and WORK/subjects.parquet; return facts."""
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"CREATE TEMP TABLE subj AS SELECT person_id, row_number() OVER (ORDER BY person_id)::BIGINT AS subject_id "
@@ -105,8 +112,8 @@ def export_meds(data: Path, work: Path) -> dict:
     code = (f"{prefix_case} || '//' || CASE WHEN e.system IN ({icd}) THEN replace(upper(trim(e.code)), '.', '') "
             f"ELSE upper(trim(e.code)) END")
     facts = {"kinds": kinds}
-    for precision in ("day", "exact"):
-        t = "date_trunc('day', e.time)::TIMESTAMP" if precision == "day" else "e.time"
+    for precision in precisions:
+        t = TIME_SQL[precision]
         out = work / f"meds-{precision}" / "data"
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -129,7 +136,7 @@ def export_meds(data: Path, work: Path) -> dict:
               ) ORDER BY subject_id, time NULLS FIRST, o, code
             ) TO '{out}/0.parquet' (FORMAT parquet, ROW_GROUP_SIZE 1000000)""")
         facts[f"export_{precision}_s"] = round(time.perf_counter() - t0, 1)
-    facts["rows"] = con.execute(f"SELECT count(*) FROM read_parquet('{work}/meds-day/data/0.parquet')").fetchone()[0]
+    facts["rows"] = con.execute(f"SELECT count(*) FROM read_parquet('{out}/0.parquet')").fetchone()[0]
     (work / "export.json").write_text(json.dumps(facts, indent=1))
     return facts
 
@@ -283,8 +290,10 @@ def build_configs(template: Path, rs, facts: dict, work: Path, con) -> dict:
 
 # ---------------------------------------------------------------- compare
 
-def compare(con, work: Path, rule: str, lv_dir: Path, aces_out: dict[str, Path], export: str) -> dict:
-    key_time = "date_trunc('day', c.index_time)::TIMESTAMP" if export == "day" else "c.index_time"
+def compare(con, work: Path, rule: str, lv_dir: Path, aces_out: dict[str, Path], export: str, index_kind: str) -> dict:
+    # the key's time is the index time as exported
+    day = export == "day" or (export == "mixed" and index_kind == "diagnosis")
+    key_time = "date_trunc('day', c.index_time)::TIMESTAMP" if day else "c.index_time"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE lv AS
         SELECT s.subject_id, {key_time} AS t, bool_or(c.eligible) AS eligible, bool_or(c.specific) AS lowvalue,
                count(*) AS n_candidates
@@ -337,12 +346,14 @@ def main() -> None:
     codes = (args.codes or data / "region-codes").resolve()
     work.mkdir(parents=True, exist_ok=True)
     rs = apply_overlay(load_library(), load_overlay(codes))
+    precisions = sorted({yaml.safe_load((TEMPLATES / f"{r}.yaml").read_text())["export"] for r in args.rules})
     if args.skip_export and (work / "export.json").exists():
         facts = json.loads((work / "export.json").read_text())
     else:
-        print("exporting to MEDS ...", file=sys.stderr)
-        facts = export_meds(data, work)
-        print(f"  {facts['rows']:,} rows; day {facts['export_day_s']} s, exact {facts['export_exact_s']} s", file=sys.stderr)
+        print(f"exporting to MEDS ({', '.join(precisions)}) ...", file=sys.stderr)
+        facts = export_meds(data, work, precisions)
+        print(f"  {facts['rows']:,} rows; " + ", ".join(f"{p} {facts[f'export_{p}_s']} s" for p in precisions),
+              file=sys.stderr)
     con = duckdb.connect()
     lv_cmd = args.lowvalue.split()
     env = dict(os.environ)
@@ -373,7 +384,7 @@ def main() -> None:
         print(f"lowvalue {rule} ...", file=sys.stderr)
         lv_m = timed([*lv_cmd, "scan", str(data), "--codes", str(codes), "--only", rule, "--out", str(lv_dir)],
                      work / "lowvalue" / f"{rule}.log")
-        cmp_ = compare(con, work, rule, lv_dir, aces_out, b["export"])
+        cmp_ = compare(con, work, rule, lv_dir, aces_out, b["export"], rs.rules[rule].index.kind)
         details[rule] = {"aces": aces_m, "lowvalue": lv_m, "compare": cmp_, "export": b["export"],
                          "codes_per_predicate": b["codes"]}
         same = lambda t: (  # noqa: E731
@@ -383,7 +394,7 @@ def main() -> None:
         aces_rss = max(m["rss"] for m in aces_m.values())
         rows.append([rule, "lowvalue scan --only", f"{lv_m['wall']:.1f}", f"{lv_m['rss']:.2f}",
                      f"{cmp_['eligible']['lowvalue']:,}", f"{cmp_['lowvalue']['lowvalue']:,}",
-                     f"{cmp_['lv_candidates']:,} candidate events ({b['export']} keys)"])
+                     f"{cmp_['lv_candidates']:,} candidate events (meds-{b['export']})"])
         rows.append([rule, "ACES (2 task configs)",
                      f"{aces_wall:.1f} ({aces_m['eligible']['wall']:.1f} + {aces_m['lowvalue']['wall']:.1f})",
                      f"{aces_rss:.2f}", f"{cmp_['eligible']['aces']:,}", f"{cmp_['lowvalue']['aces']:,}",
