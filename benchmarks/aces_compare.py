@@ -2,8 +2,8 @@
 
 Given a canonical extract (``lowvalue synth --persons N --seed 1 --out DATA``), this script
 
-1. exports it to MEDS with DuckDB (``WORK/meds-day/data/0.parquet`` and ``WORK/meds-exact/data/0.parquet``, see
-   *Export* below);
+1. exports it to MEDS with DuckDB (``WORK/meds-<precision>/data/0.parquet`` for each precision a template asks for,
+   see *Export* below);
 2. turns each task template ``benchmarks/aces/<RULE>.yaml`` into ACES task configs, one per tier (``eligible`` and
    ``lowvalue``: ACES gives one cohort per config and a low-value tier is a conjunction over several windows, which
    a single ACES ``label`` cannot express), filling each code-set predicate with a regex generated from the library's
@@ -13,8 +13,9 @@ Given a canonical extract (``lowvalue synth --persons N --seed 1 --out DATA``), 
    then ``lowvalue scan`` of the whole library, each under ``/usr/bin/time -v`` (wall time, peak RSS);
 4. compares index events: lowvalue's ``candidates.parquet`` (eligible / specific) against the ACES rows
    (subject_id, prediction_time), both reduced to distinct (person, index time) keys because ACES works on one row
-   per (subject, timestamp) while lowvalue judges every candidate event; the key's time is the export's (the day for
-   ``meds-day``, the exact time for ``meds-exact``). lowvalue's "low value" tier is ``specific``.
+   per (subject, timestamp) while lowvalue judges every candidate event; the key's time is the index time as exported
+   (the day in ``meds-day``, the exact time otherwise, unless a diagnosis in ``meds-mixed``). lowvalue's "low value"
+   tier is ``specific``.
 
 Prints a Markdown table and writes it to ``--report``; cases found by one tool only are written to
 ``WORK/diff-<RULE>-<tier>.csv`` with the facts needed to explain them.
@@ -23,8 +24,10 @@ Export (MEDS 0.3/0.4 data schema, plus two extension columns):
 
 * ``subject_id`` int64: persons numbered in person_id order (the map is kept in ``WORK/subjects.parquet``);
 * ``time``: ``MEDS_BIRTH`` at the birth date, ``MEDS_DEATH`` at the death date, a static ``SEX//F|M|U`` row with a null
-  time; events at their time, truncated to the day in ``meds-day`` (so ACES's timestamp-relative windows of whole
-  days select the same calendar days as lowvalue's ``d`` windows) and exact in ``meds-exact`` (for hour windows);
+  time; events at their time: truncated to the day in ``meds-day`` (so ACES's timestamp-relative windows of whole
+  days select the same calendar days as lowvalue's ``d`` windows), exact in ``meds-exact``, and in ``meds-mixed``
+  exact except diagnoses, dated to the day (for a rule with an hour window on labs and calendar-day windows on
+  diagnoses: see benchmarks/aces/LV-HOSP-027.yaml);
 * ``code`` = ``VOCAB//CODE``: the vocabulary as lowvalue's MEDS adapter names it (``ICD10SE``, ``KVA``, ``ATC``,
   ``NPU``, ...; a local system keeps its name, e.g. ``LOKAL-RIS``) and the code in lowvalue's compared form
   (trimmed, upper case, ICD family without the dot): ``ICD10SE//J019``, ``ATC//J01CA04``, ``NPU//NPU28309``. ACES
@@ -46,7 +49,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
