@@ -404,11 +404,17 @@ def main() -> None:
     if not args.skip_library:
         lv_dir = work / "lowvalue" / "_library"
         print("lowvalue whole library ...", file=sys.stderr)
-        m = timed([*lv_cmd, "scan", str(data), "--codes", str(codes), "--out", str(lv_dir)], work / "lowvalue" / "_library.log")
-        n = con.execute(f"SELECT count(DISTINCT rule_id) FROM read_parquet('{lv_dir}/candidates.parquet')").fetchone()[0]
-        details["_library"] = {"lowvalue": m}
-        rows.append(["whole library", f"lowvalue scan ({len(rs.do_not_do)} rules, {n} with candidates)",
-                     f"{m['wall']:.1f}", f"{m['rss']:.2f}", "", "", ""])
+        try:
+            m = timed([*lv_cmd, "scan", str(data), "--codes", str(codes), "--out", str(lv_dir)],
+                      work / "lowvalue" / "_library.log")
+        except SystemExit as err:  # keep the per-rule table (e.g. the scan was stopped for memory)
+            print(err, file=sys.stderr)
+            rows.append(["whole library", "lowvalue scan", "failed", "", "", "", ""])
+        else:
+            n = con.execute(f"SELECT count(DISTINCT rule_id) FROM read_parquet('{lv_dir}/candidates.parquet')").fetchone()[0]
+            details["_library"] = {"lowvalue": m}
+            rows.append(["whole library", f"lowvalue scan ({len(rs.do_not_do)} rules, {n} with candidates)",
+                         f"{m['wall']:.1f}", f"{m['rss']:.2f}", "", "", ""])
     head = ["rule", "tool", "wall s", "peak RSS GB", "eligible index events", "low-value index events", "matches"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
