@@ -82,6 +82,14 @@ def write_table(df: pd.DataFrame | pa.Table, path: Path, *, stamp_of: dict[str, 
     return path
 
 
+def copy_table(con: Any, select: str, path: Path) -> Path:
+    """Write the rows of ``select`` with the engine's own Parquet writer (``COPY … TO``), by rename like
+    :func:`write_table`: large tables go from DuckDB to disk without passing through Python."""
+    with _replacing(path) as tmp:
+        con.execute(f"COPY ({select}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
+    return path
+
+
 def write_text(text: str, path: Path) -> Path:
     """Write a text file by rename, like :func:`write_table`."""
     with _replacing(path) as tmp:

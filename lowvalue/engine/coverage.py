@@ -74,11 +74,7 @@ class Coverage:
 
     @classmethod
     def of(cls, con: duckdb.DuckDBPyConnection, rs: RuleSet) -> "Coverage":
-        """Count distinct codes once (``lv_ev`` must exist: :func:`lowvalue.engine.sql.prepare`)."""
-        con.execute("""CREATE OR REPLACE TEMP TABLE lv_codes AS
-                       SELECT kind, system, code_norm, min(code) AS code, count(*) AS events,
-                              count(value) AS with_value
-                       FROM lv_ev GROUP BY kind, system, code_norm""")
+        """The counts of ``lv_codes``, the extract's distinct codes (made by :func:`lowvalue.engine.sql.prepare`)."""
         kinds = dict(con.execute("SELECT kind, sum(events) FROM lv_codes GROUP BY kind").fetchall())
         return cls(con, rs, {k: int(v) for k, v in kinds.items()})
 
@@ -94,10 +90,12 @@ class Coverage:
         if ("stay", kind) not in self._stays:
             n, contact, flagged = self.con.execute("""
                 SELECT count(*),
-                       avg(CASE WHEN time = enc_start OR time = enc_end OR (time = date_trunc('day', time)
-                                AND (day = CAST(enc_start AS DATE) OR day = CAST(enc_end AS DATE))) THEN 1 ELSE 0 END),
-                       avg(CASE WHEN poa IS NOT NULL THEN 1 ELSE 0 END)
-                FROM lv_ev WHERE kind = ? AND setting = 'inpatient'""", [kind]).fetchone()
+                       avg(CASE WHEN e.time = c.start_time OR e.time = c.end_time OR (e.time = date_trunc('day', e.time)
+                                AND (CAST(e.time AS DATE) = CAST(c.start_time AS DATE)
+                                     OR CAST(e.time AS DATE) = CAST(c.end_time AS DATE))) THEN 1 ELSE 0 END),
+                       avg(CASE WHEN e.present_on_admission IS NOT NULL THEN 1 ELSE 0 END)
+                FROM events e JOIN encounters c ON c.encounter_id = e.encounter_id
+                WHERE e.kind = ? AND c.setting = 'inpatient'""", [kind]).fetchone()
             self._stays[("stay", kind)] = (int(n), float(contact or 0.0), float(flagged or 0.0))
         return self._stays[("stay", kind)]
 

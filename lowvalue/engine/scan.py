@@ -2,8 +2,10 @@
 
 This is the one place that turns per-rule candidate tables into the scan's
 outputs, so the CLI, the Python API and the tests all see the same thing.
-Output rows are sorted on content, never on arrival order, so the same input
-and rules give byte-identical Parquet files.
+The large tables (candidates, flags, triggers, features) are built and sorted
+in the engine and written with its own Parquet writer: nothing the size of the
+extract passes through pandas. Output rows are sorted on content, never on
+arrival order, so the same input and rules give byte-identical Parquet files.
 """
 
 from __future__ import annotations
@@ -32,31 +34,66 @@ FLAG_COLUMNS = ["flag_id", "rule_id", "variant", "tier", "person_id", "encounter
                 "index_system", "index_code", "cost", "evidence"]
 CANDIDATE_COLUMNS = ["candidate_id", "rule_id", "person_id", "encounter_id", "index_time", "unit", "setting",
                      "index_system", "index_code", "age", "sex", "eligible", "sensitive", "specific", "first_failed"]
-EMPTY_TYPES = {"index_time": "datetime64[us]", "time": "datetime64[us]", "eligible": bool, "sensitive": bool,
-               "specific": bool, "age": "int64", "cost": "float64"}
-"""Column types of an empty table, as a table with rows has them (so readers and SQL see the same schema)."""
 TRIGGER_COLUMNS = ["trigger_event_id", "trigger_id", "variant", "person_id", "encounter_id", "time", "unit", "setting",
                    "system", "code", "evidence"]
+TYPES = {"index_time": "TIMESTAMP", "time": "TIMESTAMP", "eligible": "BOOLEAN", "sensitive": "BOOLEAN",
+         "specific": "BOOLEAN", "age": "BIGINT", "cost": "DOUBLE"}
+"""Column types of the engine-held output tables (VARCHAR unless listed): an empty table has them too."""
+STORED = {"candidates": ("lv_candidates", CANDIDATE_COLUMNS, ["rule_id", "person_id", "index_time", "candidate_id"]),
+          "flags": ("lv_flags", FLAG_COLUMNS, ["rule_id", "person_id", "index_time", "flag_id"]),
+          "triggers": ("lv_triggers", TRIGGER_COLUMNS, ["trigger_id", "person_id", "time", "trigger_event_id"])}
+"""Output tables held in the engine: table, columns, file order."""
 
 
-@dataclass
+def evidence_json(col: str) -> str:
+    """DuckDB SQL rendering a list of evidence structs as the JSON text ``json.dumps(list, ensure_ascii=False)``
+    gives (key order, ``", "``/``": "`` separators, a double as Python's ``repr``): the same bytes as before the
+    engine wrote it, and one line a reviewer can read."""
+    def s(field: str) -> str:
+        return f"coalesce(CAST(to_json(x.{field}) AS VARCHAR), 'null')"
+
+    obj = (f"""'{{"condition": ' || {s('condition')} || ', "role": ' || {s('role')} || ', "time": ' || {s('time')} """
+           f"""|| ', "system": ' || {s('system')} || ', "code": ' || {s('code')} """
+           f"""|| ', "value": ' || coalesce(CAST(x.value AS VARCHAR), 'null') || ', "unit": ' || {s('unit')} || '}}'""")
+    return f"'[' || array_to_string(list_transform({col}, lambda x: {obj}), ', ') || ']'"
+
+
 class ScanResult:
-    """The tables a scan produces, as pandas DataFrames, plus its manifest."""
+    """The tables a scan produces, plus its manifest.
 
-    flags: pd.DataFrame
-    candidates: pd.DataFrame
-    denominators: pd.DataFrame
-    waterfall: pd.DataFrame
-    triggers: pd.DataFrame
-    evaluability: pd.DataFrame
-    features: pd.DataFrame = field(default_factory=pd.DataFrame)
-    codeset_coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
-    orphan_codes: pd.DataFrame = field(default_factory=pd.DataFrame)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    rules: RuleSet | None = None
+    The small tables (evaluability, denominators, waterfall, code-set coverage, orphan codes) are pandas
+    DataFrames. The large ones (candidates, flags, triggers, features) stay in the engine (``con``) until they are
+    written (:meth:`write`); reading the attribute fetches them as a DataFrame, for tests and small extracts.
+    """
 
     TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability", "features",
               "codeset_coverage", "orphan_codes")
+
+    def __init__(self, *, evaluability: pd.DataFrame, denominators: pd.DataFrame, waterfall: pd.DataFrame,
+                 codeset_coverage: pd.DataFrame, orphan_codes: pd.DataFrame, con: Any, selects: dict[str, str],
+                 manifest: dict[str, Any] | None = None, rules: RuleSet | None = None, owner: Any = None) -> None:
+        self.evaluability, self.denominators, self.waterfall = evaluability, denominators, waterfall
+        self.codeset_coverage, self.orphan_codes = codeset_coverage, orphan_codes
+        self.con, self.selects = con, selects  # table name -> SELECT (in file order) on con
+        self.manifest, self.rules = manifest or {}, rules
+        self._owner = owner  # the Extract that owns con: kept open as long as this result
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def _large(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            self._frames[name] = self.con.execute(self.selects[name]).df() if name in self.selects else pd.DataFrame()
+        return self._frames[name]
+
+    flags = property(lambda self: self._large("flags"))
+    candidates = property(lambda self: self._large("candidates"))
+    triggers = property(lambda self: self._large("triggers"))
+    features = property(lambda self: self._large("features"))
+
+    def rows(self, name: str) -> int:
+        """Rows of table ``name`` (without fetching it)."""
+        if name in self.selects:
+            return int(self.con.execute(f"SELECT count(*) FROM ({self.selects[name]})").fetchall()[0][0])
+        return len(getattr(self, name))
 
     def write(self, out: Path | str) -> Path:
         """Write the results folder ``out`` whole (:func:`lowvalue.results.writing`): it replaces an earlier one."""
@@ -68,11 +105,14 @@ class ScanResult:
 
     def write_into(self, folder: Path) -> Path:
         """Every table as Parquet, the code overlay the scan used, and last the manifest that says it is complete."""
-        from lowvalue.results import MANIFEST, write_table, write_text
+        from lowvalue.results import MANIFEST, copy_table, write_table, write_text
 
         folder.mkdir(parents=True, exist_ok=True)
         for name in self.TABLES:
-            write_table(getattr(self, name), folder / f"{name}.parquet")
+            if name in self.selects:
+                copy_table(self.con, self.selects[name], folder / f"{name}.parquet")
+            else:
+                write_table(getattr(self, name), folder / f"{name}.parquet")
         if self.rules is not None and self.rules.overlay is not None:
             from lowvalue.rules.overlay import snapshot
 
@@ -82,79 +122,96 @@ class ScanResult:
         return folder
 
     def pseudonymised(self, key: bytes) -> "ScanResult":
-        """A copy whose person, encounter, flag and candidate ids are keyed hashes (see :mod:`lowvalue.privacy`)."""
-        from lowvalue.privacy import pseudonymise
+        """A copy whose person, encounter, flag and candidate ids are keyed hashes (see :mod:`lowvalue.privacy`).
 
-        tables = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES}
+        The large tables are rewritten in the engine through a table of each distinct id and its pseudonym.
+        """
+        from lowvalue.privacy import ID_COLUMNS, pseudonym, pseudonymise
+
+        small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.selects}
+        cols = {n: [c[0] for c in self.con.execute(f"SELECT * FROM ({s}) LIMIT 0").description if c[0] in ID_COLUMNS]
+                for n, s in self.selects.items()}
+        ids = " UNION ".join(f"SELECT DISTINCT {c} AS id FROM ({self.selects[n]})" for n in cols for c in cols[n])
+        distinct = [r[0] for r in self.con.execute(f"SELECT id FROM ({ids}) WHERE id IS NOT NULL").fetchall()] if ids else []
+        import pyarrow as pa
+
+        mapping = pa.table({"id": distinct, "ps": [pseudonym(key, str(v)) for v in distinct]})
+        self.con.register("_lv_ps_in", mapping)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE lv_ps AS SELECT * FROM _lv_ps_in")
+        self.con.unregister("_lv_ps_in")
+        selects = {}
+        for n, s in self.selects.items():
+            replace = ", ".join(f"(SELECT ps FROM lv_ps WHERE lv_ps.id = t.{c}) AS {c}" for c in cols[n])
+            selects[n] = f"SELECT * REPLACE ({replace}) FROM ({s}) t" if replace else s
         manifest = {**self.manifest, "pseudonymised": "HMAC-SHA256 of ids with a secret key (lowvalue.privacy)"}
-        return ScanResult(**tables, manifest=manifest, rules=self.rules)
+        return ScanResult(**small, con=self.con, selects=selects, manifest=manifest, rules=self.rules,
+                          owner=self._owner)
 
     def summary(self) -> pd.DataFrame:
         """One row per rule: evaluability, candidates, eligible, flags by tier; triggers: events found."""
+        counts = {r[0]: r[1:] for r in self.con.execute(f"""
+            SELECT rule_id, count(*), count(*) FILTER (WHERE eligible), NULL, NULL FROM ({self.selects['candidates']})
+            GROUP BY rule_id""").fetchall()}
+        for rid, low, likely in self.con.execute(f"""
+                SELECT rule_id, count(*) FILTER (WHERE variant = 'specific'), count(*) FILTER (WHERE variant = 'sensitive')
+                FROM ({self.selects['flags']}) GROUP BY rule_id""").fetchall():
+            counts[rid] = counts[rid][:2] + (low, likely)
+        trig = dict(self.con.execute(f"SELECT trigger_id, count(*) FROM ({self.selects['triggers']}) GROUP BY ALL").fetchall())
         rows = []
         for rid, ev in self.evaluability.set_index("rule_id").iterrows():
             if ev["type"] == "trigger":
                 rows.append({"rule_id": rid, "status": ev["status"], "candidates": None, "eligible": None,
-                             "low_value": None, "likely_low_value": None,
-                             "trigger_events": int((self.triggers.trigger_id == rid).sum())})
+                             "low_value": None, "likely_low_value": None, "trigger_events": int(trig.get(rid, 0))})
                 continue
-            c = self.candidates[self.candidates.rule_id == rid]
-            f = self.flags[self.flags.rule_id == rid]
-            rows.append({"rule_id": rid, "status": ev["status"], "candidates": len(c), "eligible": int(c.eligible.sum()),
-                         "low_value": int((f.variant == "specific").sum()),
-                         "likely_low_value": int((f.variant == "sensitive").sum()), "trigger_events": None})
+            n, eligible, low, likely = counts.get(rid, (0, 0, 0, 0))
+            rows.append({"rule_id": rid, "status": ev["status"], "candidates": n, "eligible": eligible,
+                         "low_value": low or 0, "likely_low_value": likely or 0, "trigger_events": None})
         return pd.DataFrame(rows).astype({k: "Int64" for k in ("candidates", "eligible", "low_value",
                                                                 "likely_low_value", "trigger_events")})
 
 
-def _first_failed(df: pd.DataFrame, rule: Rule) -> pd.Series:
-    order = rule.conditions_of("specific")
-    out = pd.Series([None] * len(df), index=df.index, dtype=object)
-    for name in reversed(order):
-        out = out.where(df[f"cond__{name}"].astype(bool), name)
-    return out
+def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[dict[str, Any]]:
+    """Append one judged rule (the table ``judged``) to the output tables; return its waterfall rows."""
+    q, tier = sql.q, f"CASE WHEN specific THEN 'specific' ELSE 'sensitive' END"
+    cond = lambda name: sql.ident(f"cond__{name}")  # noqa: E731
+    if rule.type == "trigger":
+        con.execute(f"""INSERT INTO lv_triggers
+            SELECT candidate_id, {q(rule.id)}, {tier}, person_id, encounter_id, index_time, unit, setting, index_system,
+                   index_code, {evidence_json('evidence')} FROM {judged} WHERE sensitive OR specific""")
+        return []
+    failed = " ".join(f"WHEN NOT {cond(n)} THEN {q(n)}" for n in rule.conditions_of("specific"))
+    con.execute(f"""INSERT INTO lv_candidates
+        SELECT candidate_id, {q(rule.id)}, person_id, encounter_id, index_time, unit, setting, index_system, index_code,
+               age, sex, eligible, sensitive, specific, {f'CASE {failed} END' if failed else 'NULL'} FROM {judged}""")
+    cost = f"coalesce(cost, {float(rule.cost.amount)!r})" if rule.cost is not None else "cost"
+    con.execute(f"""INSERT INTO lv_flags
+        SELECT candidate_id, {q(rule.id)}, {tier}, CASE WHEN specific THEN {q(TIERS['specific'])} ELSE {q(TIERS['sensitive'])} END,
+               person_id, encounter_id, index_time, unit, setting, index_system, index_code, {cost},
+               {evidence_json('evidence')} FROM {judged} WHERE sensitive OR specific""")
+    steps = [("candidates", None)] + [("eligibility", n) for n in rule.conditions_of("eligibility")] + [
+        ("specific", n) for n in rule.conditions_of("specific") if n not in rule.eligibility]
+    masks, acc = ["TRUE"], []
+    for _, name in steps[1:]:
+        acc.append(cond(name))
+        masks.append(" AND ".join(acc))
+    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {m})" for m in masks)
+                         + f", count(*) FILTER (WHERE sensitive OR specific) FROM {judged}").fetchall()[0]
+    rows = [{"rule_id": rule.id, "step": i, "stage": stage, "condition": name, "remaining": int(n)}
+            for i, ((stage, name), n) in enumerate(zip(steps, counts))]
+    return rows + [{"rule_id": rule.id, "step": len(steps), "stage": "flagged", "condition": None,
+                    "remaining": int(counts[-1])}]
 
 
-def _waterfall(df: pd.DataFrame, rule: Rule) -> list[dict[str, Any]]:
-    rows = [{"rule_id": rule.id, "step": 0, "stage": "candidates", "condition": None, "remaining": len(df)}]
-    mask = pd.Series(True, index=df.index)
-    for stage, names in (("eligibility", rule.conditions_of("eligibility")),
-                         ("specific", [n for n in rule.conditions_of("specific") if n not in rule.eligibility])):
-        for name in names:
-            mask &= df[f"cond__{name}"].astype(bool)
-            rows.append({"rule_id": rule.id, "step": len(rows), "stage": stage, "condition": name,
-                         "remaining": int(mask.sum())})
-    rows.append({"rule_id": rule.id, "step": len(rows), "stage": "flagged", "condition": None,
-                 "remaining": int((df.sensitive | df.specific).sum()) if len(df) else 0})
-    return rows
-
-
-def _flags(df: pd.DataFrame, rule: Rule) -> pd.DataFrame:
-    f = df[df.sensitive | df.specific].copy()
-    f["rule_id"] = rule.id
-    f["flag_id"] = f["candidate_id"]
-    f["variant"] = f["specific"].map({True: "specific", False: "sensitive"})
-    f["tier"] = f["variant"].map(TIERS)
-    if rule.cost is not None:
-        f["cost"] = f["cost"].fillna(rule.cost.amount)
-    f["evidence"] = [json.dumps(list(e), ensure_ascii=False, default=str) for e in f["evidence"]]
-    return f
-
-
-def _denominators(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame) -> pd.DataFrame:
-    con.register("_lv_cands", candidates)
-    try:
-        return con.execute("""
-            SELECT rule_id, unit, strftime(index_time, '%Y-%m') AS month,
-                   count(*) AS candidates, count(*) FILTER (WHERE eligible) AS eligible,
-                   count(DISTINCT person_id) FILTER (WHERE eligible) AS eligible_persons,
-                   count(*) FILTER (WHERE sensitive OR specific) AS flagged,
-                   count(*) FILTER (WHERE specific) AS flagged_specific
-            FROM _lv_cands GROUP BY GROUPING SETS ((rule_id), (rule_id, unit), (rule_id, unit, month))
-            ORDER BY rule_id, unit NULLS FIRST, month NULLS FIRST
-        """).df()
-    finally:
-        con.unregister("_lv_cands")
+def _denominators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute("""
+        SELECT rule_id, unit, strftime(index_time, '%Y-%m') AS month,
+               count(*) AS candidates, count(*) FILTER (WHERE eligible) AS eligible,
+               count(DISTINCT person_id) FILTER (WHERE eligible) AS eligible_persons,
+               count(*) FILTER (WHERE sensitive OR specific) AS flagged,
+               count(*) FILTER (WHERE specific) AS flagged_specific
+        FROM lv_candidates GROUP BY GROUPING SETS ((rule_id), (rule_id, unit), (rule_id, unit, month))
+        ORDER BY rule_id, unit NULLS FIRST, month NULLS FIRST
+    """).df()
 
 
 def _period(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
@@ -176,25 +233,22 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
     return out
 
 
-Judge = Callable[[Any, list[Rule], RuleSet, Callable[[str, float], None]], dict[str, pd.DataFrame]]
-"""``judge(extract, rules, rule_set, done)`` → judged candidates per rule id; calls ``done(rule_id, seconds)`` per rule."""
+Judge = Callable[[Any, list[Rule], RuleSet, Callable[[Rule, float], None]], None]
+"""``judge(extract, rules, rule_set, done)``: for each rule in turn, leave its judged candidates in the extract's
+DuckDB as the table ``lv_judged`` and call ``done(rule, seconds)``, which collects them into the outputs."""
 
 
-def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[str, float], None]
-                  ) -> dict[str, pd.DataFrame]:
-    out = {}
+def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None]) -> None:
     for rule in rules:
         t0 = time.perf_counter()
-        out[rule.id] = sql.evaluate(extract.con, rule, rs)
-        done(rule.id, time.perf_counter() - t0)
-    return out
+        extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False)}")
+        done(rule, time.perf_counter() - t0)
 
 
-def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[str, float], None]
-                 ) -> dict[str, pd.DataFrame]:
+def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None]) -> None:
     from lowvalue.engine import spark
 
-    return spark.judge(extract, rules, rs, done)
+    spark.judge(extract, rules, rs, done)
 
 
 ENGINES: dict[str, Judge] = {"duckdb": _judge_duckdb, "spark": _judge_spark}
@@ -225,6 +279,7 @@ def scan(
     ``extract_end`` (a date) is the last day the extract covers: later dates are quarantined as implausible.
     """
     from lowvalue.data.extract import Extract, open_extract
+    from lowvalue.risk import features as feats
 
     if engine not in ENGINES:
         raise LowvalueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
@@ -235,62 +290,44 @@ def scan(
     extract = (data if isinstance(data, Extract)
                else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end))
     con = extract.con
-    sql.prepare(con)
 
     started = time.perf_counter()
+    timing: dict[str, float] = {}
+    sql.prepare(con)
+    sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
+    timing["(codes)"] = round(time.perf_counter() - started, 3)
     ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))
     cov = Coverage.of(con, rs)
     settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
     evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(cov, r, settings)} for r in ordered]
     runnable = [r for r, v in zip(ordered, evaluable) if v["status"] != "not_evaluable"]
-    timing: dict[str, float] = {}
+    for name, (table, cols, _) in STORED.items():
+        columns = ", ".join(f"{c} {TYPES.get(c, 'VARCHAR')}" for c in cols)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
+    fall: list[dict[str, Any]] = []
 
-    def done(rule_id: str, seconds: float) -> None:
-        timing[rule_id] = round(seconds, 3)
+    def done(rule: Rule, seconds: float) -> None:
+        t0 = time.perf_counter()
+        fall.extend(_collect(con, rule, "lv_judged"))
+        timing[rule.id] = round(seconds + time.perf_counter() - t0, 3)
         if progress:
-            progress(rule_id, timing[rule_id])
+            progress(rule.id, timing[rule.id])
 
-    judged = ENGINES[engine](extract, runnable, rs, done)
-    cand_parts, flag_parts, trig_parts, fall = [], [], [], []
-    for rule in runnable:
-        df = judged[rule.id]
-        if rule.type == "trigger":
-            t = _flags(df, rule).rename(columns={"rule_id": "trigger_id", "flag_id": "trigger_event_id",
-                                                 "index_time": "time", "index_system": "system", "index_code": "code"})
-            trig_parts.append(t[TRIGGER_COLUMNS])
-            continue
-        df["rule_id"] = rule.id
-        df["first_failed"] = _first_failed(df, rule)
-        cand_parts.append(df[CANDIDATE_COLUMNS])
-        flag_parts.append(_flags(df, rule)[FLAG_COLUMNS])
-        fall += _waterfall(df, rule)
-
-    def cat(parts: list[pd.DataFrame], cols: list[str], sort: list[str]) -> pd.DataFrame:
-        parts = [p for p in parts if len(p)]
-        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            {c: pd.Series([], dtype=EMPTY_TYPES.get(c, object)) for c in cols})  # well-formed when nothing is found
-        return df[cols].sort_values(sort, kind="mergesort").reset_index(drop=True)
-
-    candidates = cat(cand_parts, CANDIDATE_COLUMNS, ["rule_id", "person_id", "index_time", "candidate_id"])
-    flags = cat(flag_parts, FLAG_COLUMNS, ["rule_id", "person_id", "index_time", "flag_id"])
-    triggers = cat(trig_parts, TRIGGER_COLUMNS, ["trigger_id", "person_id", "time", "trigger_event_id"])
+    ENGINES[engine](extract, runnable, rs, done)
+    con.execute("DROP TABLE IF EXISTS lv_judged")
+    selects = {name: f"SELECT * FROM {table} ORDER BY {', '.join(order)}" for name, (table, _, order) in STORED.items()}
+    if features:
+        t0 = time.perf_counter()
+        selects["features"] = feats.compute(con, "(SELECT * FROM lv_candidates WHERE eligible)", "lv_triggers", rs)
+        timing["(features)"] = round(time.perf_counter() - t0, 3)
     result = ScanResult(
-        flags=flags,
-        candidates=candidates,
-        denominators=_denominators(con, candidates),
-        waterfall=pd.DataFrame(fall, columns=["rule_id", "step", "stage", "condition", "remaining"]),
-        triggers=triggers,
         evaluability=pd.DataFrame(evaluable),
+        denominators=_denominators(con),
+        waterfall=pd.DataFrame(fall, columns=["rule_id", "step", "stage", "condition", "remaining"]),
         codeset_coverage=cov.table(ordered),
         orphan_codes=cov.orphans(ordered),
-        rules=rs,
+        con=con, selects=selects, rules=rs, owner=extract,
     )
-    if features and len(candidates):
-        from lowvalue.risk.features import compute
-
-        t0 = time.perf_counter()
-        result.features = compute(con, candidates[candidates.eligible], triggers, rs)
-        timing["(features)"] = round(time.perf_counter() - t0, 3)
     result.manifest = {
         "lowvalue_version": __version__,
         "engine": engine,
@@ -301,6 +338,6 @@ def scan(
                  "warnings": list(getattr(extract, "warnings", []))},
         "versions": _versions(engine),
         "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},
-        "rows": {name: len(getattr(result, name)) for name in ScanResult.TABLES},
+        "rows": {name: result.rows(name) for name in ScanResult.TABLES},
     }
     return result

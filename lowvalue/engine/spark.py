@@ -7,7 +7,7 @@ tables (pandas frames or Parquet), and bringing results back to pandas in the Du
 Times: the JVM and the session both run in UTC and every timestamp is naive UTC on both sides, so Spark
 never shifts a wall-clock time (``spark.driver.extraJavaOptions=-Duser.timezone=UTC``,
 ``spark.sql.session.timeZone=UTC``). Event ids: the canonical tables carry ``_lv_rowid`` (row number of the
-frame, or DuckDB's ``rowid`` when exported from an opened extract), so ``lv_ev.ev_id`` is deterministic and
+frame, or DuckDB's ``rowid`` when exported from an opened extract), so ``lv_hit.ev_id`` is deterministic and
 equal to DuckDB's; a Spark view is recomputed on every use and a random id would not join with itself.
 
 :func:`judge` is the scan's Spark engine (``lowvalue scan --engine spark``): the rules run on Spark; reading,
@@ -30,6 +30,7 @@ import pyarrow as pa
 from lowvalue.data.schema import TABLES
 from lowvalue.engine import sql
 from lowvalue.errors import LowvalueError
+from lowvalue.rules.codes import ValueSet
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Rule
 
@@ -44,6 +45,7 @@ CONF = {
     "spark.default.parallelism": "2",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.adaptive.enabled": "true",
+    "spark.buffer.pageSize": "4m",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
 }
@@ -124,8 +126,9 @@ def _tune(spark: Any, conf: dict[str, str]) -> None:
         spark.conf.set(k, v)
 
 
-def load_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, spark: Any | None = None) -> None:
-    """Make pandas frames the session's canonical tables and build ``lv_ev`` (no validation)."""
+def load_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, sets: list[ValueSet],
+                spark: Any | None = None) -> None:
+    """Make pandas frames the session's canonical tables and match ``sets`` (``lv_hit``; no validation)."""
     spark = spark or session()
     _tune(spark, SMALL)
     for name, df in (("persons", persons), ("encounters", encounters), ("events", events)):
@@ -135,10 +138,11 @@ def load_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.Data
         except TypeError:  # pragma: no cover - Spark 3.5 takes pandas
             source = spark.createDataFrame(table.to_pandas(timestamp_as_object=False))
         _view(spark, name, source)
-    _prepare(spark)
+    _prepare(spark, sets)
 
 
-def load_parquet(folder: Path | str, spark: Any | None = None, conf: dict[str, str] | None = None) -> None:
+def load_parquet(folder: Path | str, sets: list[ValueSet], spark: Any | None = None,
+                 conf: dict[str, str] | None = None) -> None:
     """Use ``folder/{persons,encounters,events}.parquet`` (with ``_lv_rowid``, see :func:`export`) as the tables.
 
     ``conf``: :data:`SMALL` or :data:`LARGE` session settings (default LARGE).
@@ -147,18 +151,37 @@ def load_parquet(folder: Path | str, spark: Any | None = None, conf: dict[str, s
     _tune(spark, conf or LARGE)
     for name in ("persons", "encounters", "events"):
         _view(spark, name, spark.read.parquet(str(Path(folder) / f"{name}.parquet")))
-    _prepare(spark)
+    _prepare(spark, sets)
 
 
-def _prepare(spark: Any) -> None:
-    """``lv_ev`` (see :func:`sql.prepare`) and ``persons``, materialised once (every rule reads them several times).
+def _prepare(spark: Any, sets: list[ValueSet]) -> None:
+    """The code sets' matches on the distinct codes and ``lv_hit`` (see :func:`sql.prepare`), and ``persons``,
+    each materialised once (every rule reads them several times).
 
     A local checkpoint replaces each view's plan by its computed rows, so later queries neither recompute nor
-    re-analyse it (a cached view is matched against every reference, which costs seconds per rule).
+    re-analyse it (a cached view is matched against every reference, which costs seconds per rule). The previous
+    load's checkpoints are released first: tests load many small extracts into one session.
     """
+    while _checkpoints:
+        _checkpoints.pop().unpersist()
     sql.prepare(Connection(spark), sql.SPARK)
-    for name in ("lv_ev", "persons"):
-        spark.table(name).localCheckpoint(eager=True).createOrReplaceTempView(name)
+    _checkpoint(spark, "lv_code_raw")
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_sets AS {sql.sets_sql(sets, sql.SPARK)}")
+    _checkpoint(spark, "lv_sets")
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_hit AS {sql.hit_sql('lv_sets', sql.SPARK)}")
+    for name in ("lv_hit", "persons"):
+        _checkpoint(spark, name)
+
+
+_checkpoints: list[Any] = []
+
+
+def _checkpoint(spark: Any, name: str) -> None:
+    """Materialise the view ``name`` in as many partitions as a shuffle makes: a union of one branch per code set
+    would otherwise leave hundreds of tiny partitions, a task each in every later stage."""
+    df = spark.table(name).coalesce(int(spark.conf.get("spark.sql.shuffle.partitions"))).localCheckpoint(eager=True)
+    df.createOrReplaceTempView(name)
+    _checkpoints.append(df)
 
 
 def export(con: Any, folder: Path | str) -> Path:
@@ -171,8 +194,8 @@ def export(con: Any, folder: Path | str) -> Path:
     return folder
 
 
-def _to_pandas(df: Any) -> pd.DataFrame:
-    """A Spark result as the DuckDB engine returns it: through Arrow and DuckDB's own pandas conversion.
+def _to_arrow(df: Any) -> pa.Table:
+    """A Spark result in the DuckDB engine's Arrow types.
 
     Spark's timestamps come back as UTC-zoned Arrow timestamps (the session zone) and are made naive again;
     ``year()`` is an INT on Spark and a BIGINT on DuckDB.
@@ -185,22 +208,22 @@ def _to_pandas(df: Any) -> pd.DataFrame:
         elif f.name == "age":
             col = col.cast(pa.int64())
         cols.append(col)
-    con = duckdb.connect()
-    try:
-        return con.from_arrow(pa.Table.from_arrays(cols, names=table.column_names)).df()
-    finally:
-        con.close()
+    return pa.Table.from_arrays(cols, names=table.column_names)
 
 
 def evaluate(rule: Rule, rs: RuleSet, spark: Any | None = None) -> pd.DataFrame:
     """Judge every candidate of ``rule`` on the loaded tables; the columns and dtypes of :func:`sql.evaluate`."""
-    return _to_pandas((spark or session()).sql(sql.compile_rule(rule, rs, sql.SPARK)))
+    con = duckdb.connect()
+    try:  # through DuckDB's own pandas conversion, as the DuckDB engine returns it
+        return con.from_arrow(_to_arrow((spark or session()).sql(sql.compile_rule(rule, rs, sql.SPARK)))).df()
+    finally:
+        con.close()
 
 
 def evaluate_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, rule: Rule,
                     rs: RuleSet) -> pd.DataFrame:
     """Evaluate one rule on pandas frames on Spark; same columns and order as :func:`sql.evaluate_frames`."""
-    load_frames(persons, encounters, events)
+    load_frames(persons, encounters, events, sql.code_sets(rs, [rule]))
     return evaluate(rule, rs)[sql.frame_columns(rule)].reset_index(drop=True)
 
 
@@ -208,7 +231,7 @@ SMALL_ROWS = 2_000_000
 """Extracts with fewer events than this run with :data:`SMALL` settings (interpreted, one shuffle partition)."""
 
 
-def judge(extract: Any, rules: list[Rule], rs: RuleSet, done: Any, *, workers: int = 2) -> dict[str, pd.DataFrame]:
+def judge(extract: Any, rules: list[Rule], rs: RuleSet, done: Any, *, workers: int = 2) -> None:
     """Judge ``rules`` on Spark over an opened extract (the ``spark`` entry of :data:`lowvalue.engine.scan.ENGINES`).
 
     The extract's validated tables go to Spark as Parquet with DuckDB's row ids, so evidence ids agree. ``workers``
@@ -219,14 +242,17 @@ def judge(extract: Any, rules: list[Rule], rs: RuleSet, done: Any, *, workers: i
 
     con = extract.con
     with tempfile.TemporaryDirectory(prefix="lowvalue-spark-") as tmp:
-        n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
-        load_parquet(export(con, tmp), conf=SMALL if n_events < SMALL_ROWS else LARGE)
+        n_events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+        load_parquet(export(con, tmp), sql.code_sets(rs, rules), conf=SMALL if n_events < SMALL_ROWS else LARGE)
 
-        def one(rule: Rule) -> pd.DataFrame:
+        def one(rule: Rule) -> tuple[pa.Table, float]:
             t0 = time.perf_counter()
-            df = evaluate(rule, rs)
-            done(rule.id, time.perf_counter() - t0)
-            return df
+            table = _to_arrow(session().sql(sql.compile_rule(rule, rs, sql.SPARK, ordered=False)))
+            return table, time.perf_counter() - t0
 
         with ThreadPoolExecutor(max(workers, 1)) as pool:
-            return dict(zip((r.id for r in rules), pool.map(one, rules)))
+            for rule, (table, seconds) in zip(rules, pool.map(one, rules)):
+                con.register("_lv_spark_judged", table)
+                con.execute("CREATE OR REPLACE TEMP TABLE lv_judged AS SELECT * FROM _lv_spark_judged")
+                con.unregister("_lv_spark_judged")
+                done(rule, seconds)

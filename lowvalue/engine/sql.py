@@ -19,8 +19,10 @@ as ``d``, DuckDB by default; another dialect is another table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import duckdb
 import pandas as pd
@@ -74,6 +76,7 @@ DUCKDB: Dialect = {
     "int_range": lambda lo, hi: f"range({lo}, {hi} + 1)",  # lo..hi inclusive
     "bool_or": lambda x: f"bool_or({x})",
     "order_by": lambda cols: ", ".join(cols),  # ascending, nulls last (DuckDB's default)
+    "evidence_pass": lambda: "flagged",  # evidence in a second pass over the flagged candidates (see compile_rule)
 }
 
 
@@ -129,31 +132,104 @@ SPARK: Dialect = {
     "list_len": lambda lst: f"size({lst})",
     "int_range": lambda lo, hi: f"sequence({lo}, {hi})",
     "order_by": lambda cols: ", ".join(f"{c} NULLS LAST" for c in cols),
+    "evidence_pass": lambda: "",  # CTEs are inlined: evidence in the same pass (see compile_rule)
 }
 
 
-def prepare(con: Any, d: Dialect = DUCKDB) -> None:
-    """Build ``lv_ev``: events with their encounter's setting and unit, plus one pseudo-event per encounter.
+def codeset_key(vs: ValueSet) -> int:
+    """A code set's key in ``lv_sets``/``lv_hit``: 60 bits of a digest of its entries, so equal sets share their
+    matches. An integer, because every criterion filters ``lv_hit`` on it."""
+    body = json.dumps([[s, [[e.kind, e.low, e.high] for e in sorted(set(vs.codes[s]), key=lambda e: (e.kind, e.low, e.high))]]
+                       for s in vs.systems])
+    return int(hashlib.sha256(body.encode()).hexdigest()[:15], 16)
 
-    ``con`` is anything with ``execute(sql)``: a DuckDB connection, or a Spark session wrapper.
-    """
-    con.execute("\n        " + prepare_sql(d) + "\n        ")
+
+def code_sets(rs: RuleSet, rules: Iterable[Rule] | None = None) -> list[ValueSet]:
+    """Every code set ``rules`` (default: all of ``rs``) use, once each, in a stable order."""
+    out: dict[str, ValueSet] = {}
+    for rule in (rs.rules.values() if rules is None else rules):
+        for ref in rule.code_refs():
+            vs = rs.valueset(ref)
+            out.setdefault(codeset_key(vs), vs)
+    return [out[k] for k in sorted(out)]
 
 
-def prepare_sql(d: Dialect = DUCKDB) -> str:
+def _code_norm(system: str, code: str, d: Dialect) -> str:
     icd = ", ".join(d["str"](s) for s in sorted(ICD_FAMILY))
-    return d["temp_table"]("lv_ev", f"""
-        SELECT {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
-               {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code,
-               CASE WHEN e.system IN ({icd}) THEN replace(upper(trim(e.code)), '.', '') ELSE upper(trim(e.code)) END AS code_norm,
-               e.value, e.unit, e.days_supply, e.cost, c.setting, c.unit AS care_unit, c.end_time AS enc_end,
-               c.start_time AS enc_start, e.present_on_admission AS poa
-        FROM events e LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
+    return f"CASE WHEN {system} IN ({icd}) THEN replace(upper(trim({code})), '.', '') ELSE upper(trim({code})) END"
+
+
+def prepare_sql(d: Dialect = DUCKDB) -> list[str]:
+    """The distinct codes of the extract, counted once: ``lv_code_raw`` (as written) and ``lv_codes`` (normalised).
+
+    Every code-set question is answered on these small tables (a few thousand rows, whatever the extract's size)
+    instead of on every event; encounters count as events of kind ``encounter``, system ``setting``.
+    """
+    raw = d["temp_table"]("lv_code_raw", f"""
+        SELECT kind, system, code, {_code_norm('system', 'code', d)} AS code_norm, events, with_value FROM (
+          SELECT kind, system, code, count(*) AS events, count(value) AS with_value FROM events GROUP BY kind, system, code
+          UNION ALL
+          SELECT 'encounter', 'setting', setting, count(*), 0 FROM encounters GROUP BY setting) r""")
+    codes = d["temp_table"]("lv_codes", """
+        SELECT kind, system, code_norm, min(code) AS code, sum(events) AS events, sum(with_value) AS with_value
+        FROM lv_code_raw GROUP BY kind, system, code_norm""")
+    return [raw, codes]
+
+
+def sets_sql(sets: Iterable[ValueSet], d: Dialect = DUCKDB) -> str:
+    """SELECT (cs, system, code): the codes of the extract (as written) that each code set matches."""
+    parts = [f"SELECT DISTINCT CAST({codeset_key(vs)} AS BIGINT) AS cs, c.system, c.code FROM lv_code_raw c "
+             f"WHERE {match_sql(vs, 'c', d)}" for vs in sets]
+    text = d["type"]("string")
+    empty = f"SELECT CAST(NULL AS BIGINT) AS cs, CAST(NULL AS {text}) AS system, CAST(NULL AS {text}) AS code WHERE FALSE"
+    return " UNION ALL ".join(parts) if parts else empty
+
+
+def hit_sql(sets_table: str, d: Dialect = DUCKDB) -> str:
+    """SELECT the events (and encounter pseudo-events) whose code is in a code set of ``sets_table``, once per set.
+
+    One pass over the events with a hash join on (system, code as written): no per-row string work. ``ev_id`` is the
+    event's row id (an encounter's: -1 - its row id), the tie-breaker that makes evidence order deterministic.
+    """
+    return f"""
+        SELECT s.cs, {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
+               {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code, e.value, e.unit, e.days_supply, e.cost,
+               c.setting, c.unit AS care_unit, c.end_time AS enc_end, c.start_time AS enc_start,
+               e.present_on_admission AS poa
+        FROM events e JOIN {sets_table} s ON s.system = e.system AND s.code = e.code
+        LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
         UNION ALL
-        SELECT -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
-               {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, upper(trim(c.setting)),
-               NULL, NULL, NULL, c.cost, c.setting, c.unit, c.end_time, c.start_time, NULL
-        FROM encounters c""")
+        SELECT s.cs, -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
+               {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, NULL, NULL, NULL, c.cost, c.setting,
+               c.unit, c.end_time, c.start_time, NULL
+        FROM encounters c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting"""
+
+
+def prepare(con: Any, d: Dialect = DUCKDB) -> None:
+    """Count the extract's distinct codes (:func:`prepare_sql`) and start an empty ``lv_hit`` (DuckDB).
+
+    ``con`` is anything with ``execute(sql)``. Code sets are matched when a rule needs them (:func:`ensure_sets`);
+    a scan asks for all of them at once, so the events are read once.
+    """
+    for statement in prepare_sql(d):
+        con.execute(statement)
+    if d is DUCKDB:
+        con.execute("CREATE OR REPLACE TEMP TABLE lv_sets (cs BIGINT, system VARCHAR, code VARCHAR)")
+        con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")
+
+
+def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet]) -> None:
+    """Match the code sets not yet in ``lv_hit`` (on DuckDB, after :func:`prepare`): one pass over the events for all."""
+    have = {r[0] for r in con.execute("SELECT cs FROM lv_set_keys").fetchall()}
+    new = {codeset_key(vs): vs for vs in sets if codeset_key(vs) not in have}
+    if not new:
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lv_sets_new AS {sets_sql(new.values())}")
+    con.execute(f"INSERT INTO lv_hit SELECT * FROM ({hit_sql('lv_sets_new')}) ORDER BY cs")
+    con.execute("INSERT INTO lv_sets SELECT * FROM lv_sets_new")
+    con.executemany("INSERT INTO lv_set_keys VALUES (?)", [[k] for k in sorted(new)])
+    con.execute("DROP TABLE lv_sets_new")
 
 
 def match_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
@@ -229,7 +305,7 @@ def _population(rule: Rule, d: Dialect) -> list[str]:
 
 def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
     vs, q = rs.valueset(rule.index.codes), d["str"]
-    where = [f"e.kind = {q(rule.index.kind)}", match_sql(vs, "e", d)]
+    where = [f"e.cs = {codeset_key(vs)}", f"e.kind = {q(rule.index.kind)}"]
     if rule.index.settings:
         where.append(f"e.setting IN ({', '.join(q(s) for s in rule.index.settings)})")
     if rule.index.value is not None:
@@ -247,7 +323,7 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
            e.system AS index_system, e.code AS index_code, e.value AS index_value, e.unit AS index_unit,
            e.days_supply AS index_days_supply, e.setting, e.care_unit, e.cost,{dis}
            {age} AS age, p.sex
-    FROM lv_ev e JOIN persons p ON p.person_id = e.person_id
+    FROM lv_hit e JOIN persons p ON p.person_id = e.person_id
     WHERE {' AND '.join(where)}
   ) {('WHERE ' + ' AND '.join(pop)) if pop else ''}
 )"""
@@ -261,11 +337,14 @@ def _evidence(name: str, role: str, d: Dialect) -> str:
     return d["list_head"](d["ordered_list_agg"](struct, keys), EVIDENCE_PER_CONDITION)
 
 
-def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect) -> list[str]:
-    """CTEs m_i (matching events) and h_i (holds + evidence) for one criterion."""
+def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect, src: str = "cand",
+               p: str = "", evidence: bool = False) -> list[str]:
+    """CTEs {p}m_i (matching events of the candidates in ``src``) and {p}h_i (holds, and with ``evidence`` the
+    evidence list)."""
     vs, q, at = rs.valueset(crit.codes), d["str"], "dis_" if crit.anchor == "discharge" else ""
-    on = ["e.person_id = c.person_id", f"e.kind = {q(crit.kind)}", match_sql(vs, "e", d)]
-    evidence = _evidence(name, role, d)
+    on = ["e.person_id = c.person_id", f"e.cs = {codeset_key(vs)}", f"e.kind = {q(crit.kind)}"]
+    evidence = f", {_evidence(name, role, d)} AS evidence" if evidence else ""  # type: ignore[assignment]
+    m, h = f"{p}m_{i}", f"{p}h_{i}"
     if crit.same_encounter:
         on.append("e.encounter_id = c.encounter_id")
     ctes = []
@@ -273,77 +352,78 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
         lo, hi = crit.window.int_bounds()
         off = day_offset("e", "c", d, at)
         supply = "greatest(coalesce(e.days_supply, 1), 1)"
-        ctes.append(f"""m_{i} AS (
+        ctes.append(f"""{m} AS (
   SELECT c.cand_id, e.ev_id, e.time, e.system, e.code, e.value, e.unit,
          {d['int_range'](f'greatest({off}, {lo})', f'least({off} + {supply} - 1, {hi})')} AS days
-  FROM cand c JOIN lv_ev e ON {' AND '.join(on)}
+  FROM {src} c JOIN lv_hit e ON {' AND '.join(on)}
   WHERE {off} <= {hi} AND {off} + {supply} - 1 >= {lo}
 )""")
-        ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, {d['list_len'](d['list_distinct'](f"flatten({d['list_agg']('m.days')})"))} >= {crit.coverage.min_days} AS holds,
-         {evidence} AS evidence
-  FROM m_{i} m GROUP BY m.cand_id
+        ctes.append(f"""{h} AS (
+  SELECT m.cand_id, {d['list_len'](d['list_distinct'](f"flatten({d['list_agg']('m.days')})"))} >= {crit.coverage.min_days} AS holds{evidence}
+  FROM {m} m GROUP BY m.cand_id
 )""")
         return ctes
     where = [window_sql(crit.window, "e", "c", d, at)]
     join_first = ""
     if crit.first_in is not None:
         n = crit.first_in.amount
-        ctes.append(f"""f_{i} AS (
+        ctes.append(f"""{p}f_{i} AS (
   SELECT person_id, day,
          lag(day) OVER (PARTITION BY person_id ORDER BY day) IS NULL
          OR {d['days_between']('lag(day) OVER (PARTITION BY person_id ORDER BY day)', 'day')} > {n} AS first_ok
-  FROM (SELECT DISTINCT e.person_id, e.day FROM lv_ev e WHERE e.kind = {q(crit.kind)} AND {match_sql(vs, 'e', d)})
+  FROM (SELECT DISTINCT e.person_id, e.day FROM lv_hit e WHERE e.cs = {codeset_key(vs)} AND e.kind = {q(crit.kind)})
 )""")
-        join_first = f" JOIN f_{i} f ON f.person_id = e.person_id AND f.day = e.day AND f.first_ok"
-    ctes.append(f"""m_{i} AS (
+        join_first = f" JOIN {p}f_{i} f ON f.person_id = e.person_id AND f.day = e.day AND f.first_ok"
+    ctes.append(f"""{m} AS (
   SELECT c.cand_id, c.index_value, c.index_unit, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e', d)} AS v
-  FROM cand c JOIN lv_ev e ON {' AND '.join(on)}{join_first}
+  FROM {src} c JOIN lv_hit e ON {' AND '.join(on)}{join_first}
   WHERE {' AND '.join(where)}
 )""")
     t = crit.value
     if t is None:
-        ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {evidence} AS evidence
-  FROM m_{i} m GROUP BY m.cand_id
+        ctes.append(f"""{h} AS (
+  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds{evidence}
+  FROM {m} m GROUP BY m.cand_id
 )""")
     elif t.of == "any":
         thr = _threshold(t, vs, d)
-        ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds, {evidence} AS evidence
-  FROM m_{i} m WHERE m.v IS NOT NULL AND m.v {t.op} {thr} GROUP BY m.cand_id
+        ctes.append(f"""{h} AS (
+  SELECT m.cand_id, count(*) >= {crit.at_least} AS holds{evidence}
+  FROM {m} m WHERE m.v IS NOT NULL AND m.v {t.op} {thr} GROUP BY m.cand_id
 )""")
     else:
         thr = _threshold(t, vs, d)
-        ctes.append(f"""h_{i} AS (
-  SELECT m.cand_id, coalesce({d['bool_or'](f'm.v {t.op} {thr}')}, false) AS holds, {evidence} AS evidence
-  FROM (SELECT *, max(time) OVER (PARTITION BY cand_id) AS t_last FROM m_{i} WHERE v IS NOT NULL) m
+        ctes.append(f"""{h} AS (
+  SELECT m.cand_id, coalesce({d['bool_or'](f'm.v {t.op} {thr}')}, false) AS holds{evidence}
+  FROM (SELECT *, max(time) OVER (PARTITION BY cand_id) AS t_last FROM {m} WHERE v IS NOT NULL) m
   WHERE m.time = m.t_last GROUP BY m.cand_id
 )""")
     return ctes
 
 
-def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d: Dialect) -> list[str]:
-    """CTEs h_i_j per criterion j, and h_i: holds if any does; evidence = the holding criteria's events, capped."""
-    ctes, joins, holds, evid = [], [], [], []
+def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d: Dialect, src: str = "cand",
+            p: str = "", evidence: bool = False) -> list[str]:
+    """CTEs {p}h_i_j per criterion j, and {p}h_i: holds if any does; evidence = the holding criteria's events, capped."""
+    ctes, hs, holds, evid = [], [], [], []
     for j, crit in enumerate(crits):
-        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d)
-        joins.append(f"LEFT JOIN h_{i}_{j} ON h_{i}_{j}.cand_id = c.cand_id")
-        holds.append(f"coalesce(h_{i}_{j}.holds, false)")
-        evid.append(f"CASE WHEN {holds[-1]} THEN h_{i}_{j}.evidence ELSE {d['no_evidence']()} END")
-    ctes.append(f"""h_{i} AS (
-  SELECT c.cand_id, {' OR '.join(holds)} AS holds,
-         {d['list_head'](f"flatten({d['list'](evid)})", EVIDENCE_PER_CONDITION)} AS evidence
-  FROM cand c {' '.join(joins)}
+        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d, src, p, evidence)
+        hs.append(f"{p}h_{i}_{j}")
+        holds.append(f"coalesce({p}h_{i}_{j}.holds, false)")
+        evid.append(f"CASE WHEN {holds[-1]} THEN {p}h_{i}_{j}.evidence ELSE {d['no_evidence']()} END")
+    flat = "flatten(" + d["list"](evid) + ")"
+    ev = f", {d['list_head'](flat, EVIDENCE_PER_CONDITION)} AS evidence" if evidence else ""
+    ctes.append(f"""{p}h_{i} AS (
+  SELECT c.cand_id, {' OR '.join(holds)} AS holds{ev}
+  FROM {src} c {_joins(hs)}
 )""")
     return ctes
 
 
-def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB) -> str:
-    """The SQL that judges every candidate of ``rule``: one row per candidate."""
+def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str = "", evidence: bool = False
+                ) -> tuple[list[str], list[str], list[str]]:
+    """CTEs, columns (one boolean per condition) and the names of the per-condition CTEs, joined on ``c.cand_id``."""
     q, ident = d["str"], d["ident"]
-    ctes = [_candidates(rule, rs, d)]
-    cols, joins, evid = [], [], []
+    ctes, cols, hs = [], [], []
     for i, (name, cond) in enumerate(rule.conditions.items()):
         col = ident(f"cond__{name}")
         if cond.index_setting is not None:
@@ -355,37 +435,73 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB) -> str:
                         f"AND c.t_us - c.enc_start_us >= {after})), false) AS {col}")
             continue
         if cond.any_of:
-            ctes += _any_of(i, name, cond.role, cond.criteria, rs, d)
+            ctes += _any_of(i, name, cond.role, cond.criteria, rs, d, src, p, evidence)
         else:
-            ctes += _criterion(i, name, cond.role, cond.criteria[0], rs, d)
-        joins.append(f"LEFT JOIN h_{i} ON h_{i}.cand_id = c.cand_id")
-        holds = f"coalesce(h_{i}.holds, false)"
-        cols.append(f"{'NOT ' if cond.role == 'exclude' else ''}{holds} AS {col}")
-        evid.append(f"coalesce(h_{i}.evidence, {d['no_evidence']()})")
+            ctes += _criterion(i, name, cond.role, cond.criteria[0], rs, d, src, p, evidence)
+        hs.append(f"{p}h_{i}")
+        cols.append(f"{'NOT ' if cond.role == 'exclude' else ''}coalesce({p}h_{i}.holds, false) AS {col}")
+    return ctes, cols, hs
+
+
+def _joins(hs: list[str]) -> str:
+    return " ".join(f"LEFT JOIN {h} ON {h}.cand_id = c.cand_id" for h in hs)
+
+
+def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool = True) -> str:
+    """The SQL that judges every candidate of ``rule``: one row per candidate (after :func:`ensure_sets`).
+
+    Every condition is judged for every candidate; the evidence lists, which only flags show, are collected for
+    the flagged candidates only (others get an empty list). With ``d["evidence_pass"]`` they are collected in a
+    second pass over the flagged candidates (``fl``: DuckDB materialises the shared CTEs, and collecting and
+    sorting events for millions of unflagged candidates is what made large scans slow); without it in the same
+    pass (Spark inlines CTEs, so a second pass would judge every candidate twice).
+    """
+    q, ident = d["str"], d["ident"]
+    second = bool(d["evidence_pass"]())
+    ctes, cols, hs = _conditions(rule, rs, d, evidence=not second)
+    ctes = [_candidates(rule, rs, d)] + ctes
 
     def tier(names: list[str]) -> str:
         return " AND ".join(ident(f"cond__{n}") for n in names) or "TRUE"
 
-    evidence = d["no_evidence"]() if not evid else (evid[0] if len(evid) == 1 else f"flatten({d['list'](evid)})")
-    body = f"""SELECT c.cand_id, c.person_id, c.encounter_id, c.index_time, c.index_system, c.index_code,
-       c.index_value, c.index_unit, c.index_days_supply, c.setting, c.care_unit AS unit, c.cost, c.age, c.sex,
-       {', '.join(cols + [f'{evidence} AS evidence']) if cols else f'{evidence} AS evidence'}
-FROM cand c {' '.join(joins)}"""
+    def lists(hs: list[str]) -> str:
+        evid = [f"coalesce({h}.evidence, {d['no_evidence']()})" for h in hs]
+        return evid[0] if len(evid) == 1 else f"flatten({d['list'](evid)})"
+
+    inline = f", {lists(hs)} AS all_evidence" if hs and not second else ""
+    ctes.append(f"""judged AS (
+  SELECT *, {tier(rule.conditions_of('eligibility'))} AS eligible, {tier(rule.conditions_of('sensitive'))} AS sensitive,
+         {tier(rule.conditions_of('specific'))} AS specific
+  FROM (SELECT c.cand_id, c.person_id, c.encounter_id, c.index_time, c.index_system, c.index_code, c.index_value,
+               c.index_unit, c.index_days_supply, c.setting, c.care_unit AS unit, c.cost, c.age, c.sex
+               {''.join(', ' + col for col in cols)}{inline}
+        FROM cand c {_joins(hs)}) j
+)""")
+    evidence, ev_join, columns = d["no_evidence"](), "", "judged.*"
+    if inline:
+        evidence = f"CASE WHEN judged.sensitive OR judged.specific THEN judged.all_evidence ELSE {d['no_evidence']()} END"
+        columns = ", ".join(f"judged.{c}" for c in ["cand_id", "person_id", "encounter_id", "index_time", "index_system",
+                                                    "index_code", "index_value", "index_unit", "index_days_supply",
+                                                    "setting", "unit", "cost", "age", "sex"]
+                            + [ident(f"cond__{n}") for n in rule.conditions] + ["eligible", "sensitive", "specific"])
+    elif hs:
+        ectes, _, ehs = _conditions(rule, rs, d, src="fl", p="e", evidence=True)
+        ctes.append("fl AS (SELECT c.* FROM cand c JOIN judged j ON j.cand_id = c.cand_id WHERE j.sensitive OR j.specific)")
+        ctes += ectes
+        ctes.append(f"ev AS (SELECT c.cand_id, {lists(ehs)} AS evidence FROM fl c {_joins(ehs)})")
+        evidence, ev_join = f"coalesce(ev.evidence, {d['no_evidence']()})", " LEFT JOIN ev ON ev.cand_id = judged.cand_id"
     key = (f"concat_ws('|', person_id, coalesce(encounter_id, ''), {d['strftime']('index_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
            f"index_system, index_code, coalesce({d['text']('index_value', 'double')}, ''), coalesce(index_unit, ''), "
            f"coalesce({d['text']('index_days_supply', 'int32')}, ''))")
     order = d["order_by"](["person_id", "index_time", "index_system", "index_code", "encounter_id", "index_value", "cand_id"])
-    return f"""WITH {', '.join(ctes)},
-judged AS ({body})
-SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, *, {tier(rule.conditions_of('eligibility'))} AS eligible,
-       {tier(rule.conditions_of('sensitive'))} AS sensitive,
-       {tier(rule.conditions_of('specific'))} AS specific
-FROM judged
-ORDER BY {order}"""
+    return f"""WITH {', '.join(ctes)}
+SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
+FROM judged{ev_join}""" + (f"\nORDER BY {order}" if ordered else "")
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> pd.DataFrame:
     """Judge every candidate of ``rule`` on the extract in ``con`` (after :func:`prepare`)."""
+    ensure_sets(con, code_sets(rs, [rule]))
     return con.execute(compile_rule(rule, rs)).df()
 
 

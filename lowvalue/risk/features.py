@@ -14,9 +14,8 @@ of frailty-marker groups, a light version of the Hospital Frailty Risk Score.
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 
-from lowvalue.engine.sql import match_sql, q, value_sql
+from lowvalue.engine.sql import codeset_key, q, value_sql
 from lowvalue.rules.codes import ValueSet
 from lowvalue.rules.library import RuleSet
 
@@ -73,88 +72,97 @@ def _icd_set(name: str, entries: list[str]) -> ValueSet:
     return ValueSet.inline(name, {s: entries for s in ICD})
 
 
-def _category_sql(groups: dict[str, tuple[int, list[str]]] | dict[str, list[str]], weighted: bool) -> str:
-    whens = []
-    for name, spec in groups.items():
-        entries = spec[1] if weighted else spec  # type: ignore[index]
-        whens.append(f"WHEN {match_sql(_icd_set(name, list(entries)), 'e')} THEN {q(name)}")
-    return "CASE " + " ".join(whens) + " END"
+GROUPS: list[tuple[str, str, int, ValueSet]] = [
+    (family, name, order, _icd_set(name, list(spec[1] if family == "charlson" else spec)))  # type: ignore[index]
+    for family, groups in (("charlson", CHARLSON), ("frailty", FRAILTY), ("chronic", CHRONIC))
+    for order, (name, spec) in enumerate(groups.items())
+]
+"""(family, group, order, code set): a diagnosis counts for the first group of a family it matches."""
 
 
-def compute(con: duckdb.DuckDBPyConnection, candidates: pd.DataFrame, triggers: pd.DataFrame, rs: RuleSet) -> pd.DataFrame:
-    """One row per candidate: ``candidate_id``, ``rule_id`` and :data:`FEATURES`. Needs ``lv_ev`` (see ``sql.prepare``)."""
-    cols = ["candidate_id", "rule_id", "person_id", "index_time", "age", "sex", "setting", "unit", "sensitive", "specific"]
-    con.register("_lv_cand_in", candidates[cols])
-    con.register("_lv_trig_in", triggers[["person_id", "time"]] if len(triggers) else
-                 pd.DataFrame({"person_id": pd.Series([], dtype=str), "time": pd.Series([], dtype="datetime64[us]")}))
+def code_sets(rs: RuleSet) -> list[ValueSet]:
+    """The code sets the features read (diagnosis groups, the lab sets of :data:`LABS` the library has)."""
+    return [vs for *_, vs in GROUPS] + [rs.valuesets[n] for n in LABS.values() if n in rs.valuesets]
+
+
+def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: RuleSet) -> str:
+    """Build ``lv_features``: one row per candidate of the table ``candidates`` (``candidate_id``, ``rule_id``,
+    :data:`FEATURES`); ``triggers`` is the scan's trigger table. Returns the SELECT that reads it in file order.
+
+    Needs ``lv_hit`` with :func:`code_sets` matched (:func:`lowvalue.engine.sql.ensure_sets`). Everything runs
+    in the engine: a candidate's history is joined by person, never loaded into Python.
+    """
+    groups = ", ".join(f"({codeset_key(vs)}, {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS)
     weights = " ".join(f"WHEN {q(n)} THEN {w}" for n, (w, _) in CHARLSON.items())
-    labs = []
+    lab_ctes, lab_cols = [], []
     for feat, vs_name in LABS.items():
         vs = rs.valuesets.get(vs_name)
         if vs is None:
-            labs.append(f"NULL::DOUBLE AS {feat}")
+            lab_cols.append(f"NULL::DOUBLE AS {feat}")
             continue
-        labs.append(f"""(SELECT arg_max({value_sql(vs, 'e')}, e.t_us) FROM lv_ev e
-                         WHERE e.person_id = c.person_id AND e.kind = 'lab' AND {match_sql(vs, 'e')}
-                           AND e.t_us < c.t_us AND {value_sql(vs, 'e')} IS NOT NULL
-                           AND date_diff('day', e.day, c.day) <= 30) AS {feat}""")
-    try:
-        con.execute("""CREATE OR REPLACE TEMP TABLE lv_cand AS
-                       SELECT *, CAST(index_time AS DATE) AS day, epoch_us(index_time) AS t_us FROM _lv_cand_in""")
-        df = con.execute(f"""
-        WITH dx AS (
-          SELECT c.candidate_id, {_category_sql(CHARLSON, True)} AS charlson_group,
-                 {_category_sql(FRAILTY, False)} AS frailty_group, {_category_sql(CHRONIC, False)} AS chronic_group
-          FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
-          WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 730
-        ),
-        charlson AS (
-          SELECT candidate_id, sum(CASE charlson_group {weights} ELSE 0 END) AS charlson
-          FROM (SELECT DISTINCT candidate_id, charlson_group FROM dx) GROUP BY candidate_id
-        ),
-        frailty AS (
-          SELECT candidate_id, count(DISTINCT frailty_group) AS frailty_markers FROM dx GROUP BY candidate_id
-        ),
-        chronic AS (
-          SELECT candidate_id, count(DISTINCT chronic_group) AS chronic_conditions FROM dx GROUP BY candidate_id
-        ),
-        drugs AS (
-          SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
-          FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
-          WHERE e.kind = 'medication' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 90
-          GROUP BY c.candidate_id
-        ),
-        contacts AS (
-          SELECT c.candidate_id, count(*) FILTER (WHERE e.code_norm = 'INPATIENT') AS inpatient_stays_365d,
-                 count(*) AS visits_365d
-          FROM lv_cand c JOIN lv_ev e ON e.person_id = c.person_id
-          WHERE e.kind = 'encounter' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 365
-          GROUP BY c.candidate_id
-        ),
-        prior_triggers AS (
-          SELECT c.candidate_id, count(*) AS prior_triggers_365d
-          FROM lv_cand c JOIN _lv_trig_in t ON t.person_id = c.person_id
-          WHERE epoch_us(t.time) < c.t_us AND date_diff('day', CAST(t.time AS DATE), c.day) <= 365
-          GROUP BY c.candidate_id
-        )
-        SELECT c.candidate_id, c.rule_id, CAST(c.age AS INTEGER) AS age, CAST(c.sex = 'M' AS INTEGER) AS sex_male,
-               c.setting, c.unit,
-               coalesce(charlson.charlson, 0) AS charlson, coalesce(drugs.n_drugs_90d, 0) AS n_drugs_90d,
-               coalesce(contacts.inpatient_stays_365d, 0) AS inpatient_stays_365d,
-               coalesce(contacts.visits_365d, 0) AS visits_365d,
-               coalesce(prior_triggers.prior_triggers_365d, 0) AS prior_triggers_365d,
-               coalesce(frailty.frailty_markers, 0) AS frailty_markers,
-               coalesce(chronic.chronic_conditions, 0) AS chronic_conditions,
-               {', '.join(labs)},
-               CAST(c.specific AS INTEGER) AS flag_specific, CAST(c.sensitive AS INTEGER) AS flag_sensitive
-        FROM lv_cand c
-        LEFT JOIN charlson USING (candidate_id) LEFT JOIN frailty USING (candidate_id)
-        LEFT JOIN chronic USING (candidate_id)
-        LEFT JOIN drugs USING (candidate_id) LEFT JOIN contacts USING (candidate_id)
-        LEFT JOIN prior_triggers USING (candidate_id)
-        ORDER BY c.rule_id, c.candidate_id
-        """).df()
-    finally:
-        con.unregister("_lv_cand_in")
-        con.unregister("_lv_trig_in")
-    return df
+        lab_ctes.append(f""", {feat} AS (
+          SELECT c.candidate_id, arg_max(v, (t_us, ev_id)) AS {feat}
+          FROM (SELECT c.candidate_id, e.t_us, e.ev_id, {value_sql(vs, 'e')} AS v
+                FROM lv_cand c JOIN lv_hit e ON e.person_id = c.person_id
+                WHERE e.cs = {codeset_key(vs)} AND e.kind = 'lab' AND e.t_us < c.t_us
+                  AND date_diff('day', e.day, c.day) <= 30) c
+          WHERE v IS NOT NULL GROUP BY c.candidate_id)""")
+        lab_cols.append(f"{feat}.{feat}")
+    lab_joins = " ".join(f"LEFT JOIN {feat} USING (candidate_id)" for feat in LABS if rs.valuesets.get(LABS[feat]))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lv_cand AS
+                    SELECT candidate_id, rule_id, person_id, index_time, age, sex, setting, unit, sensitive, specific,
+                           CAST(index_time AS DATE) AS day, epoch_us(index_time) AS t_us FROM {candidates}""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lv_features AS
+    WITH grp(cs, family, grp, ord) AS (VALUES {groups}),
+    dx AS (
+      SELECT c.candidate_id, g.family, arg_min(g.grp, g.ord) AS grp
+      FROM lv_cand c JOIN lv_hit e ON e.person_id = c.person_id JOIN grp g ON g.cs = e.cs
+      WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 730
+      GROUP BY c.candidate_id, e.ev_id, g.family
+    ),
+    charlson AS (
+      SELECT candidate_id, sum(CASE grp {weights} ELSE 0 END) AS charlson
+      FROM (SELECT DISTINCT candidate_id, grp FROM dx WHERE family = 'charlson') GROUP BY candidate_id
+    ),
+    frailty AS (
+      SELECT candidate_id, count(DISTINCT grp) AS frailty_markers FROM dx WHERE family = 'frailty' GROUP BY candidate_id
+    ),
+    chronic AS (
+      SELECT candidate_id, count(DISTINCT grp) AS chronic_conditions FROM dx WHERE family = 'chronic' GROUP BY candidate_id
+    ),
+    drugs AS (
+      SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
+      FROM lv_cand c JOIN events e ON e.person_id = c.person_id
+      WHERE e.kind = 'medication' AND epoch_us(e.time) < c.t_us AND date_diff('day', CAST(e.time AS DATE), c.day) <= 90
+      GROUP BY c.candidate_id
+    ),
+    contacts AS (
+      SELECT c.candidate_id, count(*) FILTER (WHERE upper(trim(e.setting)) = 'INPATIENT') AS inpatient_stays_365d,
+             count(*) AS visits_365d
+      FROM lv_cand c JOIN encounters e ON e.person_id = c.person_id
+      WHERE epoch_us(e.start_time) < c.t_us AND date_diff('day', CAST(e.start_time AS DATE), c.day) <= 365
+      GROUP BY c.candidate_id
+    ),
+    prior_triggers AS (
+      SELECT c.candidate_id, count(*) AS prior_triggers_365d
+      FROM lv_cand c JOIN {triggers} t ON t.person_id = c.person_id
+      WHERE epoch_us(t.time) < c.t_us AND date_diff('day', CAST(t.time AS DATE), c.day) <= 365
+      GROUP BY c.candidate_id
+    ){''.join(lab_ctes)}
+    SELECT c.candidate_id, c.rule_id, CAST(c.age AS INTEGER) AS age, CAST(c.sex = 'M' AS INTEGER) AS sex_male,
+           c.setting, c.unit,
+           coalesce(charlson.charlson, 0) AS charlson, coalesce(drugs.n_drugs_90d, 0) AS n_drugs_90d,
+           coalesce(contacts.inpatient_stays_365d, 0) AS inpatient_stays_365d,
+           coalesce(contacts.visits_365d, 0) AS visits_365d,
+           coalesce(prior_triggers.prior_triggers_365d, 0) AS prior_triggers_365d,
+           coalesce(frailty.frailty_markers, 0) AS frailty_markers,
+           coalesce(chronic.chronic_conditions, 0) AS chronic_conditions,
+           {', '.join(lab_cols)},
+           CAST(c.specific AS INTEGER) AS flag_specific, CAST(c.sensitive AS INTEGER) AS flag_sensitive
+    FROM lv_cand c
+    LEFT JOIN charlson USING (candidate_id) LEFT JOIN frailty USING (candidate_id)
+    LEFT JOIN chronic USING (candidate_id)
+    LEFT JOIN drugs USING (candidate_id) LEFT JOIN contacts USING (candidate_id)
+    LEFT JOIN prior_triggers USING (candidate_id) {lab_joins}""")
+    con.execute("DROP TABLE lv_cand")
+    return "SELECT * FROM lv_features ORDER BY rule_id, candidate_id"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -110,7 +110,8 @@ def run_deck(rule: Rule, rs: RuleSet) -> tuple[int, list[DeckFailure]]:
     return len(rule.tests), failures
 
 
-Loader = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame], None]
+Loader = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, Any], None]
+"""``load(persons, encounters, events, code_sets)``: make the frames an engine's tables, with those code sets matched."""
 RuleEvaluator = Callable[[Rule, RuleSet], pd.DataFrame]
 
 
@@ -130,9 +131,11 @@ def run_decks_batched(rules: list[Rule], rs: RuleSet, load: Loader, evaluate: Ru
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from lowvalue.engine.sql import code_sets
+
     items = [(rule, case) for rule in rules for case in rule.tests]
     frames = batch_frames([case for _, case in items])
-    load(frames["persons"], frames["encounters"], frames["events"])
+    load(frames["persons"], frames["encounters"], frames["events"], code_sets(rs, rules))
     with ThreadPoolExecutor(max(workers, 1)) as pool:
         judged = list(pool.map(lambda rule: evaluate(rule, rs), rules))
     got = {rule.id: {pid: _flags_of(part) for pid, part in df.groupby("person_id", sort=False)}
@@ -150,7 +153,7 @@ def frames_engine(evaluate: Evaluator) -> tuple[Loader, RuleEvaluator]:
     """``(load, evaluate)`` for :func:`run_decks_batched` from a frames evaluator (DuckDB, the reference)."""
     held: dict[str, pd.DataFrame] = {}
 
-    def load(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame) -> None:
+    def load(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, sets: Any = None) -> None:
         held.update(persons=persons, encounters=encounters, events=events)
 
     return load, lambda rule, rs: evaluate(held["persons"], held["encounters"], held["events"], rule, rs)

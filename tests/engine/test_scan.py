@@ -117,6 +117,7 @@ variants: {sensitive: [], specific: []}
         v = check(Coverage.of(con, RS), rule, set())
         assert v["status"] == "limited", v  # the diagnosis branch has data; both test branches lack it
         assert v["reason"].count("exclusion no_test") == 2 and "dx_or_lab" not in v["reason"]
-        con.execute("DELETE FROM lv_ev WHERE kind = 'diagnosis'")
+        con.execute("DELETE FROM events WHERE kind = 'diagnosis'")
+        sql.prepare(con)
         v = check(Coverage.of(con, RS), rule, set())
         assert v["status"] == "not_evaluable" and "condition dx_or_lab" in v["reason"], v

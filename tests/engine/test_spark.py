@@ -89,8 +89,8 @@ def test_spark_agrees_with_reference(session, examples):
     from concurrent.futures import ThreadPoolExecutor
 
     persons, encounters, events = _merge(examples)
-    spark.load_frames(persons, encounters, events)
     rules = [rule for rule, _ in examples]
+    spark.load_frames(persons, encounters, events, sql.code_sets(RULESET, rules))
     with ThreadPoolExecutor(WORKERS) as pool:
         got_all = list(pool.map(lambda r: spark.evaluate(r, RULESET)[sql.frame_columns(r)], rules))
     for rule, got in zip(rules, got_all):
@@ -127,7 +127,7 @@ def test_synthetic_region_same_candidates(session):
     try:
         sql.prepare(extract.con)
         with tempfile.TemporaryDirectory() as tmp:
-            spark.load_parquet(spark.export(extract.con, tmp), conf=spark.SMALL)
+            spark.load_parquet(spark.export(extract.con, tmp), sql.code_sets(library), conf=spark.SMALL)
             for rid in SYNTHETIC_RULES:
                 rule = library.rules[rid]
                 duck, sp = sql.evaluate(extract.con, rule, library), spark.evaluate(rule, library)
