@@ -70,6 +70,14 @@ first row by ``source_row`` is the one kept, so a later valid row never replaces
 an earlier invalid one); exact duplicate events are decided among the events
 without row-level problems (a duplicate of an invalid event has the same problem
 anyway).
+
+Cost (issue 13): over Parquet the raw relation and the stage are views, so the
+source is read in place and only the accepted table is written (once, in source
+order, see :func:`finish_table`). A Parquet column already in its canonical type
+is checked in that type (:func:`in_place`); its text is made only to quote an
+offending value. Duplicates are found by an aggregate over the key (persons,
+encounters) or over a hash of every column with an exact confirmation (events;
+:func:`find_duplicates`), never by windowing the whole table.
 """
 
 from __future__ import annotations
@@ -509,9 +517,9 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, stage: str, du
 
     Events: the ``source_row`` of every row without row-level problems that equals, in every column of the key
     (all columns; NULL equal to NULL, as in GROUP BY), such a row with a smaller source_row: a ``duplicate_row``.
-    Found in two steps: the hashes of all key columns that occur more than once (one small aggregate over one
-    number per row), then the exact comparison (a row number over every column) among the rows with such a hash
-    only, so a hash collision never flags a row.
+    Found in two steps: the hashes of all key columns that occur more than once among all rows (one aggregate over
+    one number per row), then, only if there are any, the exact comparison (a row number over every column) among
+    the valid rows with such a hash, so a hash collision never flags a row.
     """
     cols = ", ".join(quote_ident(k) for k in table.key)
     if table.name in ("persons", "encounters"):
@@ -522,8 +530,12 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, stage: str, du
     hashes = f"{dups}_hash"
     h = ROW_HASH.format(cols=cols)
     try:
+        # every row's hash (not only the valid rows': that would evaluate every row-level check once more)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(hashes)} AS SELECT h FROM (SELECT {h} AS h "
-                    f"FROM {quote_ident(stage)} WHERE row_codes IS NULL) GROUP BY h HAVING count(*) > 1")
+                    f"FROM {quote_ident(stage)}) GROUP BY h HAVING count(*) > 1")
+        if not con.execute(f"SELECT count(*) FROM {quote_ident(hashes)}").fetchall()[0][0]:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
+            return
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS SELECT source_row FROM ("
             f"SELECT source_row, row_number() OVER (PARTITION BY {cols} ORDER BY source_row) AS rk "
