@@ -82,6 +82,7 @@ encounters) or over a hash of every column with an exact confirmation (events;
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -590,17 +591,19 @@ def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, pro
     )
 
 
-_ORDER_BREAKERS = ("join", "aggregate", "window", "union", "order_by", "order by", "top_n")
+_ORDER_KEEPERS = ("projection", "filter", "read parquet", "read_parquet", "seq scan", "table scan")
+_OPERATOR = re.compile(r"[╭┌]─+\s*([A-Za-z_][A-Za-z_ ]*?)\s*─")
 
 
 def _keeps_order(con: duckdb.DuckDBPyConnection, select: str) -> bool:
     """Whether DuckDB's plan for ``select`` is one scan with projections and filters only, so it keeps source order.
 
     A safety net: the stage is written so that this holds, but an optimizer rule that turned an expression into a
-    join would silently reorder rows; then the caller sorts instead.
+    join would silently reorder rows; then the caller sorts instead (also when the plan cannot be read).
     """
-    plan = "\n".join(str(r[-1]) for r in con.execute(f"EXPLAIN {select}").fetchall()).lower()
-    return not any(word in plan for word in _ORDER_BREAKERS)
+    plan = "\n".join(str(r[-1]) for r in con.execute(f"EXPLAIN {select}").fetchall())
+    operators = [op.strip().lower() for op in _OPERATOR.findall(plan)]
+    return bool(operators) and all(op in _ORDER_KEEPERS for op in operators)
 
 
 _BAD_ROWS = "__lv_bad_rows"
@@ -665,7 +668,8 @@ def finish_table(
                     f"FROM {quote_ident(problems)})")
         try:
             kept = f"{select} WHERE get_bit(getvariable('{_BAD_ROWS}'), CAST(s.source_row - 1 AS INTEGER)) = 0"
-            con.execute(create + (kept if _keeps_order(con, kept) else sorted_select))
+            # the plan of the unfiltered stage decides (the filter adds a Filter; planning the bitstring costs time)
+            con.execute(create + (kept if _keeps_order(con, select) else sorted_select))
         finally:
             con.execute(f"RESET VARIABLE {_BAD_ROWS}")
     else:
