@@ -76,6 +76,10 @@ for _command in (convert_command, report, risk, explain, review, codes):
 END_OPTION = click.option("--extract-end", "extract_end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                           help="Last day the extract covers (YYYY-MM-DD): later dates are quarantined as implausible "
                                "[default: today].")
+MEMORY_OPTION = click.option(
+    "--memory-limit", "memory_limit", default=None, metavar="SIZE",
+    help="Memory DuckDB may use for reading, checking and scanning, e.g. 4GB, 512MB or 25% (of RAM); beyond it, it "
+         "spills to a private temporary folder [default: 50% of RAM].")
 FROM_OPTION = click.option("--from", "fmt", type=click.Choice(FROM_CHOICES + ["auto"], case_sensitive=False), default=None,
                            help="Source format to convert first (synthea, omop, meds, mimic-iv, auto); "
                                 "default: a canonical extract, or the detected format if the folder is not one.")
@@ -113,6 +117,7 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
 @click.argument("data", type=click.Path(path_type=Path))
 @FROM_OPTION
 @END_OPTION
+@MEMORY_OPTION
 @click.option("--strict", is_flag=True, help="Fail (exit 2) if any row is quarantined.")
 @click.option(
     "--quarantine",
@@ -121,17 +126,20 @@ def synth(persons: int, seed: int, out: Path, chunk_size: int) -> None:
     default=None,
     help="Where quarantined rows go [default: DATA/quarantine].",
 )
-def validate(data: Path, fmt: str | None, extract_end: Any, strict: bool, quarantine_dir: Path | None) -> None:
+def validate(data: Path, fmt: str | None, extract_end: Any, memory_limit: str | None, strict: bool,
+             quarantine_dir: Path | None) -> None:
     """Read and check an extract; bad rows go to quarantine/ with a reason."""
-    from lowvalue.data.extract import open_extract
+    from lowvalue.data.extract import memory_limit_bytes, open_extract
     from lowvalue.errors import StrictModeError
     from lowvalue.workdir import private_workdir
 
+    memory_limit_bytes(memory_limit)  # a bad value is one line before any work
     with private_workdir("convert") as tmp:
         canonical = _canonical(data, fmt, tmp)
         extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine",
-                               extract_end=extract_end.date() if extract_end else None)
+                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit)
         click.echo(extract.summary())
+        extract.close()
     if strict and extract.quarantined_rows:
         raise StrictModeError(f"{data}: {extract.quarantined_rows} row(s) quarantined and --strict was given")
 
@@ -155,20 +163,24 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
               help="Where rejected rows go [default: RESULTS/quarantine; required, outside RESULTS, with --pseudonymise].")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the rules run (spark: a local Spark session; needs the 'spark' extra).")
+@MEMORY_OPTION
 def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Path | None, codes_dir: Path | None,
-         only: tuple[str, ...], pseudonymise: bool, quarantine_dir: Path | None, engine: str) -> None:
+         only: tuple[str, ...], pseudonymise: bool, quarantine_dir: Path | None, engine: str,
+         memory_limit: str | None) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest.
 
     The results folder is written whole or not at all and replaces an earlier one (derived files included).
     """
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from lowvalue.data.extract import memory_limit_bytes
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.privacy import key_from_env
     from lowvalue.results import writing
     from lowvalue.rules.overlay import load_rules
     from lowvalue.workdir import private_workdir
 
+    memory_limit_bytes(memory_limit)  # a bad value is one line before any work
     key = key_from_env() if pseudonymise else None
     if key and quarantine_dir is None:
         raise LowvalueError("--pseudonymise needs --quarantine DIR outside the results folder: rejected rows keep "
@@ -189,7 +201,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
                     if (converted / f).exists():
                         shutil.move(converted / f, quarantine_dir / ("conversion" if f == "quarantine" else f))
             result = run_scan(canonical, rs, quarantine_dir=quarantine_dir or tmp / "quarantine", engine=engine,
-                              extract_end=extract_end.date() if extract_end else None,
+                              extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit,
                               progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
         (result.pseudonymised(key) if key else result).write_into(tmp)
     _print_frame(result.summary(), f"lowvalue scan: {data}")

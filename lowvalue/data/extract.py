@@ -27,7 +27,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
+import shutil
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -40,9 +44,68 @@ import pyarrow as pa
 from lowvalue.data import readers, validation
 from lowvalue.data.readers import RawTable, quote_ident
 from lowvalue.data.schema import TABLES
-from lowvalue.errors import InputError
+from lowvalue.errors import InputError, LowvalueError
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_FRACTION = 0.5
+"""Without ``memory_limit``, DuckDB may hold this fraction of the machine's RAM (or of the cgroup's limit); it spills
+what does not fit to a private temporary folder."""
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|%)\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_MIN_MEMORY = 64 * 2**20
+
+
+def total_memory() -> int:
+    """Bytes of RAM this process may use: the machine's, or its cgroup's limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < total:
+            total = int(text)
+    return total
+
+
+def memory_limit_bytes(value: str | None) -> int:
+    """``4GB``, ``512MiB``, ``2.5GB`` or ``25%`` (of RAM) as bytes; None is the default (50 % of RAM).
+
+    Raises :class:`LowvalueError` (one line) for anything else or for less than 64 MiB.
+    """
+    if value is None:
+        return int(total_memory() * DEFAULT_MEMORY_FRACTION)
+    m = _SIZE.match(str(value))
+    if not m:
+        raise LowvalueError(f"memory limit {value!r} is not a size: give e.g. 4GB, 512MB or 25% (of RAM)")
+    number, unit = float(m.group(1)), m.group(2).lower()
+    if unit == "%" and not 0 < number <= 100:
+        raise LowvalueError(f"memory limit {value!r}: a share of RAM is above 0% and at most 100%")
+    size = int(total_memory() * number / 100) if unit == "%" else int(number * _UNITS[unit])
+    if size < _MIN_MEMORY:
+        raise LowvalueError(f"memory limit {value!r} is too small: give at least 64MB")
+    return size
+
+
+def _duckdb_size(size: int) -> str:
+    return f"{max(size // 2**10, 1)}KiB"
+
+
+def _connect(memory_limit: str | None) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """A new in-memory connection bounded by ``memory_limit`` that spills to a new private folder (removed later)."""
+    from lowvalue.workdir import private_dir
+
+    limit = _duckdb_size(memory_limit_bytes(memory_limit))
+    spill = private_dir("duckdb")  # spilled pages are patient data: private, and removed by the next command if killed
+    try:
+        return duckdb.connect(config={"memory_limit": limit, "temp_directory": str(spill)}), spill
+    except BaseException:
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
+
 
 TABLE_ORDER = ("persons", "encounters", "events")  # parents first: children are checked against them
 FRAME_SOURCE = "<DataFrame>"
@@ -76,6 +139,7 @@ class Extract:
         seconds: float = 0.0,
         owns_connection: bool = False,
         warnings: list[str] | None = None,
+        spill_dir: Path | None = None,
     ):
         self.con = con
         self.counts = counts
@@ -91,6 +155,9 @@ class Extract:
         self.seconds = seconds
         self.warnings: list[str] = list(warnings or [])
         self._owns_connection = owns_connection
+        self.spill_dir = spill_dir  # DuckDB's private temporary folder (an owned connection's), removed on close/exit
+        self._remove_spill = (weakref.finalize(self, shutil.rmtree, str(spill_dir), True)
+                              if spill_dir is not None else None)
 
     @property
     def quarantined_rows(self) -> int:
@@ -150,6 +217,8 @@ class Extract:
     def close(self) -> None:
         if self._owns_connection:
             self.con.close()
+        if self._remove_spill is not None:
+            self._remove_spill()
 
     def __enter__(self) -> Extract:
         return self
@@ -191,6 +260,7 @@ def open_extract(
     quarantine_dir: Path | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     extract_end: date | None = None,
+    memory_limit: str | None = None,
 ) -> Extract:
     """Read and check an extract folder (or a mapping table name -> DataFrame/Arrow table).
 
@@ -201,14 +271,24 @@ def open_extract(
     quarantines rows. With ``con`` given, the tables ``persons``, ``encounters``,
     ``events`` (and ``quarantine_*`` without a quarantine folder) are created or
     replaced in it; otherwise a new in-memory connection is opened.
+
+    ``memory_limit`` (``4GB``, ``512MB``, ``25%`` of RAM; default :data:`DEFAULT_MEMORY_FRACTION` of RAM) bounds
+    what DuckDB holds in memory; beyond it DuckDB spills to a private temporary folder (``lowvalue.workdir``),
+    removed when the extract is closed or the process ends. Parquet files are read in place and every table is
+    written once, so memory does not grow with the extract beyond what the limit allows. On a given ``con`` the
+    limit is set only when given (its temporary folder is the caller's).
     """
     started = time.perf_counter()
     owns = con is None
-    con = con if con is not None else duckdb.connect()
+    spill: Path | None = None
+    if con is None:
+        con, spill = _connect(memory_limit)
+    elif memory_limit is not None:
+        con.execute(f"SET memory_limit = '{_duckdb_size(memory_limit_bytes(memory_limit))}'")
     work: list[str] = []
 
     def drop(name: str) -> None:
-        con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+        readers.drop_relation(con, name)
 
     try:
         raw: dict[str, RawTable] = {}
@@ -251,7 +331,13 @@ def open_extract(
         warnings: list[str] = []
         bounds = validation.DateBounds.default(extract_end, shifted=shifted)
         for t in TABLE_ORDER:
-            out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds)
+            try:
+                out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds)
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                if not raw[t].is_view:
+                    raise
+                # Parquet read in place: a file that only fails when its pages are read fails here, not in the reader
+                raise InputError(sources[t], f"cannot read Parquet: {str(exc).splitlines()[0]}") from None
             warnings += out.warnings
             for w in out.warnings:
                 log.warning("%s", w)
@@ -264,7 +350,8 @@ def open_extract(
             log.info("%s: read %d, accepted %d, quarantined %d", t, out.read, out.accepted, out.quarantined)
         seconds = time.perf_counter() - started
         return Extract(con, counts, fingerprint, sources, raw=raw, quarantine_dir=quarantine_dir,
-                       quarantine_files=qfiles, seconds=seconds, owns_connection=owns, warnings=warnings)
+                       quarantine_files=qfiles, seconds=seconds, owns_connection=owns, warnings=warnings,
+                       spill_dir=spill)
     except BaseException:
         for name in work:
             try:
@@ -273,4 +360,6 @@ def open_extract(
                 pass
         if owns:
             con.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
         raise

@@ -1,8 +1,10 @@
 """Read the three tables of an extract into DuckDB, exactly as they are in the source.
 
-Nothing here interprets values: every table lands in a DuckDB table of its own
+Nothing here interprets values: every table becomes a DuckDB relation of its own
 (``_lv_raw_<table>``), with the source's own column names and, for CSV, every
-column as VARCHAR, in source order. Typing and checking happen afterwards in
+column as VARCHAR, in source order. A Parquet table is a *view* over
+``read_parquet`` (not copied: validation reads it in place, in its own types);
+CSV text and DataFrames are copied into a temporary table. Typing and checking happen afterwards in
 :mod:`lowvalue.data.validation`, so a bad value becomes a quarantined row with a
 row number rather than a crash. What *is* fatal here (an :class:`InputError`) is
 what makes a whole file unusable: it is missing, its encoding cannot be read, it
@@ -11,7 +13,8 @@ is not valid CSV/Parquet, or it lacks a required column.
 Row numbers: ``source_row`` is the 1-based number of the *data row* in its
 source, for every format (the header line of a CSV file is not counted, so in a
 CSV file without quoted line breaks data row N is on line N + 1). It is DuckDB's
-``rowid`` of the raw table + 1; a source column that would shadow that
+``rowid`` of the raw table + 1 (``RawTable.row_sql``); for a Parquet view it is the
+row's number in its file plus the rows of the files before it. A source column that would shadow that
 pseudo-column (``rowid``, any case) or collide with the reader's own working names
 (``_lv_*``, ``__lv_*``) is stored under an internal name (``RawTable.stored``) and
 keeps its own name in the quarantine. A folder of
@@ -82,7 +85,7 @@ class RawTable:
 
     table: Table
     source: str  # file path, folder path, or "<DataFrame>"
-    relation: str  # DuckDB table with the rows as read, in source order (rowid + 1 = source_row)
+    relation: str  # DuckDB table or view with the rows as read, in source order (row_sql = source_row)
     fmt: str  # "csv", "parquet" or "frame"
     raw_columns: list[str]  # every column of the source, in order, as named there
     raw_types: dict[str, str]  # raw column -> DuckDB type
@@ -93,6 +96,8 @@ class RawTable:
     delimiter: str | None = None  # CSV only
     rows: int = 0
     stored: dict[str, str] = field(default_factory=dict)  # raw column -> its column name in ``relation`` if renamed
+    row_sql: str = "rowid + 1"  # SQL for source_row over ``relation`` (a view carries it as a column)
+    is_view: bool = False  # ``relation`` is a view over the source files (Parquet read in place)
 
     def ident(self, raw_column: str) -> str:
         """The quoted DuckDB identifier of a raw column in ``relation``."""
@@ -431,26 +436,70 @@ def read_csv(con: duckdb.DuckDBPyConnection, table: Table, path: Path, relation:
 # --------------------------------------------------------------------------- Parquet and frames
 
 
+ROW_COLUMN = "__lv_row"
+"""The source_row column of a Parquet view (``__lv_*`` source columns are renamed, so it cannot collide)."""
+
+_PARQUET_VIRTUAL = ("file_row_number", "file_index", "filename")
+"""DuckDB's virtual columns of ``read_parquet``; a source column of such a name is copied instead of viewed."""
+
+
 def read_parquet(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path], relation: str, source: str) -> RawTable:
+    """A view ``relation`` over the Parquet file(s), in their own types, with ``source_row`` as ``__lv_row``.
+
+    Nothing is copied: validation reads the files in place. ``__lv_row`` is DuckDB's ``file_row_number`` plus the
+    rows of the files before (files in the given order, as :func:`locate` sorts them), so it is the same number a
+    copy's ``rowid + 1`` would be. A source column named like one of DuckDB's virtual columns (``filename``,
+    ``file_row_number``, ``file_index``) would hide it, so such a file is copied into a table as before.
+    """
     file_list = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
     scan = f"read_parquet({file_list}, union_by_name=true)"
+    sizes: list[int] | None = []
     for f in files:
         try:
-            names = pq.read_schema(f).names
+            meta = pq.read_metadata(f)
+            names = meta.schema.to_arrow_schema().names
         except (OSError, pa.ArrowException):
+            sizes = None
             continue  # DuckDB says what is wrong with it below
         check_unique_names(str(f), names)
+        if sizes is not None:
+            sizes.append(meta.num_rows)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
-        stored = storage_names([r[0] for r in described])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS "
-                    f"SELECT {_select_stored([r[0] for r in described], stored)} FROM {scan}")
+        names = [r[0] for r in described]
+        stored = storage_names(names)
+        as_view = sizes is not None and not any(normalise_name(n) in _PARQUET_VIRTUAL for n in names)
+        if as_view:
+            if len(files) == 1:
+                row = "file_row_number + 1"
+            else:
+                offsets, n = [], 0
+                for size in sizes:
+                    offsets.append(n)
+                    n += size
+                row = f"file_row_number + 1 + CAST({offsets} AS BIGINT[])[CAST(file_index AS BIGINT) + 1]"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(relation)} AS "
+                        f"SELECT {_select_stored(names, stored)}, CAST({row} AS BIGINT) AS {ROW_COLUMN} FROM {scan}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS "
+                        f"SELECT {_select_stored(names, stored)} FROM {scan}")
+        raw = _map_columns(table, source, names, {r[0]: r[1] for r in described})
+        raw.relation, raw.fmt, raw.stored = relation, "parquet", stored
+        if as_view:
+            raw.row_sql, raw.is_view = ROW_COLUMN, True
+        raw.rows = _count(con, relation)
     except duckdb.Error as exc:
         raise InputError(source, f"cannot read Parquet: {str(exc).splitlines()[0]}") from None
-    raw = _map_columns(table, source, [r[0] for r in described], {r[0]: r[1] for r in described})
-    raw.relation, raw.fmt, raw.stored = relation, "parquet", stored
-    raw.rows = _count(con, relation)
     return raw
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a temporary table or view ``name`` if it exists."""
+    for kind in ("VIEW", "TABLE"):
+        found = con.execute(f"SELECT count(*) FROM duckdb_{kind.lower()}s() WHERE {kind.lower()}_name = ? "
+                            "AND NOT internal", [name]).fetchall()[0][0]
+        if found:
+            con.execute(f"DROP {kind} IF EXISTS {quote_ident(name)}")
 
 
 def frame_to_arrow(obj, label: str) -> pa.Table:

@@ -70,10 +70,19 @@ first row by ``source_row`` is the one kept, so a later valid row never replaces
 an earlier invalid one); exact duplicate events are decided among the events
 without row-level problems (a duplicate of an invalid event has the same problem
 anyway).
+
+Cost (issue 13): over Parquet the raw relation and the stage are views, so the
+source is read in place and only the accepted table is written (once, in source
+order, see :func:`finish_table`). A Parquet column already in its canonical type
+is checked in that type (:func:`in_place`); its text is made only to quote an
+offending value. Duplicates are found by an aggregate over the key (persons,
+encounters) or over a hash of every column with an exact confirmation (events;
+:func:`find_duplicates`), never by windowing the whole table.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -162,8 +171,12 @@ class Outcome:
 # --------------------------------------------------------------------------- parsing (SQL builders)
 
 
-def _in(values) -> str:
-    return "(" + ", ".join(quote_literal(v) for v in values) + ")"
+def _isin(expr: str, values) -> str:
+    """``expr IN (values)`` (values without NULL) for a non-NULL ``expr``; false for NULL, where IN gives NULL
+    (every use has the same outcome either way). Not IN or ``list_contains``: DuckDB plans those as a join against the
+    list, a hash join per column that also gives up the source order a single-table scan keeps (the accepted table
+    is written in that order, see :func:`finish_table`)."""
+    return "(list_position([" + ", ".join(quote_literal(v) for v in values) + f"], {expr}) IS NOT NULL)"
 
 
 def number_sql(s: str) -> str:
@@ -196,7 +209,7 @@ def censored_sql(s: str) -> str:
 
 
 def censor_sign_sql(s: str) -> str:
-    return f"(CASE WHEN left({s}, 1) IN ('<', '≤') THEN '<' ELSE '>' END)"
+    return f"(CASE WHEN {_isin(f'left({s}, 1)', ('<', '≤'))} THEN '<' ELSE '>' END)"
 
 
 QUALITATIVE_RESULTS: tuple[str, ...] = (
@@ -214,7 +227,7 @@ a fault ("x", "nan") than a result, and the list is where a region adds its labo
 def qualitative_sql(s: str) -> str:
     """True for a qualitative result: one of :data:`QUALITATIVE_RESULTS` (``neg``, ``Positiv``, ``ej påvisad``)."""
     norm = f"regexp_replace(regexp_replace(lower(trim({s})), '\\s+', ' ', 'g'), '\\.$', '')"
-    return f"({norm} IN {_in(QUALITATIVE_RESULTS)})"
+    return f"({_isin(norm, QUALITATIVE_RESULTS)})"
 
 
 def date_sql(s: str) -> str:
@@ -266,6 +279,24 @@ _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE")
 
 
+_SMALL_INTS = ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT")
+
+
+def in_place(arrow_type: pa.DataType, raw_type: str) -> bool:
+    """Whether a raw column of ``raw_type`` is checked in its own type, without text (typed Parquet, frames).
+
+    True where :func:`_typed` converts the typed value directly (a date or time from a DATE/TIMESTAMP column, a
+    number from a numeric one). Such a value is empty exactly when it is NULL (its text is never blank), so the
+    checks need no text; the text is made only to quote an offending value in a reason, as before.
+    """
+    rt = raw_type.upper()
+    if pa.types.is_date32(arrow_type) or pa.types.is_timestamp(arrow_type):
+        return rt == "DATE" or rt.startswith("TIMESTAMP")
+    if pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type):
+        return rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")
+    return False
+
+
 def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str) -> tuple[str, str | None]:
     """(SQL for the canonical value, failure code or None) for one column.
 
@@ -289,6 +320,8 @@ def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str)
             return f"(CASE WHEN isfinite(CAST({ident} AS DOUBLE)) THEN CAST({ident} AS DOUBLE) END)", f"non_numeric:{col}"
         return f"(CASE WHEN NOT {ambiguous_sql(s)} THEN {number_sql(s)} END)", f"non_numeric:{col}"
     if pa.types.is_integer(arrow_type):
+        if rt in _SMALL_INTS:  # every value fits: the same INTEGER the DOUBLE round trip gives, without it
+            return f"CAST({ident} AS INTEGER)", f"non_numeric:{col}"
         d = (f"CAST({ident} AS DOUBLE)" if (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL"))
              else f"(CASE WHEN NOT {ambiguous_sql(s)} THEN {number_sql(s)} END)")
         return (f"(CASE WHEN {d} = round({d}) AND abs({d}) <= 2147483647 THEN CAST({d} AS INTEGER) END)",
@@ -296,18 +329,18 @@ def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str)
     # strings
     if col == "sex":
         u = f"upper({s})"
-        return (f"(CASE WHEN {u} IN {_in(_SEX_F)} THEN 'F' WHEN {u} IN {_in(_SEX_M)} THEN 'M' "
-                f"WHEN {u} IN {_in(_SEX_U)} THEN 'U' END)", "unknown_sex")
+        return (f"(CASE WHEN {_isin(u, _SEX_F)} THEN 'F' WHEN {_isin(u, _SEX_M)} THEN 'M' "
+                f"WHEN {_isin(u, _SEX_U)} THEN 'U' END)", "unknown_sex")
     if col == "setting":
-        return f"(CASE WHEN lower({s}) IN {_in(SETTINGS)} THEN lower({s}) END)", "unknown_setting"
+        return f"(CASE WHEN {_isin(f'lower({s})', SETTINGS)} THEN lower({s}) END)", "unknown_setting"
     if col == "kind":
-        return f"(CASE WHEN lower({s}) IN {_in(EVENT_KINDS)} THEN lower({s}) END)", "unknown_kind"
+        return f"(CASE WHEN {_isin(f'lower({s})', EVENT_KINDS)} THEN lower({s}) END)", "unknown_kind"
     if col == "present_on_admission":
         u = f"upper({s})"
-        return (f"(CASE WHEN {u} IN ('Y', 'YES', 'JA') THEN 'Y' WHEN {u} IN ('N', 'NO', 'NEJ') THEN 'N' "
-                f"WHEN {u} IN ('U', 'W') THEN {u} END)", "unknown_present_on_admission")
+        return (f"(CASE WHEN {_isin(u, ('Y', 'YES', 'JA'))} THEN 'Y' WHEN {_isin(u, ('N', 'NO', 'NEJ'))} THEN 'N' "
+                f"WHEN {_isin(u, ('U', 'W'))} THEN {u} END)", "unknown_present_on_admission")
     if col == "value_censor":
-        return (f"(CASE WHEN {s} IN ('<', '<=', '≤') THEN '<' WHEN {s} IN ('>', '>=', '≥') THEN '>' END)",
+        return (f"(CASE WHEN {_isin(s, ('<', '<=', '≤'))} THEN '<' WHEN {_isin(s, ('>', '>=', '≥'))} THEN '>' END)",
                 "unknown_value_censor")
     return s, None
 
@@ -397,25 +430,38 @@ def _numeric_text(arrow_type: pa.DataType, raw_type: str) -> bool:
             and not (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")))
 
 
-def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
-    """``stage``: source_row, canonical typed columns, row_codes, row_reasons; in source order."""
+def stage_sql(raw: RawTable, bounds: DateBounds | None = None) -> str:
+    """SELECT of the stage: source_row, canonical typed columns, row_codes, row_reasons; in source order.
+
+    A column already in its canonical type (:func:`in_place`) is checked in that type; only text (CSV, string
+    columns) goes through the text parsers.
+    """
     table = raw.table
     bounds = bounds or DateBounds.default()
     texts, typed, checks = [], [], []
     lab_value = "value" in table.columns and "value_text" in table.columns
+    # A typed numeric value's text is never qualitative or censored, so it gives no value_text/value_censor of its own.
+    own_value = lab_value and not ("value" in raw.mapping and in_place(table.schema.field("value").type,
+                                                                       raw.raw_types[raw.mapping["value"]]))
     for fld in table.schema:
         col = fld.name
         s = f"s_{col}"
+        empty = f"{s} IS NULL"  # SQL: the value is empty
+        shown = s  # SQL: the value's trimmed text, quoted in a reason
         exempt = None  # SQL: text that does not parse but is not a failure of this column
         if col in raw.mapping:
             rc = raw.mapping[col]
+            rt = raw.raw_types[rc]
             texts.append(f"{raw.ident(rc)} AS r_{col}")
-            texts.append(f"{_text(raw.ident(rc), raw.raw_types[rc])} AS {s}")
-            expr, fail = _typed(col, fld.type, f"r_{col}", raw.raw_types[rc], s)
-            if raw.raw_types[rc].upper() == "VARCHAR":
+            if in_place(fld.type, rt):
+                empty, shown = f"r_{col} IS NULL", _text(f"r_{col}", rt)
+            else:
+                texts.append(f"{_text(raw.ident(rc), rt)} AS {s}")
+            expr, fail = _typed(col, fld.type, f"r_{col}", rt, s)
+            if rt.upper() == "VARCHAR":
                 checks.append(Check(f"strpos(r_{col}, chr(0)) > 0", f"nul_byte:{col}",
                                     f"'{col} contains a NUL byte (0x00)'"))
-            if _numeric_text(fld.type, raw.raw_types[rc]):
+            if _numeric_text(fld.type, rt):
                 exempt = ambiguous_sql(s)
                 checks.append(Check(
                     f"{s} IS NOT NULL AND {exempt}", f"ambiguous_number:{col}",
@@ -426,42 +472,94 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bound
         else:
             texts.append(f"CAST(NULL AS VARCHAR) AS {s}")
             expr, fail = "NULL", None
-        if lab_value and col == "value_text":
+        if own_value and col == "value_text":
             # the value's own text where it is qualitative or censored (see the module docstring)
             own = f"(CASE WHEN {qualitative_sql('s_value')} OR {censored_sql('s_value')} THEN s_value END)"
             expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
-        if lab_value and col == "value_censor":
+        if own_value and col == "value_censor":
             own = f"(CASE WHEN {censored_sql('s_value')} THEN {censor_sign_sql('s_value')} END)"
             expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
         typed.append(f"CAST({expr} AS {_duck_type(fld.type)}) AS {quote_ident(col)}")
         if not fld.nullable:
-            checks.append(Check(f"{s} IS NULL", f"missing:{col}", f"'{col} is empty'"))
+            checks.append(Check(empty, f"missing:{col}", f"'{col} is empty'"))
         if fail:
             word = _TYPE_WORD[fail.split(":")[0]]
-            cond = f"{s} IS NOT NULL AND {quote_ident(col)} IS NULL" + (f" AND NOT {exempt}" if exempt else "")
-            checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, s)}"))
+            cond = f"NOT ({empty}) AND {quote_ident(col)} IS NULL" + (f" AND NOT {exempt}" if exempt else "")
+            checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, shown)}"))
     # columns of the row-level checks are the typed ones (NULL when missing or unparseable: no double report)
     checks += _row_checks(table, bounds)
     codes, reasons = _codes_sql(checks)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote_ident(stage)} AS "
-        f"SELECT source_row, {', '.join(quote_ident(c) for c in table.columns)}, {codes} AS row_codes, {reasons} AS row_reasons "
-        f"FROM (SELECT *, {', '.join(typed)} FROM (SELECT rowid + 1 AS source_row, {', '.join(texts)} "
-        f"FROM {quote_ident(raw.relation)}))"
-    )
+    return (f"SELECT source_row, {', '.join(quote_ident(c) for c in table.columns)}, {codes} AS row_codes, "
+            f"{reasons} AS row_reasons "
+            f"FROM (SELECT *, {', '.join(typed)} FROM (SELECT {raw.row_sql} AS source_row, {', '.join(texts)} "
+            f"FROM {quote_ident(raw.relation)}))")
 
 
-def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str) -> None:
-    """``problems``: source_row, reason_code, reason for every row of ``stage`` with at least one problem."""
+def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
+    """``stage``: source_row, canonical typed columns, row_codes, row_reasons; in source order.
+
+    Over a view of Parquet files the stage is a view too: nothing is copied, each later step reads the files in
+    place, in their types. Over a copied table (CSV text, frames) it is a table: the text parsers run once.
+    """
+    kind = "VIEW" if raw.is_view else "TABLE"
+    con.execute(f"CREATE OR REPLACE TEMP {kind} {quote_ident(stage)} AS {stage_sql(raw, bounds)}")
+
+
+ROW_HASH = "hash({cols})"
+"""SQL of the hash that groups candidate duplicate events (over all key columns; NULLs hash alike, -0.0 as 0.0)."""
+
+
+def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, stage: str, dups: str) -> None:
+    """``dups``: what the duplicate checks need, found by key or hash rather than by windowing over every column.
+
+    Persons and encounters: each key that more than one source row has, with the first such row (``first_row``);
+    a row with that key and a later ``source_row`` is a ``duplicate_key``. The same rows a row number over the key
+    ordered by source_row > 1 would give, without sorting or holding the table.
+
+    Events: the ``source_row`` of every row without row-level problems that equals, in every column of the key
+    (all columns; NULL equal to NULL, as in GROUP BY), such a row with a smaller source_row: a ``duplicate_row``.
+    Found in two steps: the hashes of all key columns that occur more than once among all rows (one aggregate over
+    one number per row), then, only if there are any, the exact comparison (a row number over every column) among
+    the valid rows with such a hash, so a hash collision never flags a row.
+    """
+    cols = ", ".join(quote_ident(k) for k in table.key)
+    if table.name in ("persons", "encounters"):
+        nonnull = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in table.key)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS SELECT {cols}, min(source_row) AS first_row "
+                    f"FROM {quote_ident(stage)} WHERE {nonnull} GROUP BY {cols} HAVING count(*) > 1")
+        return
+    hashes = f"{dups}_hash"
+    h = ROW_HASH.format(cols=cols)
+    try:
+        # every row's hash (not only the valid rows': that would evaluate every row-level check once more)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(hashes)} AS SELECT h FROM (SELECT {h} AS h "
+                    f"FROM {quote_ident(stage)}) GROUP BY h HAVING count(*) > 1")
+        if not con.execute(f"SELECT count(*) FROM {quote_ident(hashes)}").fetchall()[0][0]:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
+            return
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS SELECT source_row FROM ("
+            f"SELECT source_row, row_number() OVER (PARTITION BY {cols} ORDER BY source_row) AS rk "
+            f"FROM {quote_ident(stage)} WHERE row_codes IS NULL AND {h} IN (SELECT h FROM {quote_ident(hashes)})"
+            f") WHERE rk > 1")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
+
+
+def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str) -> None:
+    """``problems``: source_row, reason_code, reason for every row of ``stage`` with at least one problem.
+
+    ``dups`` is what :func:`find_duplicates` found.
+    """
     name = table.name
     joins, checks = [], []
     extra_cols = []
     if name in ("persons", "encounters"):
-        key = table.key
-        nonnull = " AND ".join(f"t.{quote_ident(k)} IS NOT NULL" for k in key)
-        part = ", ".join(f"t.{quote_ident(k)}" for k in key)
-        extra_cols.append(f"CASE WHEN {nonnull} THEN row_number() OVER (PARTITION BY {part} ORDER BY t.source_row) END AS key_rank")
-        checks.append(Check("key_rank > 1", "duplicate_key", f"'{', '.join(key)} already used by an earlier row'"))
+        on = " AND ".join(f"d.{quote_ident(k)} = t.{quote_ident(k)}" for k in table.key)
+        joins.append(f"LEFT JOIN {quote_ident(dups)} d ON {on}")
+        extra_cols.append("d.first_row AS dup_first")
+        checks.append(Check("dup_first IS NOT NULL AND source_row > dup_first", "duplicate_key",
+                            f"'{', '.join(table.key)} already used by an earlier row'"))
     if name in ("encounters", "events"):
         joins.append("LEFT JOIN persons p ON p.person_id = t.person_id")
         extra_cols += ["p.person_id AS p_id", "p.birth_date AS p_birth", "p.death_date AS p_death"]
@@ -479,11 +577,9 @@ def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, pro
                             "'encounter_id is not among the accepted encounters'"))
         checks.append(Check("e_id IS NOT NULL AND e_person <> person_id", "encounter_of_other_person",
                             "'the encounter belongs to another person'"))
-        part = ", ".join(f"t.{quote_ident(k)}" for k in table.key)
-        extra_cols.append(
-            f"CASE WHEN t.row_codes IS NULL THEN row_number() OVER (PARTITION BY t.row_codes IS NULL, {part} "
-            f"ORDER BY t.source_row) END AS dup_rank")
-        checks.append(Check("dup_rank > 1", "duplicate_row", "'exact duplicate of an earlier event'"))
+        joins.append(f"LEFT JOIN {quote_ident(dups)} d ON d.source_row = t.source_row")
+        extra_cols.append("d.source_row AS dup_row")
+        checks.append(Check("dup_row IS NOT NULL", "duplicate_row", "'exact duplicate of an earlier event'"))
     codes, reasons = _codes_sql(checks)
     cols = ", ".join(["t.*", *extra_cols])
     inner = f"SELECT {cols} FROM {quote_ident(stage)} t {' '.join(joins)}"
@@ -495,6 +591,25 @@ def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, pro
     )
 
 
+_ORDER_KEEPERS = ("projection", "filter", "read parquet", "read_parquet", "seq scan", "table scan")
+_OPERATOR = re.compile(r"[╭┌]─+\s*([A-Za-z_][A-Za-z_ ]*?)\s*─")
+
+
+def _keeps_order(con: duckdb.DuckDBPyConnection, select: str) -> bool:
+    """Whether DuckDB's plan for ``select`` is one scan with projections and filters only, so it keeps source order.
+
+    A safety net: the stage is written so that this holds, but an optimizer rule that turned an expression into a
+    join would silently reorder rows; then the caller sorts instead (also when the plan cannot be read).
+    """
+    plan = "\n".join(str(r[-1]) for r in con.execute(f"EXPLAIN {select}").fetchall())
+    operators = [op.strip().lower() for op in _OPERATOR.findall(plan)]
+    return bool(operators) and all(op in _ORDER_KEEPERS for op in operators)
+
+
+_BAD_ROWS = "__lv_bad_rows"
+"""DuckDB variable: a bit per source row, set for the quarantined ones (only while the accepted table is written)."""
+
+
 def finish_table(
     con: duckdb.DuckDBPyConnection,
     raw: RawTable,
@@ -502,7 +617,12 @@ def finish_table(
     problems: str,
     quarantine_dir: Path | None,
 ) -> Outcome:
-    """Write the quarantine, create the accepted table, count; drops nothing (the caller does)."""
+    """Write the quarantine, create the accepted table, count; drops nothing (the caller does).
+
+    The accepted table is written once, straight from the stage in source order: the quarantined rows are left
+    out by a filter on a bitstring of their source rows, not by a join, so DuckDB keeps the order without sorting
+    (a filter over one relation preserves insertion order) and the table's ``rowid`` runs 0, 1, 2 … as before.
+    """
     table = raw.table
     name = table.name
     n_bad = int(con.execute(f"SELECT count(*) FROM {quote_ident(problems)}").fetchall()[0][0])
@@ -520,7 +640,7 @@ def finish_table(
     )
     q_sql = (
         f"SELECT q.source_row, q.reason_code, q.reason, {orig} FROM {quote_ident(problems)} q "
-        f"JOIN (SELECT rowid + 1 AS __lv_row, * FROM {quote_ident(raw.relation)}) r ON r.__lv_row = q.source_row "
+        f"JOIN (SELECT {raw.row_sql} AS __lv_qrow, * FROM {quote_ident(raw.relation)}) r ON r.__lv_qrow = q.source_row "
         f"ORDER BY q.source_row"
     )
     qfile: Path | None = None
@@ -537,10 +657,23 @@ def finish_table(
         elif target.is_file():
             target.unlink()  # a stale quarantine from an earlier run would mislead
     cols = ", ".join(f"s.{quote_ident(c)}" for c in table.columns)
-    con.execute(
-        f"CREATE OR REPLACE TABLE {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(stage)} s "
-        f"ANTI JOIN {quote_ident(problems)} q ON q.source_row = s.source_row ORDER BY s.source_row"
-    )
+    select = f"SELECT {cols} FROM {quote_ident(stage)} s"
+    create = f"CREATE OR REPLACE TABLE {quote_ident(name)} AS "
+    sorted_select = (f"{select} ANTI JOIN {quote_ident(problems)} q ON q.source_row = s.source_row "
+                     "ORDER BY s.source_row")
+    if n_bad and raw.rows >= 2**31:  # pragma: no cover - get_bit takes an INTEGER position
+        con.execute(create + sorted_select)
+    elif n_bad:
+        con.execute(f"SET VARIABLE {_BAD_ROWS} = (SELECT bitstring_agg(source_row, 1, {max(raw.rows, 1)}) "
+                    f"FROM {quote_ident(problems)})")
+        try:
+            kept = f"{select} WHERE get_bit(getvariable('{_BAD_ROWS}'), CAST(s.source_row - 1 AS INTEGER)) = 0"
+            # the plan of the unfiltered stage decides (the filter adds a Filter; planning the bitstring costs time)
+            con.execute(create + (kept if _keeps_order(con, select) else sorted_select))
+        finally:
+            con.execute(f"RESET VARIABLE {_BAD_ROWS}")
+    else:
+        con.execute(create + (select if _keeps_order(con, select) else f"{select} ORDER BY s.source_row"))
     accepted = int(con.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchall()[0][0])
     return Outcome(read=raw.rows, accepted=accepted, quarantined=n_bad, reasons=reasons, quarantine_file=qfile)
 
@@ -582,14 +715,17 @@ def validate_table(
     bounds: DateBounds | None = None,
 ) -> Outcome:
     """Stage, check and split one table (its parents must already be accepted in ``con``)."""
-    stage, problems = f"_lv_stage_{raw.table.name}", f"_lv_problems_{raw.table.name}"
+    name = raw.table.name
+    stage, problems, dups = f"_lv_stage_{name}", f"_lv_problems_{name}", f"_lv_dups_{name}"
     try:
         warnings = zone_warnings(con, raw)
         build_stage(con, raw, stage, bounds)
-        build_problems(con, raw.table, stage, problems)
+        find_duplicates(con, raw.table, stage, dups)
+        build_problems(con, raw.table, stage, problems, dups)
         out = finish_table(con, raw, stage, problems, quarantine_dir)
         out.warnings = warnings
         return out
     finally:
         drop(stage)
         drop(problems)
+        drop(dups)

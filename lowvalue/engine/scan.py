@@ -266,6 +266,7 @@ def scan(
     progress: Any = None,
     features: bool = True,
     engine: str = "duckdb",
+    memory_limit: str | None = None,
 ) -> ScanResult:
     """Scan an extract (folder, mapping of DataFrames, or an opened :class:`~lowvalue.data.extract.Extract`).
 
@@ -288,7 +289,7 @@ def scan(
     rs = rules if isinstance(rules, RuleSet) else load_library(rules)
     rs = (apply_overlay(rs, load_overlay(codes)) if codes else rs).select(only)
     extract = (data if isinstance(data, Extract)
-               else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end))
+               else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end, memory_limit=memory_limit))
     con = extract.con
 
     started = time.perf_counter()
