@@ -209,7 +209,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
     for rule_id, steps in result.waterfall.groupby("rule_id", sort=True):
         click.echo(f"  {rule_id}: " + " → ".join(
             f"{r.condition if isinstance(r.condition, str) else r.stage} {r.remaining}" for r in steps.sort_values("step").itertuples()))
-    click.echo(f"wrote {out}/ (flags: {len(result.flags)}, triggers: {len(result.triggers)}, "
+    click.echo(f"wrote {out}/ (flags: {result.manifest['rows']['flags']}, triggers: {result.manifest['rows']['triggers']}, "
                f"{result.manifest['timing_seconds']['total']} s)")
 
 

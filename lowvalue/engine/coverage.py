@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lowvalue.engine.sql import match_sql
+from lowvalue.engine.sql import code_sets, codeset_key, ensure_sets, match_sql
 from lowvalue.rules.codes import ICD_FAMILY, ValueSet
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import CodeRef, Rule
@@ -70,13 +70,33 @@ class Coverage:
     rs: RuleSet
     kind_events: dict[str, int] = field(default_factory=dict)
     _cache: dict[tuple[str, str], dict[str, SystemCount]] = field(default_factory=dict)
+    _systems: dict[str, dict[str, int]] = field(default_factory=dict)
+    _matched: dict[int, dict[tuple[str, str], tuple[int, int, int]]] = field(default_factory=dict)
     _stays: dict[tuple[str, str], tuple[int, float, float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, con: duckdb.DuckDBPyConnection, rs: RuleSet) -> "Coverage":
         """The counts of ``lv_codes``, the extract's distinct codes (made by :func:`lowvalue.engine.sql.prepare`)."""
         kinds = dict(con.execute("SELECT kind, sum(events) FROM lv_codes GROUP BY kind").fetchall())
-        return cls(con, rs, {k: int(v) for k, v in kinds.items()})
+        cov = cls(con, rs, {k: int(v) for k, v in kinds.items()})
+        for kind, system, n in con.execute("SELECT kind, system, sum(events) FROM lv_codes GROUP BY kind, system").fetchall():
+            cov._systems.setdefault(kind, {})[system] = int(n)
+        cov._match(code_sets(rs))
+        return cov
+
+    def _match(self, sets: list[ValueSet]) -> None:
+        """Matches of ``sets`` per kind and coding system, in one query on the distinct codes (``lv_sets``)."""
+        keys = [k for k in {codeset_key(vs) for vs in sets} if k not in self._matched]
+        if not keys:
+            return
+        ensure_sets(self.con, sets, hits=False)
+        for k in keys:
+            self._matched[k] = {}
+        for cs, kind, system, codes, events, with_value in self.con.execute(f"""
+                SELECT s.cs, c.kind, c.system, count(DISTINCT c.code_norm), sum(c.events), sum(c.with_value)
+                FROM lv_code_raw c JOIN lv_sets s ON s.system = c.system AND s.code = c.code
+                WHERE s.cs IN ({', '.join(map(str, keys))}) GROUP BY s.cs, c.kind, c.system""").fetchall():
+            self._matched[cs][(kind, system)] = (int(codes), int(events), int(with_value))
 
     def systems_used(self, kind: str, *, classifications_only: bool = False) -> dict[str, float]:
         """Coding systems holding at least :data:`USED_SHARE` of the kind's events, with their share."""
@@ -106,14 +126,13 @@ class Coverage:
     def _counts(self, vs: ValueSet | None, kind: str) -> dict[str, SystemCount]:
         key = (vs.name if vs else "", kind)
         if key not in self._cache:
-            match = match_sql(vs, "c") if vs else "FALSE"
-            rows = self.con.execute(f"""
-                SELECT system, count(*) FILTER (WHERE {match}), coalesce(sum(events) FILTER (WHERE {match}), 0),
-                       coalesce(sum(with_value) FILTER (WHERE {match}), 0), sum(events)
-                FROM lv_codes c WHERE kind = ? GROUP BY system""", [kind]).fetchall()
+            matched: dict[tuple[str, str], tuple[int, int, int]] = {}
+            if vs is not None:
+                self._match([vs])
+                matched = self._matched[codeset_key(vs)]
             total = max(self.kind_events.get(kind, 0), 1)
-            out = {s: SystemCount(len(vs.codes.get(s, ())) if vs else 0, int(cm), int(em), int(ev), int(n), n / total)
-                   for s, cm, em, ev, n in rows}
+            out = {s: SystemCount(len(vs.codes.get(s, ())) if vs else 0, *matched.get((kind, s), (0, 0, 0)), n, n / total)
+                   for s, n in self._systems.get(kind, {}).items()}
             for s in (vs.systems if vs else []):
                 out.setdefault(s, SystemCount(len(vs.codes[s]), 0, 0, 0, 0, 0.0))  # type: ignore[union-attr]
             self._cache[key] = dict(sorted(out.items()))
@@ -155,6 +174,7 @@ class Coverage:
                 for rule in rules for _, _, kind, ref in rule.code_uses()}
         known = self._claimed(rules)
         parts: list[pd.DataFrame] = []
+        unheld: dict[tuple[str, str], pd.DataFrame] = {}
         for (name, kind), vs in sorted(sets.items(), key=lambda kv: kv[0]):
             mine = match_sql(vs, "c")
             for system in self.systems_used(kind):
@@ -166,9 +186,17 @@ class Coverage:
                     where = f"substr(c.code_norm, 1, {n}) IN ({', '.join(_q(s) for s in stems)}) AND NOT ({mine})"
                     relation = "same {} as a code of the set".format(
                         {"ATC": "ATC chemical subgroup", "KVÅ": "KVÅ group"}.get(system, "category"))
-                else:
-                    where = f"NOT ({known[kind]})"
-                    relation = "coding system not in the set; no code set holds this code"
+                else:  # the same codes for every set without this system: counted once per kind and system
+                    if (kind, system) not in unheld:
+                        unheld[(kind, system)] = self.con.execute(f"""
+                            SELECT kind, system, code, events FROM lv_codes c
+                            WHERE kind = ? AND system = ? AND NOT ({known[kind]})
+                            ORDER BY events DESC, code LIMIT {ORPHANS_PER_SYSTEM}""", [kind, system]).df()
+                    df = unheld[(kind, system)].assign(
+                        codeset=name, relation="coding system not in the set; no code set holds this code")
+                    if len(df):
+                        parts.append(df[ORPHAN_COLUMNS])
+                    continue
                 df = self.con.execute(f"""
                     SELECT {_q(name)} AS codeset, kind, system, code, events, {_q(relation)} AS relation
                     FROM lv_codes c WHERE kind = ? AND system = ? AND {where}

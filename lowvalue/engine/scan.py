@@ -11,6 +11,7 @@ arrival order, so the same input and rules give byte-identical Parquet files.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -170,8 +171,8 @@ class ScanResult:
                                                                 "likely_low_value", "trigger_events")})
 
 
-def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[dict[str, Any]]:
-    """Append one judged rule (the table ``judged``) to the output tables; return its waterfall rows."""
+def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[int]:
+    """Append one judged rule (the table ``judged``) to the output tables; return its waterfall counts."""
     q, tier = sql.q, f"CASE WHEN specific THEN 'specific' ELSE 'sensitive' END"
     cond = lambda name: sql.ident(f"cond__{name}")  # noqa: E731
     if rule.type == "trigger":
@@ -188,18 +189,45 @@ def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[di
         SELECT candidate_id, {q(rule.id)}, {tier}, CASE WHEN specific THEN {q(TIERS['specific'])} ELSE {q(TIERS['sensitive'])} END,
                person_id, encounter_id, index_time, unit, setting, index_system, index_code, {cost},
                {evidence_json('evidence')} FROM {judged} WHERE sensitive OR specific""")
-    steps = [("candidates", None)] + [("eligibility", n) for n in rule.conditions_of("eligibility")] + [
-        ("specific", n) for n in rule.conditions_of("specific") if n not in rule.eligibility]
     masks, acc = ["TRUE"], []
-    for _, name in steps[1:]:
+    for _, name in _steps(rule)[1:]:
         acc.append(cond(name))
         masks.append(" AND ".join(acc))
-    counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {m})" for m in masks)
-                         + f", count(*) FILTER (WHERE sensitive OR specific) FROM {judged}").fetchall()[0]
-    rows = [{"rule_id": rule.id, "step": i, "stage": stage, "condition": name, "remaining": int(n)}
-            for i, ((stage, name), n) in enumerate(zip(steps, counts))]
-    return rows + [{"rule_id": rule.id, "step": len(steps), "stage": "flagged", "condition": None,
-                    "remaining": int(counts[-1])}]
+    return [int(n) for n in con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {m})" for m in masks)
+                                        + f", count(*) FILTER (WHERE sensitive OR specific) FROM {judged}").fetchall()[0]]
+
+
+def _steps(rule: Rule) -> list[tuple[str, str | None]]:
+    """The waterfall's steps: all candidates, then each eligibility condition, then each specific-only one."""
+    return [("candidates", None)] + [("eligibility", n) for n in rule.conditions_of("eligibility")] + [
+        ("specific", n) for n in rule.conditions_of("specific") if n not in rule.eligibility]
+
+
+def _waterfall(rules: list[Rule], counts: dict[str, list[int]]) -> pd.DataFrame:
+    rows = []
+    for rule in rules:
+        if rule.type == "trigger":
+            continue
+        steps, n = _steps(rule) + [("flagged", None)], counts[rule.id]
+        rows += [{"rule_id": rule.id, "step": i, "stage": stage, "condition": name, "remaining": int(k)}
+                 for i, ((stage, name), k) in enumerate(zip(steps, n))]
+    return pd.DataFrame(rows, columns=["rule_id", "step", "stage", "condition", "remaining"])
+
+
+HIT_BYTES = 200
+"""Memory per ``lv_hit`` row, with what the rules build from it (measured on the synthetic region); sizes the
+person partitions of a scan so that the working set stays within a share of DuckDB's memory limit."""
+HIT_SHARE = 0.5
+
+
+def person_partitions(con: duckdb.DuckDBPyConnection) -> int:
+    """How many person partitions keep ``lv_hit`` within :data:`HIT_SHARE` of the connection's memory limit."""
+    from lowvalue.data.extract import memory_limit_bytes
+
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]  # e.g. '11.1 GiB'
+    budget = max(memory_limit_bytes(limit) * HIT_SHARE, 64 * 2**20)
+    return max(1, math.ceil(sql.hit_rows(con) * HIT_BYTES / budget))
+
 
 
 def _denominators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -233,22 +261,31 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
     return out
 
 
-Judge = Callable[[Any, list[Rule], RuleSet, Callable[[Rule, float], None]], None]
-"""``judge(extract, rules, rule_set, done)``: for each rule in turn, leave its judged candidates in the extract's
-DuckDB as the table ``lv_judged`` and call ``done(rule, seconds)``, which collects them into the outputs."""
+Judge = Callable[[Any, list[Rule], RuleSet, Callable[[Rule, float], None], int, Callable[[int], None]], None]
+"""``judge(extract, rules, rule_set, done, parts, each_part)``: for each rule, leave its judged candidates in the
+extract's DuckDB as the table ``lv_judged`` and call ``done(rule, seconds)``, which collects them into the outputs;
+``each_part(part)`` is called with ``lv_hit`` built for each person partition (the features are computed there)."""
 
 
-def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None]) -> None:
-    for rule in rules:
-        t0 = time.perf_counter()
-        extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False)}")
-        done(rule, time.perf_counter() - t0)
+def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
+                  each_part: Callable[[int], None]) -> None:
+    for part in range(parts):
+        sql.build_hits(extract.con, part, parts)
+        for rule in rules:
+            t0 = time.perf_counter()
+            extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False)}")
+            done(rule, time.perf_counter() - t0)
+        each_part(part)
 
 
-def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None]) -> None:
+def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
+                 each_part: Callable[[int], None]) -> None:
     from lowvalue.engine import spark
 
     spark.judge(extract, rules, rs, done)
+    for part in range(parts):
+        sql.build_hits(extract.con, part, parts)
+        each_part(part)
 
 
 ENGINES: dict[str, Judge] = {"duckdb": _judge_duckdb, "spark": _judge_spark}
@@ -267,6 +304,7 @@ def scan(
     features: bool = True,
     engine: str = "duckdb",
     memory_limit: str | None = None,
+    partitions: int | None = None,
 ) -> ScanResult:
     """Scan an extract (folder, mapping of DataFrames, or an opened :class:`~lowvalue.data.extract.Extract`).
 
@@ -278,6 +316,9 @@ def scan(
     (:mod:`lowvalue.risk.features`) for the eligible ones, which the risk layer compares.
     ``engine`` (a key of :data:`ENGINES`) is where the rules are judged; the outputs are the same.
     ``extract_end`` (a date) is the last day the extract covers: later dates are quarantined as implausible.
+    ``memory_limit`` (e.g. ``4GB``) bounds the engine's memory when it opens the extract; the rules then run on
+    person partitions (hash buckets, one after another) sized to it, or on ``partitions`` of them when given.
+    Outputs do not depend on the partitioning: every rule looks at one person at a time, and outputs are sorted.
     """
     from lowvalue.data.extract import Extract, open_extract
     from lowvalue.risk import features as feats
@@ -295,7 +336,8 @@ def scan(
     started = time.perf_counter()
     timing: dict[str, float] = {}
     sql.prepare(con)
-    sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
+    sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []), hits=False)
+    parts = partitions or person_partitions(con)
     timing["(codes)"] = round(time.perf_counter() - started, 3)
     ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))
     cov = Coverage.of(con, rs)
@@ -305,26 +347,33 @@ def scan(
     for name, (table, cols, _) in STORED.items():
         columns = ", ".join(f"{c} {TYPES.get(c, 'VARCHAR')}" for c in cols)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
-    fall: list[dict[str, Any]] = []
+    counts: dict[str, list[int]] = {}
+    seen: dict[str, int] = {}
+    selects = {name: f"SELECT * FROM {table} ORDER BY {', '.join(order)}" for name, (table, _, order) in STORED.items()}
 
     def done(rule: Rule, seconds: float) -> None:
         t0 = time.perf_counter()
-        fall.extend(_collect(con, rule, "lv_judged"))
-        timing[rule.id] = round(seconds + time.perf_counter() - t0, 3)
-        if progress:
+        n = _collect(con, rule, "lv_judged")
+        counts[rule.id] = [a + b for a, b in zip(counts[rule.id], n)] if rule.id in counts else n
+        timing[rule.id] = round(timing.get(rule.id, 0.0) + seconds + time.perf_counter() - t0, 3)
+        seen[rule.id] = seen.get(rule.id, 0) + 1
+        if progress and seen[rule.id] == parts:
             progress(rule.id, timing[rule.id])
 
-    ENGINES[engine](extract, runnable, rs, done)
+    def each_part(part: int) -> None:
+        if features:
+            t0 = time.perf_counter()
+            eligible = f"(SELECT * FROM lv_candidates WHERE eligible AND {sql.partition_sql('person_id', part, parts)})"
+            selects["features"] = feats.compute(con, eligible, "lv_triggers", rs, append=part > 0)
+            timing["(features)"] = round(timing.get("(features)", 0.0) + time.perf_counter() - t0, 3)
+
+    ENGINES[engine](extract, runnable, rs, done, parts, each_part)
     con.execute("DROP TABLE IF EXISTS lv_judged")
-    selects = {name: f"SELECT * FROM {table} ORDER BY {', '.join(order)}" for name, (table, _, order) in STORED.items()}
-    if features:
-        t0 = time.perf_counter()
-        selects["features"] = feats.compute(con, "(SELECT * FROM lv_candidates WHERE eligible)", "lv_triggers", rs)
-        timing["(features)"] = round(time.perf_counter() - t0, 3)
+    con.execute("DROP TABLE IF EXISTS lv_hit")
     result = ScanResult(
         evaluability=pd.DataFrame(evaluable),
         denominators=_denominators(con),
-        waterfall=pd.DataFrame(fall, columns=["rule_id", "step", "stage", "condition", "remaining"]),
+        waterfall=_waterfall(runnable, counts),
         codeset_coverage=cov.table(ordered),
         orphan_codes=cov.orphans(ordered),
         con=con, selects=selects, rules=rs, owner=extract,
@@ -339,6 +388,7 @@ def scan(
                  "warnings": list(getattr(extract, "warnings", []))},
         "versions": _versions(engine),
         "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},
+        "person_partitions": parts,
         "rows": {name: result.rows(name) for name in ScanResult.TABLES},
     }
     return result

@@ -185,12 +185,19 @@ def sets_sql(sets: Iterable[ValueSet], d: Dialect = DUCKDB) -> str:
     return " UNION ALL ".join(parts) if parts else empty
 
 
-def hit_sql(sets_table: str, d: Dialect = DUCKDB) -> str:
+def partition_sql(col: str, part: int, parts: int) -> str:
+    """A predicate: ``col`` (a person id) falls in partition ``part`` of ``parts`` (hash buckets)."""
+    return "TRUE" if parts <= 1 else f"hash({col}) % {int(parts)} = {int(part)}"
+
+
+def hit_sql(sets_table: str, d: Dialect = DUCKDB, persons: str = "TRUE") -> str:
     """SELECT the events (and encounter pseudo-events) whose code is in a code set of ``sets_table``, once per set.
 
     One pass over the events with a hash join on (system, code as written): no per-row string work. ``ev_id`` is the
     event's row id (an encounter's: -1 - its row id), the tie-breaker that makes evidence order deterministic.
+    ``persons`` is a predicate on ``person_id`` (see :func:`partition_sql`).
     """
+    pe, pc = persons.replace("person_id", "e.person_id"), persons.replace("person_id", "c.person_id")
     return f"""
         SELECT s.cs, {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
                {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code, e.value, e.unit, e.days_supply, e.cost,
@@ -198,11 +205,13 @@ def hit_sql(sets_table: str, d: Dialect = DUCKDB) -> str:
                e.present_on_admission AS poa
         FROM events e JOIN {sets_table} s ON s.system = e.system AND s.code = e.code
         LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
+        WHERE {pe}
         UNION ALL
         SELECT s.cs, -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
                {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, NULL, NULL, NULL, c.cost, c.setting,
                c.unit, c.end_time, c.start_time, NULL
-        FROM encounters c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting"""
+        FROM encounters c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting
+        WHERE {pc}"""
 
 
 def prepare(con: Any, d: Dialect = DUCKDB) -> None:
@@ -219,17 +228,33 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")
 
 
-def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet]) -> None:
+def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet], *, hits: bool = True) -> None:
     """Match the code sets not yet in ``lv_hit`` (on DuckDB, after :func:`prepare`): one pass over the events for all."""
     have = {r[0] for r in con.execute("SELECT cs FROM lv_set_keys").fetchall()}
     new = {codeset_key(vs): vs for vs in sets if codeset_key(vs) not in have}
     if not new:
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE lv_sets_new AS {sets_sql(new.values())}")
-    con.execute(f"INSERT INTO lv_hit SELECT * FROM ({hit_sql('lv_sets_new')}) ORDER BY cs")
+    if hits:
+        con.execute(f"INSERT INTO lv_hit SELECT * FROM ({hit_sql('lv_sets_new')}) ORDER BY cs")
     con.execute("INSERT INTO lv_sets SELECT * FROM lv_sets_new")
     con.executemany("INSERT INTO lv_set_keys VALUES (?)", [[k] for k in sorted(new)])
     con.execute("DROP TABLE lv_sets_new")
+
+
+def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1) -> None:
+    """``lv_hit`` for every matched code set (``lv_sets``) and the persons of partition ``part`` of ``parts``.
+
+    Stored in code-set order, so a criterion that reads one set (``cs = …``) skips the others' blocks (zone maps).
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS SELECT * FROM "
+                f"({hit_sql('lv_sets', persons=partition_sql('person_id', part, parts))}) ORDER BY cs")
+
+
+def hit_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """How many rows ``lv_hit`` holds for the whole extract, counted on the distinct codes (no pass over events)."""
+    return int(con.execute("""SELECT coalesce(sum(r.events), 0) FROM lv_code_raw r
+                              JOIN lv_sets s ON s.system = r.system AND s.code = r.code""").fetchall()[0][0])
 
 
 def match_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:

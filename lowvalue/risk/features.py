@@ -85,12 +85,14 @@ def code_sets(rs: RuleSet) -> list[ValueSet]:
     return [vs for *_, vs in GROUPS] + [rs.valuesets[n] for n in LABS.values() if n in rs.valuesets]
 
 
-def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: RuleSet) -> str:
-    """Build ``lv_features``: one row per candidate of the table ``candidates`` (``candidate_id``, ``rule_id``,
-    :data:`FEATURES`); ``triggers`` is the scan's trigger table. Returns the SELECT that reads it in file order.
+def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: RuleSet, *, append: bool = False) -> str:
+    """Build (or with ``append``, add to) ``lv_features``: one row per candidate of ``candidates`` (``candidate_id``,
+    ``rule_id``, :data:`FEATURES`); ``triggers`` is the scan's trigger table. Returns the SELECT that reads it in
+    file order.
 
-    Needs ``lv_hit`` with :func:`code_sets` matched (:func:`lowvalue.engine.sql.ensure_sets`). Everything runs
-    in the engine: a candidate's history is joined by person, never loaded into Python.
+    Needs ``lv_hit`` with :func:`code_sets` matched for the candidates' persons
+    (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
+    engine: a candidate's history is joined by person, never loaded into Python.
     """
     groups = ", ".join(f"({codeset_key(vs)}, {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS)
     weights = " ".join(f"WHEN {q(n)} THEN {w}" for n, (w, _) in CHARLSON.items())
@@ -112,7 +114,7 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE lv_cand AS
                     SELECT candidate_id, rule_id, person_id, index_time, age, sex, setting, unit, sensitive, specific,
                            CAST(index_time AS DATE) AS day, epoch_us(index_time) AS t_us FROM {candidates}""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE lv_features AS
+    con.execute(f"""{'INSERT INTO lv_features' if append else 'CREATE OR REPLACE TEMP TABLE lv_features AS'}
     WITH grp(cs, family, grp, ord) AS (VALUES {groups}),
     dx AS (
       SELECT c.candidate_id, g.family, arg_min(g.grp, g.ord) AS grp
