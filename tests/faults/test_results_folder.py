@@ -41,14 +41,14 @@ def test_a_failed_write_leaves_the_earlier_folder_whole_and_no_partial_folder(tm
     before = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
     import lowvalue.results as results
 
-    real = results.write_table
+    real = results.copy_table  # the engine's own writer, which writes features.parquet
 
-    def dies_on_features(df, path, **kw):
+    def dies_on_features(con, select, path):
         if path.name == "features.parquet":
             raise KeyboardInterrupt  # as a kill would, half-way through the folder
-        return real(df, path, **kw)
+        return real(con, select, path)
 
-    monkeypatch.setattr(results, "write_table", dies_on_features)
+    monkeypatch.setattr(results, "copy_table", dies_on_features)
     with pytest.raises(KeyboardInterrupt):
         lowvalue.scan(EXAMPLE, codes=CODES, only=["LV-RX-022"]).write(out)
     assert {p.name: p.read_bytes() for p in out.glob("*.parquet")} == before
