@@ -14,7 +14,6 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
