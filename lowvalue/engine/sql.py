@@ -190,14 +190,14 @@ def partition_sql(col: str, part: int, parts: int) -> str:
     return "TRUE" if parts <= 1 else f"hash({col}) % {int(parts)} = {int(part)}"
 
 
-def hit_sql(sets_table: str, d: Dialect = DUCKDB, persons: str = "TRUE") -> str:
+def hit_sql(sets_table: str, d: Dialect = DUCKDB, part: int = 0, parts: int = 1) -> str:
     """SELECT the events (and encounter pseudo-events) whose code is in a code set of ``sets_table``, once per set.
 
     One pass over the events with a hash join on (system, code as written): no per-row string work. ``ev_id`` is the
     event's row id (an encounter's: -1 - its row id), the tie-breaker that makes evidence order deterministic.
-    ``persons`` is a predicate on ``person_id`` (see :func:`partition_sql`).
+    Only the persons of partition ``part`` of ``parts`` (see :func:`partition_sql`).
     """
-    pe, pc = persons.replace("person_id", "e.person_id"), persons.replace("person_id", "c.person_id")
+    pe, pc = partition_sql("e.person_id", part, parts), partition_sql("c.person_id", part, parts)
     return f"""
         SELECT s.cs, {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
                {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code, e.value, e.unit, e.days_supply, e.cost,
@@ -248,7 +248,7 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1) ->
     Stored in code-set order, so a criterion that reads one set (``cs = …``) skips the others' blocks (zone maps).
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS SELECT * FROM "
-                f"({hit_sql('lv_sets', persons=partition_sql('person_id', part, parts))}) ORDER BY cs")
+                f"({hit_sql('lv_sets', part=part, parts=parts)}) ORDER BY cs")
 
 
 def hit_rows(con: duckdb.DuckDBPyConnection) -> int:
