@@ -146,7 +146,7 @@ def codeset_key(vs: ValueSet) -> int:
 
 def code_sets(rs: RuleSet, rules: Iterable[Rule] | None = None) -> list[ValueSet]:
     """Every code set ``rules`` (default: all of ``rs``) use, once each, in a stable order."""
-    out: dict[str, ValueSet] = {}
+    out: dict[int, ValueSet] = {}
     for rule in (rs.rules.values() if rules is None else rules):
         for ref in rule.code_refs():
             vs = rs.valueset(ref)
