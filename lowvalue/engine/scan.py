@@ -142,7 +142,8 @@ class ScanResult:
         selects = {}
         for n, s in self.selects.items():
             replace = ", ".join(f"(SELECT ps FROM lv_ps WHERE lv_ps.id = t.{c}) AS {c}" for c in cols[n])
-            selects[n] = f"SELECT * REPLACE ({replace}) FROM ({s}) t" if replace else s
+            # sorted again on every column: the lookups are joins, which need not keep the order of their input
+            selects[n] = f"SELECT * REPLACE ({replace}) FROM ({s}) t ORDER BY ALL" if replace else s
         manifest = {**self.manifest, "pseudonymised": "HMAC-SHA256 of ids with a secret key (lowvalue.privacy)"}
         return ScanResult(**small, con=self.con, selects=selects, manifest=manifest, rules=self.rules,
                           owner=self._owner)
