@@ -34,7 +34,7 @@ from lowvalue.engine import reference, spark, sql
 from lowvalue.rules import decks
 from lowvalue.rules.library import load_library
 
-EXAMPLES = int(os.environ.get("LOWVALUE_SPARK_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("LOWVALUE_SPARK_EXAMPLES", "4"))
 RULES_PER_EXAMPLE = 12
 WORKERS = 3
 SHRINK = os.environ.get("LOWVALUE_HYPOTHESIS_SHRINK", "0") == "1"
