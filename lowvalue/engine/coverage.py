@@ -89,7 +89,7 @@ class Coverage:
         keys = [k for k in {codeset_key(vs) for vs in sets} if k not in self._matched]
         if not keys:
             return
-        ensure_sets(self.con, sets, hits=False)
+        ensure_sets(self.con, sets)
         for k in keys:
             self._matched[k] = {}
         for cs, kind, system, codes, events, with_value in self.con.execute(f"""

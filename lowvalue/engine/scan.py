@@ -336,7 +336,7 @@ def scan(
     started = time.perf_counter()
     timing: dict[str, float] = {}
     sql.prepare(con)
-    sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []), hits=False)
+    sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
     parts = partitions or person_partitions(con)
     timing["(codes)"] = round(time.perf_counter() - started, 3)
     ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))

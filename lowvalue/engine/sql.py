@@ -226,20 +226,17 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
         con.execute("CREATE OR REPLACE TEMP TABLE lv_sets (cs BIGINT, system VARCHAR, code VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
         con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")
+        con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys (cs BIGINT)")
 
 
-def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet], *, hits: bool = True) -> None:
-    """Match the code sets not yet in ``lv_hit`` (on DuckDB, after :func:`prepare`): one pass over the events for all."""
+def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet]) -> None:
+    """Match the code sets not yet in ``lv_sets`` on the distinct codes (on DuckDB, after :func:`prepare`)."""
     have = {r[0] for r in con.execute("SELECT cs FROM lv_set_keys").fetchall()}
     new = {codeset_key(vs): vs for vs in sets if codeset_key(vs) not in have}
     if not new:
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lv_sets_new AS {sets_sql(new.values())}")
-    if hits:
-        con.execute(f"INSERT INTO lv_hit SELECT * FROM ({hit_sql('lv_sets_new')}) ORDER BY cs")
-    con.execute("INSERT INTO lv_sets SELECT * FROM lv_sets_new")
+    con.execute(f"INSERT INTO lv_sets {sets_sql(new.values())}")
     con.executemany("INSERT INTO lv_set_keys VALUES (?)", [[k] for k in sorted(new)])
-    con.execute("DROP TABLE lv_sets_new")
 
 
 def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1) -> None:
@@ -249,6 +246,7 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1) ->
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS SELECT * FROM "
                 f"({hit_sql('lv_sets', part=part, parts=parts)}) ORDER BY cs")
+    con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
 
 
 def hit_rows(con: duckdb.DuckDBPyConnection) -> int:
@@ -527,6 +525,8 @@ FROM judged{ev_join}""" + (f"\nORDER BY {order}" if ordered else "")
 def evaluate(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> pd.DataFrame:
     """Judge every candidate of ``rule`` on the extract in ``con`` (after :func:`prepare`)."""
     ensure_sets(con, code_sets(rs, [rule]))
+    if con.execute("SELECT count(*) FROM lv_set_keys WHERE cs NOT IN (SELECT cs FROM lv_hit_keys)").fetchall()[0][0]:
+        build_hits(con)  # a code set matched since lv_hit was built (all persons: tests and small extracts)
     return con.execute(compile_rule(rule, rs)).df()
 
 
