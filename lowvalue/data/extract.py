@@ -94,14 +94,25 @@ def _duckdb_size(size: int) -> str:
     return f"{max(size // 2**10, 1)}KiB"
 
 
-def _connect(memory_limit: str | None) -> tuple[duckdb.DuckDBPyConnection, Path]:
-    """A new in-memory connection bounded by ``memory_limit`` that spills to a new private folder (removed later)."""
+ON_DISK_SHARE = 0.25
+"""An extract whose tables would take more than this share of the memory limit is held in a database file (in the
+private folder) rather than in memory: DuckDB then drops its pages from memory at no cost and reads them again when
+needed, where in-memory tables would have to be written out to the spill folder first (and the rules, which need the
+memory, would spill instead)."""
+BYTES_IN_ENGINE = {"parquet": 7.0, "csv": 1.0}
+"""DuckDB's size of a table per byte of its source file (measured on the synthetic region: Parquet is compressed)."""
+
+
+def _connect(memory_limit: str | None, source_bytes: float = 0.0) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """A new connection bounded by ``memory_limit`` that spills to a new private folder (removed later); its
+    tables are in memory, or in a database file in that folder when the extract is large (:data:`ON_DISK_SHARE`)."""
     from lowvalue.workdir import private_dir
 
-    limit = _duckdb_size(memory_limit_bytes(memory_limit))
+    size = memory_limit_bytes(memory_limit)
     spill = private_dir("duckdb")  # spilled pages are patient data: private, and removed by the next command if killed
+    database = str(spill / "extract.duckdb") if source_bytes > ON_DISK_SHARE * size else ":memory:"
     try:
-        return duckdb.connect(config={"memory_limit": limit, "temp_directory": str(spill)}), spill
+        return duckdb.connect(database, config={"memory_limit": _duckdb_size(size), "temp_directory": str(spill)}), spill
     except BaseException:
         shutil.rmtree(spill, ignore_errors=True)
         raise
@@ -254,6 +265,20 @@ def _dates_shifted(folder: Path) -> bool:
         return False
 
 
+def _engine_bytes(source: object) -> float:
+    """About how many bytes the extract's tables take in DuckDB (from its files' sizes; 0 for frames)."""
+    if isinstance(source, Mapping) or not Path(str(source)).is_dir():
+        return 0.0
+    total = 0.0
+    for t in TABLE_ORDER:
+        try:
+            files = readers.locate(Path(str(source)), t)
+        except InputError:  # reported when the extract is read
+            continue
+        total += sum(BYTES_IN_ENGINE["csv" if readers.is_csv(f) else "parquet"] * f.stat().st_size for f in files)
+    return total
+
+
 def open_extract(
     source: str | Path | Mapping[str, pd.DataFrame | pa.Table],
     *,
@@ -282,7 +307,7 @@ def open_extract(
     owns = con is None
     spill: Path | None = None
     if con is None:
-        con, spill = _connect(memory_limit)
+        con, spill = _connect(memory_limit, _engine_bytes(source))
     elif memory_limit is not None:
         con.execute(f"SET memory_limit = '{_duckdb_size(memory_limit_bytes(memory_limit))}'")
     work: list[str] = []

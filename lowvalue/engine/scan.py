@@ -264,18 +264,20 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
 Judge = Callable[[Any, list[Rule], RuleSet, Callable[[Rule, float], None], int, Callable[[int], None]], None]
 """``judge(extract, rules, rule_set, done, parts, each_part)``: for each rule, leave its judged candidates in the
 extract's DuckDB as the table ``lv_judged`` and call ``done(rule, seconds)``, which collects them into the outputs;
-``each_part(part)`` is called with ``lv_hit`` built for each person partition (the features are computed there)."""
+``each_part(part)`` is called for each person partition in turn: it builds ``lv_hit`` for the partition's persons
+and returns (the rules are then judged there), and the features are computed when the next partition starts or the
+judge ends (``each_part(parts)``)."""
 
 
 def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
                   each_part: Callable[[int], None]) -> None:
     for part in range(parts):
-        sql.build_hits(extract.con, part, parts)
+        each_part(part)
         for rule in rules:
             t0 = time.perf_counter()
             extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False)}")
             done(rule, time.perf_counter() - t0)
-        each_part(part)
+    each_part(parts)
 
 
 def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
@@ -283,8 +285,7 @@ def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[R
     from lowvalue.engine import spark
 
     spark.judge(extract, rules, rs, done)
-    for part in range(parts):
-        sql.build_hits(extract.con, part, parts)
+    for part in range(parts + 1):
         each_part(part)
 
 
@@ -360,14 +361,30 @@ def scan(
         if progress and seen[rule.id] == parts:
             progress(rule.id, timing[rule.id])
 
-    def each_part(part: int) -> None:
-        if features:
-            t0 = time.perf_counter()
-            eligible = f"(SELECT * FROM lv_candidates WHERE eligible AND {sql.partition_sql('person_id', part, parts)})"
-            selects["features"] = feats.compute(con, eligible, "lv_triggers", rs, append=part > 0)
-            timing["(features)"] = round(timing.get("(features)", 0.0) + time.perf_counter() - t0, 3)
+    def tick(name: str, t0: float) -> None:
+        timing[name] = round(timing.get(name, 0.0) + time.perf_counter() - t0, 3)
 
-    ENGINES[engine](extract, runnable, rs, done, parts, each_part)
+    def each_part(part: int) -> None:
+        if features and part > 0:  # the previous partition's features, on its lv_hit
+            t0 = time.perf_counter()
+            eligible = f"(SELECT * FROM lv_candidates WHERE eligible AND {sql.partition_sql('person_id', part - 1, parts)})"
+            selects["features"] = feats.compute(con, eligible, "lv_triggers", rs, append=part > 1)
+            tick("(features)", t0)
+        if part < parts:
+            t0 = time.perf_counter()
+            sql.build_hits(con, part, parts, folder if parts > 1 else None)
+            tick("(hits)", t0)
+
+    from lowvalue.workdir import private_workdir
+
+    with private_workdir("partitions") as folder:  # the split extract is patient data: private, removed after
+        if parts > 1:
+            t0 = time.perf_counter()
+            sql.split_persons(con, parts, folder)
+            tick("(partitions)", t0)
+        ENGINES[engine](extract, runnable, rs, done, parts, each_part)
+    for view in sql.PART_TABLES:
+        con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
     con.execute("DROP TABLE IF EXISTS lv_judged")
     con.execute("DROP TABLE IF EXISTS lv_hit")
     result = ScanResult(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import duckdb
@@ -190,28 +191,62 @@ def partition_sql(col: str, part: int, parts: int) -> str:
     return "TRUE" if parts <= 1 else f"hash({col}) % {int(parts)} = {int(part)}"
 
 
-def hit_sql(sets_table: str, d: Dialect = DUCKDB, part: int = 0, parts: int = 1) -> str:
+PART_TABLES = ("events", "encounters")
+"""The tables a person partition's work reads besides ``lv_hit``: as views ``lv_part_events``, ``lv_part_encounters``
+with the table's ``rowid`` as ``_lv_rowid`` (see :func:`split_persons`)."""
+
+
+def split_persons(con: duckdb.DuckDBPyConnection, parts: int, folder: Path) -> None:
+    """Write the events and encounters once, split into ``parts`` person partitions (Parquet under ``folder``).
+
+    Each partition's work then reads its own rows only: reading the whole extract for every partition made the
+    cost of a scan grow with the square of the extract (more persons, more partitions, each a full pass).
+    """
+    for t in PART_TABLES:
+        con.execute(f"""COPY (SELECT {partition_key('person_id', parts)} AS lv_part, rowid AS _lv_rowid, * FROM {t})
+                        TO {q(str(folder / t))} (FORMAT parquet, PARTITION_BY (lv_part), COMPRESSION zstd)""")
+
+
+def partition_key(col: str, parts: int) -> str:
+    """The partition number of the person ``col`` (the expression :func:`partition_sql` compares)."""
+    return f"hash({col}) % {int(parts)}"
+
+
+def use_partition(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1, folder: Path | None = None) -> None:
+    """Point the views ``lv_part_<table>`` at partition ``part``: its files under ``folder`` (written by
+    :func:`split_persons`), or the whole tables when there is one partition."""
+    for t in PART_TABLES:
+        files = folder / t / f"lv_part={int(part)}" if folder is not None and parts > 1 else None
+        if files is None:
+            select = f"SELECT rowid AS _lv_rowid, * FROM {t}" + ("" if parts <= 1 else
+                                                                 f" WHERE {partition_sql('person_id', part, parts)}")
+        elif files.is_dir():
+            select = f"SELECT * EXCLUDE (lv_part) FROM read_parquet({q(str(files / '*.parquet'))})"
+        else:  # no person of the extract falls in this partition
+            select = f"SELECT rowid AS _lv_rowid, * FROM {t} LIMIT 0"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW lv_part_{t} AS {select}")
+
+
+def hit_sql(sets_table: str, d: Dialect = DUCKDB, events: str = "events", encounters: str = "encounters") -> str:
     """SELECT the events (and encounter pseudo-events) whose code is in a code set of ``sets_table``, once per set.
 
     One pass over the events with a hash join on (system, code as written): no per-row string work. ``ev_id`` is the
-    event's row id (an encounter's: -1 - its row id), the tie-breaker that makes evidence order deterministic.
-    Only the persons of partition ``part`` of ``parts`` (see :func:`partition_sql`).
+    event's row id (an encounter's: -1 - its row id), the tie-breaker that makes evidence order deterministic;
+    ``events``/``encounters`` name the tables read (the person partition's views carry the row id as ``_lv_rowid``).
     """
-    pe, pc = partition_sql("e.person_id", part, parts), partition_sql("c.person_id", part, parts)
+    rowid = d["rowid"] if (events, encounters) == PART_TABLES else (lambda alias: f"{alias}._lv_rowid")
     return f"""
-        SELECT s.cs, {d['rowid']('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
+        SELECT s.cs, {rowid('e')} AS ev_id, e.person_id, e.encounter_id, e.time, CAST(e.time AS DATE) AS day,
                {d['epoch_us']('e.time')} AS t_us, e.kind, e.system, e.code, e.value, e.unit, e.days_supply, e.cost,
                c.setting, c.unit AS care_unit, c.end_time AS enc_end, c.start_time AS enc_start,
                e.present_on_admission AS poa
-        FROM events e JOIN {sets_table} s ON s.system = e.system AND s.code = e.code
-        LEFT JOIN encounters c ON c.encounter_id = e.encounter_id
-        WHERE {pe}
+        FROM {events} e JOIN {sets_table} s ON s.system = e.system AND s.code = e.code
+        LEFT JOIN {encounters} c ON c.encounter_id = e.encounter_id
         UNION ALL
-        SELECT s.cs, -1 - {d['rowid']('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
+        SELECT s.cs, -1 - {rowid('c')}, c.person_id, c.encounter_id, c.start_time, CAST(c.start_time AS DATE),
                {d['epoch_us']('c.start_time')}, 'encounter', 'setting', c.setting, NULL, NULL, NULL, c.cost, c.setting,
                c.unit, c.end_time, c.start_time, NULL
-        FROM encounters c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting
-        WHERE {pc}"""
+        FROM {encounters} c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting"""
 
 
 def prepare(con: Any, d: Dialect = DUCKDB) -> None:
@@ -225,7 +260,7 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
     if d is DUCKDB:
         con.execute("CREATE OR REPLACE TEMP TABLE lv_sets (cs BIGINT, system VARCHAR, code VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")  # empty until build_hits
         con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys (cs BIGINT)")
 
 
@@ -239,13 +274,16 @@ def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet]) -> Non
     con.executemany("INSERT INTO lv_set_keys VALUES (?)", [[k] for k in sorted(new)])
 
 
-def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1) -> None:
-    """``lv_hit`` for every matched code set (``lv_sets``) and the persons of partition ``part`` of ``parts``.
+def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1, folder: Path | None = None) -> None:
+    """``lv_hit`` for every matched code set (``lv_sets``) and the persons of partition ``part`` of ``parts``
+    (read from ``folder`` when the extract was split there, :func:`split_persons`); the partition's views
+    ``lv_part_*`` stay for the features (:func:`use_partition`).
 
     Stored in code-set order, so a criterion that reads one set (``cs = …``) skips the others' blocks (zone maps).
     """
+    use_partition(con, part, parts, folder)
     con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS SELECT * FROM "
-                f"({hit_sql('lv_sets', part=part, parts=parts)}) ORDER BY cs")
+                f"({hit_sql('lv_sets', events='lv_part_events', encounters='lv_part_encounters')}) ORDER BY cs")
     con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
 
 

@@ -90,8 +90,8 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     ``rule_id``, :data:`FEATURES`); ``triggers`` is the scan's trigger table. Returns the SELECT that reads it in
     file order.
 
-    Needs ``lv_hit`` with :func:`code_sets` matched for the candidates' persons
-    (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
+    Needs ``lv_hit`` with :func:`code_sets` matched for the candidates' persons, and their partition's events and
+    encounters (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
     engine: a candidate's history is joined by person, never loaded into Python.
     """
     groups = ", ".join(f"({codeset_key(vs)}, {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS)
@@ -134,14 +134,14 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     ),
     drugs AS (
       SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
-      FROM lv_cand c JOIN events e ON e.person_id = c.person_id
+      FROM lv_cand c JOIN lv_part_events e ON e.person_id = c.person_id
       WHERE e.kind = 'medication' AND epoch_us(e.time) < c.t_us AND date_diff('day', CAST(e.time AS DATE), c.day) <= 90
       GROUP BY c.candidate_id
     ),
     contacts AS (
       SELECT c.candidate_id, count(*) FILTER (WHERE upper(trim(e.setting)) = 'INPATIENT') AS inpatient_stays_365d,
              count(*) AS visits_365d
-      FROM lv_cand c JOIN encounters e ON e.person_id = c.person_id
+      FROM lv_cand c JOIN lv_part_encounters e ON e.person_id = c.person_id
       WHERE epoch_us(e.start_time) < c.t_us AND date_diff('day', CAST(e.start_time AS DATE), c.day) <= 365
       GROUP BY c.candidate_id
     ),
