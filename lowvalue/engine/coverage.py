@@ -169,45 +169,46 @@ class Coverage:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["kind", "system", "code", "events"])
 
     def orphans(self, rules: list[Rule]) -> pd.DataFrame:
-        """Frequent codes a code set may be missing (see the module docstring), at most 10 per code set and system."""
+        """Frequent codes a code set may be missing (see the module docstring), at most 10 per code set and system.
+
+        One query: a SELECT per code set and related coding system, and one per kind and coding system no code set
+        of that kind has (the same codes for every set without it), joined to the sets that lack it.
+        """
         sets = {(self.rs.valueset(ref).name, kind): self.rs.valueset(ref)
                 for rule in rules for _, _, kind, ref in rule.code_uses()}
         known = self._claimed(rules)
-        parts: list[pd.DataFrame] = []
-        unheld: dict[tuple[str, str], pd.DataFrame] = {}
+        parts: list[str] = []
+        unheld: dict[tuple[str, str], str] = {}
+        lacking: list[str] = []
+        top = f"ORDER BY events DESC, code LIMIT {ORPHANS_PER_SYSTEM}"
         for (name, kind), vs in sorted(sets.items(), key=lambda kv: kv[0]):
-            mine = match_sql(vs, "c")
             for system in self.systems_used(kind):
-                if system in vs.codes:
-                    n = PREFIX_LENGTH.get(system)
-                    stems = sorted({e.low[:n] for e in vs.codes[system] if n and len(e.low) >= n})
-                    if not stems:
-                        continue
-                    where = f"substr(c.code_norm, 1, {n}) IN ({', '.join(_q(s) for s in stems)}) AND NOT ({mine})"
-                    relation = "same {} as a code of the set".format(
-                        {"ATC": "ATC chemical subgroup", "KVÅ": "KVÅ group"}.get(system, "category"))
-                else:  # the same codes for every set without this system: counted once per kind and system
-                    if (kind, system) not in unheld:
-                        unheld[(kind, system)] = self.con.execute(f"""
-                            SELECT kind, system, code, events FROM lv_codes c
-                            WHERE kind = ? AND system = ? AND NOT ({known[kind]})
-                            ORDER BY events DESC, code LIMIT {ORPHANS_PER_SYSTEM}""", [kind, system]).df()
-                    df = unheld[(kind, system)].assign(
-                        codeset=name, relation="coding system not in the set; no code set holds this code")
-                    if len(df):
-                        parts.append(df[ORPHAN_COLUMNS])
+                if system not in vs.codes:
+                    unheld.setdefault((kind, system), f"""(SELECT kind, system, code, events FROM lv_codes c
+                        WHERE kind = {_q(kind)} AND system = {_q(system)} AND NOT ({known[kind]}) {top})""")
+                    lacking.append(f"({_q(name)}, {_q(kind)}, {_q(system)})")
                     continue
-                df = self.con.execute(f"""
-                    SELECT {_q(name)} AS codeset, kind, system, code, events, {_q(relation)} AS relation
-                    FROM lv_codes c WHERE kind = ? AND system = ? AND {where}
-                    ORDER BY events DESC, code LIMIT {ORPHANS_PER_SYSTEM}""", [kind, system]).df()
-                if len(df):
-                    parts.append(df)
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ORPHAN_COLUMNS)
+                n = PREFIX_LENGTH.get(system)
+                stems = sorted({e.low[:n] for e in vs.codes[system] if n and len(e.low) >= n})
+                if not stems:
+                    continue
+                relation = "same {} as a code of the set".format(
+                    {"ATC": "ATC chemical subgroup", "KVÅ": "KVÅ group"}.get(system, "category"))
+                parts.append(f"""(SELECT {_q(name)} AS codeset, kind, system, code, events, {_q(relation)} AS relation
+                    FROM lv_codes c WHERE kind = {_q(kind)} AND system = {_q(system)}
+                    AND substr(c.code_norm, 1, {n}) IN ({', '.join(_q(s) for s in stems)}) AND NOT ({match_sql(vs, 'c')})
+                    {top})""")
+        if lacking:
+            parts.append(f"""SELECT l.codeset, u.kind, u.system, u.code, u.events,
+                    'coding system not in the set; no code set holds this code' AS relation
+                FROM (VALUES {', '.join(lacking)}) l(codeset, kind, system)
+                JOIN ({' UNION ALL '.join(unheld.values())}) u ON u.kind = l.kind AND u.system = l.system""")
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "events" else object) for c in ORPHAN_COLUMNS})
+        out = self.con.execute(f"SELECT * FROM ({' UNION ALL '.join(parts)}) "
+                               "ORDER BY codeset, kind, system, events DESC, code").df()
         out["events"] = out["events"].astype("int64")
-        return out[ORPHAN_COLUMNS].sort_values(["codeset", "kind", "system", "events", "code"],
-                                               ascending=[True, True, True, False, True], kind="mergesort"
-                                               ).reset_index(drop=True)
+        return out[ORPHAN_COLUMNS]
 
 
 def _q(text: str) -> str:

@@ -171,6 +171,13 @@ class ScanResult:
                                                                 "likely_low_value", "trigger_events")})
 
 
+def start_outputs(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the empty engine tables the judged rules are appended to (:data:`STORED`)."""
+    for table, cols, _ in STORED.values():
+        columns = ", ".join(f"{c} {TYPES.get(c, 'VARCHAR')}" for c in cols)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
+
+
 def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[int]:
     """Append one judged rule (the table ``judged``) to the output tables; return its waterfall counts."""
     q, tier = sql.q, f"CASE WHEN specific THEN 'specific' ELSE 'sensitive' END"
@@ -275,7 +282,7 @@ def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[
         each_part(part)
         for rule in rules:
             t0 = time.perf_counter()
-            extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False)}")
+            extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False, every_condition=False)}")
             done(rule, time.perf_counter() - t0)
     each_part(parts)
 
@@ -345,9 +352,7 @@ def scan(
     settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
     evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(cov, r, settings)} for r in ordered]
     runnable = [r for r, v in zip(ordered, evaluable) if v["status"] != "not_evaluable"]
-    for name, (table, cols, _) in STORED.items():
-        columns = ", ".join(f"{c} {TYPES.get(c, 'VARCHAR')}" for c in cols)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
+    start_outputs(con)
     counts: dict[str, list[int]] = {}
     seen: dict[str, int] = {}
     selects = {name: f"SELECT * FROM {table} ORDER BY {', '.join(order)}" for name, (table, _, order) in STORED.items()}

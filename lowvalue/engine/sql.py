@@ -480,36 +480,60 @@ def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d
     return ctes
 
 
-def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str = "", evidence: bool = False
-                ) -> tuple[list[str], list[str], list[str]]:
-    """CTEs, columns (one boolean per condition) and the names of the per-condition CTEs, joined on ``c.cand_id``."""
+def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str = "", evidence: bool = False,
+                late: str | None = None) -> tuple[list[str], list[str], list[str]]:
+    """CTEs, columns (one boolean per condition) and the names of the per-condition CTEs, joined on ``c.cand_id``.
+
+    With ``late`` (a CTE of the eligible candidates, see :func:`compile_rule`), the eligibility conditions are judged
+    on ``src`` first, then ``late`` is defined, then the other conditions are judged on ``late`` only.
+    """
     q, ident = d["str"], d["ident"]
-    ctes, cols, hs = [], [], []
-    for i, (name, cond) in enumerate(rule.conditions.items()):
-        col = ident(f"cond__{name}")
+    ctes: list[str] = []
+    exprs: dict[str, str] = {}
+    hs: dict[str, str] = {}
+
+    def judge(name: str, i: int, where: str) -> None:
+        cond = rule.conditions[name]
         if cond.index_setting is not None:
-            cols.append(f"coalesce(c.setting IN ({', '.join(q(s) for s in cond.index_setting)}), false) AS {col}")
-            continue
-        if cond.hospital_onset is not None:
+            exprs[name] = f"coalesce(c.setting IN ({', '.join(q(s) for s in cond.index_setting)}), false)"
+        elif cond.hospital_onset is not None:
             after = cond.hospital_onset.hours * 3_600_000_000
-            cols.append(f"coalesce(c.setting = 'inpatient' AND (c.index_poa = 'N' OR (coalesce(c.index_poa, 'U') = 'U' "
-                        f"AND c.t_us - c.enc_start_us >= {after})), false) AS {col}")
-            continue
-        if cond.any_of:
-            ctes += _any_of(i, name, cond.role, cond.criteria, rs, d, src, p, evidence)
+            exprs[name] = (f"coalesce(c.setting = 'inpatient' AND (c.index_poa = 'N' OR (coalesce(c.index_poa, 'U') = 'U' "
+                           f"AND c.t_us - c.enc_start_us >= {after})), false)")
         else:
-            ctes += _criterion(i, name, cond.role, cond.criteria[0], rs, d, src, p, evidence)
-        hs.append(f"{p}h_{i}")
-        cols.append(f"{'NOT ' if cond.role == 'exclude' else ''}coalesce({p}h_{i}.holds, false) AS {col}")
-    return ctes, cols, hs
+            make = _any_of if cond.any_of else _criterion
+            ctes.extend(make(i, name, cond.role, cond.criteria if cond.any_of else cond.criteria[0],  # type: ignore[arg-type]
+                             rs, d, where, p, evidence))
+            hs[name] = f"{p}h_{i}"
+            exprs[name] = f"{'NOT ' if cond.role == 'exclude' else ''}coalesce({p}h_{i}.holds, false)"
+
+    first = [n for n in rule.conditions if not late or n in rule.eligibility]
+    for i, name in enumerate(rule.conditions):
+        if name in first:
+            judge(name, i, src)
+    if late:
+        ctes.append(f"{late} AS (SELECT c.* FROM {src} c {_joins([hs[n] for n in first if n in hs])} "
+                    f"WHERE {' AND '.join(exprs[n] for n in first) or 'TRUE'})")
+        for i, name in enumerate(rule.conditions):
+            if name not in first:
+                judge(name, i, late)
+    cols = [f"{exprs[n]} AS {ident(f'cond__{n}')}" for n in rule.conditions]
+    return ctes, cols, [hs[n] for n in rule.conditions if n in hs]
 
 
 def _joins(hs: list[str]) -> str:
     return " ".join(f"LEFT JOIN {h} ON {h}.cand_id = c.cand_id" for h in hs)
 
 
-def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool = True) -> str:
+def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool = True,
+                 every_condition: bool = True) -> str:
     """The SQL that judges every candidate of ``rule``: one row per candidate (after :func:`ensure_sets`).
+
+    With ``every_condition`` False, the conditions beyond eligibility are judged for the eligible candidates only
+    (in the others' rows their columns mean nothing): what a scan writes does not depend on them (an ineligible
+    candidate is flagged by no tier, fails an eligibility condition first, and leaves the waterfall at an eligibility
+    step), and a rule whose index is any routine test (every laboratory result a candidate, a few per thousand
+    eligible) no longer joins every candidate to the history of every condition.
 
     Every condition is judged for every candidate; the evidence lists, which only flags show, are collected for
     the flagged candidates only (others get an empty list). With ``d["evidence_pass"]`` they are collected in a
@@ -519,7 +543,8 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
     """
     q, ident = d["str"], d["ident"]
     second = bool(d["evidence_pass"]())
-    ctes, cols, hs = _conditions(rule, rs, d, evidence=not second)
+    late = "elig" if not every_condition and rule.eligibility else None
+    ctes, cols, hs = _conditions(rule, rs, d, evidence=not second, late=late)
     ctes = [_candidates(rule, rs, d)] + ctes
 
     def tier(names: list[str]) -> str:

@@ -137,3 +137,35 @@ variants: {sensitive: [], specific: []}
         sql.prepare(con)
         v = check(Coverage.of(con, RS), rule, set())
         assert v["status"] == "not_evaluable" and "condition dx_or_lab" in v["reason"], v
+
+
+def test_conditions_beyond_eligibility_for_eligible_candidates_only_change_no_output():
+    """The scan judges the conditions beyond eligibility for eligible candidates only: for every rule of the library,
+    what a scan appends (candidates with first failed condition, flags with evidence, triggers, waterfall counts) is
+    what judging every condition for every candidate gives."""
+    from lowvalue.data.extract import open_extract
+    from lowvalue.engine import sql
+    from lowvalue.engine.scan import STORED, _collect, start_outputs
+
+    example = Path(__file__).parents[2] / "examples" / "synthetic_data"
+    with open_extract(example) as x:
+        sql.prepare(x.con)
+        sql.ensure_sets(x.con, sql.code_sets(RS))
+        sql.build_hits(x.con)
+        tested = 0
+        for rule in RS.rules.values():
+            if not rule.eligibility:  # then both ways compile to the same SQL
+                continue
+            outs = []
+            for every in (True, False):
+                judged = sql.compile_rule(rule, RS, ordered=False, every_condition=every)
+                x.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {judged}")
+                start_outputs(x.con)
+                counts = _collect(x.con, rule, "lv_judged")
+                outs.append([counts] + [x.con.execute(f"SELECT * FROM {t} ORDER BY ALL").df() for t, *_ in STORED.values()])
+            assert outs[0][0] == outs[1][0], rule.id
+            for a, b in zip(outs[0][1:], outs[1][1:]):
+                pd.testing.assert_frame_equal(a, b, obj=rule.id)
+            candidates = outs[0][1]
+            tested += bool(rule.eligibility) and not candidates["eligible"].all()
+        assert tested >= 10  # rules with eligibility conditions and ineligible candidates
