@@ -204,7 +204,7 @@ def split_persons(con: duckdb.DuckDBPyConnection, parts: int, folder: Path) -> N
     """
     for t in PART_TABLES:
         con.execute(f"""COPY (SELECT {partition_key('person_id', parts)} AS lv_part, rowid AS _lv_rowid, * FROM {t})
-                        TO {q(str(folder / t))} (FORMAT parquet, PARTITION_BY (lv_part), COMPRESSION zstd)""")
+                        TO {q(str(folder / t))} (FORMAT parquet, PARTITION_BY (lv_part), COMPRESSION snappy)""")
 
 
 def partition_key(col: str, parts: int) -> str:
