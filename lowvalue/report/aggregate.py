@@ -135,7 +135,7 @@ def _rule_totals(inp: Inputs) -> pd.DataFrame:
 
 
 def summary(inp: Inputs, sup: Suppressor, weights: Weights = Weights(), lang: str = "en") -> pd.DataFrame:
-    """One row per scanned rule: counts, rate, cost, excess harm, precision, rank components, suppression masks."""
+    """One row per scanned rule: counts, rate, cost, excess of triggers, precision, rank components, suppression masks."""
     s = _rule_totals(inp)
     s["title"] = [getattr(inp.rule(r).title, lang) for r in s.index]
     s["low_value"] = s.flagged_specific
@@ -179,10 +179,21 @@ def _add_excess(s: pd.DataFrame, inp: Inputs) -> None:
         status = str(row.get("status", "estimated"))
         s.loc[r, "excess_status"] = "estimated" if status.startswith("estimated") else "not estimated"
         s.loc[r, "excess_note"] = status
-        s.loc[r, "excess_caution"] = str(row.get("cautions", "") or "")
+        s.loc[r, "excess_caution"] = _caution(row, status)
         for c in cols:
             if c in row.index and pd.notna(row[c]):
                 s.loc[r, c] = float(row[c])
+
+
+def _caution(row: pd.Series, status: str) -> str:
+    """The estimate's cautions as ``risk excess`` wrote them ('' for none). A missing value is none, not "nan";
+    a file without the ``cautions`` column still marks an imprecise estimate in its status."""
+    c = row.get("cautions")
+    if isinstance(c, str) and c.strip():
+        return c.strip()
+    if status.startswith("estimated (") and "cautions" not in row.index:
+        return status[len("estimated ("):].rstrip(")")
+    return ""
 
 
 def _add_precision(s: pd.DataFrame, inp: Inputs) -> None:
@@ -206,21 +217,26 @@ def _scaled_log(x: pd.Series) -> pd.Series:
 
 
 def _add_rank(s: pd.DataFrame, w: Weights, sup: Suppressor) -> None:
-    """Suggested rank: weighted sum of three scores in [0, 1] (the report prints this recipe).
+    """Suggested rank: weighted mean of three scores in [0, 1] (the report prints this recipe, ``rank_recipe``).
 
     * volume: log(1 + flagged) / log(1 + largest flagged among the rules);
-    * harm: log(1 + estimated total excess events) scaled the same way when the excess is estimated;
-      0.5 when the rule declares a linked harm that is not estimated; 0 without a linked harm;
+    * triggers: log(1 + estimated total excess of adverse-event triggers) scaled the same way, over the
+      estimates that carry no caution only. An estimate with a caution (few events, poor overlap, imbalance)
+      is a signal, not a figure to rank by: its rule gets the neutral 0.5 of a linked trigger that is not
+      estimated; 0 without a linked trigger. ``harm_source`` says which applied;
     * confidence: reviewer-confirmed precision when at least ``min count`` flags are reviewed, otherwise
       the share of flags in the specific tier ("low value"), halved for rules whose evaluability is limited
       and 0 for rules that are not evaluable.
     """
     s["score_volume"] = _scaled_log(s.flagged)
-    est = s.excess_status == "estimated"
+    est = (s.excess_status == "estimated") & s.total_excess.notna()
+    usable = est & (s.excess_caution == "")
     harm = pd.Series(np.where(s.harms != "", 0.5, 0.0), index=s.index)
-    if est.any():
-        harm[est] = _scaled_log(s.total_excess.where(est, 0))[est]
+    if usable.any():
+        harm[usable] = _scaled_log(s.total_excess.where(usable, 0))[usable]
     s["score_harm"] = harm
+    s["harm_source"] = np.select([usable, est, s.harms != ""], ["estimate", "caution", "not estimated"],
+                                 "no linked trigger")
     share = np.where(s.flagged > 0, s.flagged_specific / s.flagged.where(s.flagged > 0, 1), 0.0)
     factor = s.evaluability.map({"evaluable": 1.0, "limited": 0.5, "not_evaluable": 0.0}).fillna(1.0)
     conf = pd.Series(share * factor, index=s.index)
