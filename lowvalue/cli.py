@@ -67,7 +67,7 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="lowvalue")
 def main() -> None:
-    """Find low-value care in encounter extracts and link it to adverse-event risk."""
+    """Find low-value care in encounter extracts and link it to adverse-event triggers."""
 
 
 for _command in (convert_command, report, risk, explain, review, codes):
@@ -324,10 +324,10 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     from lowvalue.risk.commands import excess
 
     results, model = out / "scan", out / "model"
-    click.echo("4. adverse-event risk model (LightGBM; earlier period trains, later period validates; calibrated)")
+    click.echo("4. risk model for adverse-event triggers (LightGBM; earlier period trains, later period validates; calibrated)")
     ctx.invoke(risk.commands["train"], results=results, out=model, horizon=30, seed=1, n_boot=100)
     ctx.invoke(risk.commands["score"], results=results, model_dir=model)
-    click.echo("5. excess adverse events linked to each rule (an adjusted association, not a causal effect)")
+    click.echo("5. estimated excess of adverse-event triggers per rule (an adjusted association, not a causal effect)")
     ctx.invoke(excess, results=results, out=None, n_boot=100, seed=1, rules=())
     scored = read_derived(results / "flags_scored.parquet", results, made_by="lowvalue risk score")
     top = scored[(scored.variant == "specific") & scored.risk.notna()].sort_values(["risk", "flag_id"]).iloc[-1]

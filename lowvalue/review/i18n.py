@@ -27,7 +27,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_evidence": "Inget underlag registrerat.", "risk": "Predicerad risk", "risk_none": "ingen riskskattning",
         "percentile": "percentil {p} inom regeln", "p_confirmed": "Sannolikhet att granskare bekräftar",
         "explanation": "Förklaring (riskmodell)", "no_model": "Ingen riskmodell angiven (starta med --model).",
-        "no_harm": "Regeln har ingen kopplad vårdskada: ingen riskförklaring.",
+        "no_harm": "Regeln har ingen kopplad skademarkör: ingen riskförklaring.",
         "unknown_rule": "Regeln finns inte i regelbiblioteket.",
         "unknown_rule_help": "Regeln {rule} finns inte i det inlästa regelbiblioteket, så motivering, källor och "
         "riskförklaring saknas. Starta `lowvalue review serve` med `--rules MAPP`, det regelbibliotek som skanningen "
@@ -57,7 +57,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_evidence": "No evidence recorded.", "risk": "Predicted risk", "risk_none": "no risk estimate",
         "percentile": "percentile {p} within the rule", "p_confirmed": "Probability a reviewer confirms",
         "explanation": "Explanation (risk model)", "no_model": "No risk model given (start with --model).",
-        "no_harm": "The rule has no linked harm: no risk explanation.",
+        "no_harm": "The rule has no linked adverse-event trigger: no risk explanation.",
         "unknown_rule": "The rule is not in the rule library.",
         "unknown_rule_help": "Rule {rule} is not in the loaded rule library, so its rationale, sources and risk "
         "explanation are missing. Start `lowvalue review serve` with `--rules FOLDER`, the rule library the scan used. "

@@ -53,7 +53,7 @@ trigger within {metrics['horizon_days']} days after a judged intervention, in el
 
 ## Intended use (TRIPOD+AI 3b, 4)
 - Prioritising flagged low-value interventions for review and for ethics-support / quality-improvement discussions:
-  which flagged cases carry the highest predicted risk of the harm linked to the rule.
+  which flagged cases carry the highest predicted risk of an adverse-event trigger linked to the rule.
 - **Out of scope:** individual treatment decisions; judging or appraising individual clinicians or units; claims that
   an intervention *caused* a harm (see `lowvalue risk excess` and its caveats); populations or code systems unlike the
   development data; any use on real patients before local validation.
@@ -102,7 +102,7 @@ No hyper-parameter search was run (fixed defaults), so the validation slice was 
 
 ## Clinical utility: decision curve (TRIPOD+AI 23), validation slice
 Net benefit of reviewing the flags whose predicted risk is at least the threshold, against reviewing all of them or none. A
-threshold of 0.10 means one caught adverse event is worth nine needless reviews; the model helps where its net benefit is
+threshold of 0.10 means one caught trigger is worth nine needless reviews; the model helps where its net benefit is
 above both other columns.
 
 | threshold | share reviewed | net benefit: model | review all | review none |

@@ -15,7 +15,7 @@ import click
 
 @click.group()
 def risk() -> None:
-    """Adverse-event risk model, excess risk per rule and review triage on scan results."""
+    """Adverse-event trigger risk model, excess of triggers per rule and review triage on scan results."""
 
 
 @risk.command()
@@ -55,7 +55,7 @@ def score(results: Path, model_dir: Path) -> None:
 @click.option("--seed", type=click.IntRange(0), default=1, show_default=True)
 @click.option("--rule", "rules", multiple=True, help="Only these rule ids (repeatable).")
 def excess(results: Path, out: Path | None, n_boot: int, seed: int, rules: tuple[str, ...]) -> None:
-    """Excess adverse-event risk per rule (AIPW, target-trial emulation): an adjusted association, not a causal effect."""
+    """Estimated excess of adverse-event triggers per rule (AIPW, target-trial emulation): an adjusted association, not a causal effect."""
     from lowvalue.risk.excess import excess_risk
 
     e = excess_risk(results, rule_ids=list(rules) or None, n_boot=n_boot, seed=seed)

@@ -1,4 +1,4 @@
-"""Excess adverse-event risk linked to each rule: an emulated target trial within the rule's eligible candidates.
+"""Estimated excess of adverse-event triggers per rule: an emulated target trial within the rule's eligible candidates.
 
 The risk model says *who* is at risk; it cannot say how much harm the
 low-value intervention adds, because frail patients both get more low-value
@@ -9,7 +9,7 @@ asks that second question with the target-trial frame (Hernán & Robins 2016):
 - strategies: "low value" (``specific``) versus eligible but not specific;
 - time zero: the index intervention, where eligibility and assignment meet
   (no immortal time);
-- outcome: a linked harm trigger in the rule's harm window;
+- outcome: a linked adverse-event trigger (a coded marker, not reviewed harm) in the rule's harm window;
 - contrast: risk ratio and risk difference (whole eligible population, ATE),
   and excess events per 1 000 low-value interventions (among the treated, ATT);
 - analysis: a doubly robust estimator (AIPW in its weighted-outcome-regression
@@ -72,10 +72,11 @@ class ExcessRisk:
         return out / "excess_risk.parquet"
 
     def summary(self) -> str:
-        lines = ["# Excess adverse-event risk linked to each rule", "",
+        lines = ["# Estimated excess of adverse-event triggers per rule (adjusted association)", "",
                  f"**Every figure below is an {LABEL}.** Target-trial emulation within each rule's eligible "
                  "candidates: low value (specific) vs eligible not-specific, time zero = index, outcome = a linked "
-                 "harm trigger in the rule's window. AIPW with cross-fitting; 95 % person-cluster bootstrap CIs.", "",
+                 "adverse-event trigger in the rule's window (a coded marker, not reviewed harm). AIPW with "
+                 "cross-fitting; 95 % person-cluster bootstrap CIs.", "",
                  "| rule | outcome | n (low value / other) | crude RR | adjusted RR (AIPW) | adjusted RD | "
                  "excess per 1 000 low-value | est. total excess | E-value (CI) | max SMD before → after | overlap | cautions |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -27,7 +27,7 @@ NAMES = {
            "frailty_markers": "{v:.0f} skörhetsmarkörer", "n_drugs_90d": "{v:.0f} olika läkemedel senaste 90 dagarna",
            "inpatient_stays_365d": "{v:.0f} slutenvårdstillfällen senaste året",
            "visits_365d": "{v:.0f} vårdkontakter senaste året",
-           "prior_triggers_365d": "{v:.0f} tidigare vårdskademarkörer senaste året", "hb_last": "Senaste Hb {v:.0f} g/L",
+           "prior_triggers_365d": "{v:.0f} tidigare skademarkörer senaste året", "hb_last": "Senaste Hb {v:.0f} g/L",
            "creatinine_last": "Senaste kreatinin {v:.0f} µmol/L", "glucose_last": "Senaste glukos {v:.1f} mmol/L",
            "flag_specific": "{flag}", "flag_sensitive": "{flag}"},
     "en": {"age": "Age {v:.0f} years", "sex_male": "{sex}", "setting": "Setting {v}", "unit": "Unit {v}",

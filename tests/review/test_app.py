@@ -240,4 +240,21 @@ def test_case_page_shows_the_shap_explanation_with_a_model(db: Path, results: Pa
     flags = _flags(results)
     other = flags[flags.rule_id.isin(no_harm)].flag_id.iloc[0]
     html = c.get(f"/case/{other}?lang=sv").get_data(as_text=True)
-    assert "ingen kopplad vårdskada" in html and "Bidrag till risken" not in html
+    assert "ingen kopplad skademarkör" in html and "Bidrag till risken" not in html
+
+
+@pytest.mark.skipif(not (MODEL / "model.json").is_file(), reason="shipped model not present")
+def test_swedish_pages_never_call_a_trigger_a_vardskada(db: Path, results: Path, ruleset: Any) -> None:
+    """Queue and case pages, with the explanation and without a linked trigger (issue 14, item 3)."""
+    from lowvalue.review.app import create_app
+
+    c = create_app(db, results, MODEL, rules=ruleset).test_client()
+    login(c)
+    flags = _flags(results)
+    no_trigger = [r.id for r in ruleset.do_not_do if not r.harms]
+    explained = flags[flags.rule_id == "LV-RX-022"].flag_id.iloc[0]
+    unlinked = flags[flags.rule_id.isin(no_trigger)].flag_id.iloc[0]
+    pages = ["/?lang=sv", f"/case/{explained}", f"/case/{unlinked}"]
+    html = [c.get(p).get_data(as_text=True) for p in pages]
+    assert "Bidrag till risken" in html[1] and "ingen kopplad skademarkör" in html[2]
+    assert not [p for p, h in zip(pages, html) if "vårdskad" in h.lower()]

@@ -28,6 +28,7 @@ def test_score_and_explain_in_both_languages(results: Path, trained: Path, tmp_p
     assert sv.exit_code == 0, sv.output
     assert "Ålder" in sv.output and "år" in sv.output and "höjer risken" in sv.output
     assert "log-odds" in sv.output and "Motivering" in sv.output and "Predicerad risk" in sv.output
+    assert "vårdskad" not in sv.output.lower()  # a trigger is not a vårdskada (issue 14, item 3)
     assert (tmp_path / "w.png").stat().st_size > 0
     en = r.invoke(main, ["explain", fid, "--results", str(results), "--model", str(trained), "--lang", "en"])
     assert en.exit_code == 0, en.output
