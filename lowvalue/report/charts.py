@@ -7,7 +7,7 @@ Every chart respects suppression (:mod:`lowvalue.report.suppress`):
 * funnel: a unit with a suppressed count is drawn as a grey tick *below* the rate axis at its
   eligible volume (its rate is not shown); units with a suppressed volume are not drawn;
 * cost: a rule whose flagged count is suppressed gets no bar, only the label "<5";
-* harm: only estimated excess risks are drawn, with their 95 % CI as error bars.
+* harm: only estimated excesses of adverse-event triggers are drawn, with their 95 % CI as error bars.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def cost(summary: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str
 
 
 def harm(summary: pd.DataFrame, nums: Numbers, s: dict[str, str]) -> str | None:
-    """Estimated total excess adverse events per rule with 95 % CIs; None when nothing is estimated."""
+    """Estimated total excess of adverse-event triggers per rule with 95 % CIs; None when nothing is estimated."""
     d = summary[(summary.excess_status == "estimated") & ~summary.sup_excess & summary.total_excess.notna()]
     if d.empty:
         return None

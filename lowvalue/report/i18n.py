@@ -17,7 +17,7 @@ THIN = "\u202f"
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Low-value care: prioritisation report",
-        "subtitle": "What to stop doing, where, and what it costs in money and harm",
+        "subtitle": "What to stop doing, where, what it costs, and which adverse-event triggers follow it",
         "generated": "Results", "period": "Data period", "fingerprint": "Data fingerprint",
         "ruleset": "Rule-set digest", "threshold_note": "Counts below {t} are shown as “{label}”, also in charts and "
         "in rates computed from them. No person or case identifiers appear in this report.",
@@ -26,20 +26,27 @@ STRINGS: dict[str, dict[str, str]] = {
         "summary": "Summary per rule", "summary_hint": "Click a column heading to sort.",
         "rank": "Suggested rank", "rule": "Rule", "title_col": "Do-not-do recommendation",
         "low_value": "Low value", "likely": "Likely low value", "eligible": "Eligible", "rate": "Low value per 1 000 "
-        "eligible", "cost": "Cost", "excess": "Excess adverse events (95 % CI)", "precision": "Reviewer-confirmed "
-        "precision", "evaluability": "Evaluability", "score": "Score",
-        "not_estimated": "not estimated", "no_harm": "no linked harm", "no_verdicts": "no verdicts yet",
+        "eligible", "cost": "Cost", "excess": "Estimated excess of adverse-event triggers, adjusted association "
+        "(95 % CI)", "precision": "Reviewer-confirmed precision", "evaluability": "Evaluability", "score": "Score",
+        "not_estimated": "not estimated", "no_harm": "no linked trigger", "no_verdicts": "no verdicts yet",
         "no_review": "no reviewed flags", "per_1000": "per 1 000",
-        "rank_recipe": "The suggested rank sorts rules by a score = {wv} × volume + {wh} × harm + {wc} × confidence "
-        "(weights shown; each score between 0 and 1). Volume: log(1 + flagged) relative to the rule with most flags. "
-        "Harm: log(1 + estimated total excess adverse events) relative to the largest, when estimated; 0.5 for a rule "
-        "with a linked harm that is not estimated; 0 without a linked harm. Confidence: reviewer-confirmed precision "
-        "when at least {t} flags are reviewed, otherwise the share of flags in the specific tier (“low value”), halved "
-        "when evaluability is limited. A suggestion for discussion, not a verdict.",
-        "charts_overall": "Cost and harm per rule", "cost_chart": "Cost of flagged interventions per rule",
-        "harm_chart": "Estimated excess adverse events per rule (95 % CI)",
-        "harm_absent": "Excess adverse events: not estimated (no excess-risk results; run `lowvalue risk excess`).",
-        "harm_none": "Excess adverse events: not estimated for any rule.",
+        "rank_recipe": "The suggested rank sorts rules by score = ({wv} × volume + {wh} × triggers + {wc} × "
+        "confidence) / {wsum}, a weighted mean of three scores between 0 and 1 (the weights are those of --weights: "
+        "volume, harm, confidence); rank 1 has the highest score. Volume: log(1 + flagged) relative to the rule with "
+        "most flags. Triggers: log(1 + estimated total excess of adverse-event triggers) relative to the largest such "
+        "estimate, for estimates without a caution only; a negative estimate counts as 0. An estimate with a caution "
+        "(†: fewer than 10 events in an arm, poor propensity overlap, or confounders not balanced after weighting) is "
+        "a signal, not a figure to rank by, and is left out: its rule gets 0.5, like a rule with a linked trigger that "
+        "is not estimated; a rule without a linked trigger gets 0. The excess is an adjusted association, not harm "
+        "caused by the intervention. Confidence: reviewer-confirmed precision when at least {t} flags are reviewed, "
+        "otherwise the share of flags in the specific tier (“low value”), halved when evaluability is limited and 0 "
+        "when the rule is not evaluable. A suggestion for discussion, not a verdict.",
+        "charts_overall": "Cost and adverse-event triggers per rule", "cost_chart": "Cost of flagged interventions per rule",
+        "harm_chart": "Estimated excess of adverse-event triggers per rule, adjusted association (95 % CI; † with a "
+        "caution)",
+        "harm_absent": "Excess of adverse-event triggers: not estimated (no excess-risk results; run `lowvalue risk "
+        "excess`).",
+        "harm_none": "Excess of adverse-event triggers: not estimated for any rule.",
         "per_rule": "Rules in detail", "trend": "Trend", "funnel": "Variation between units",
         "trend_caption": "Flagged interventions per {period} (bars) and low value per 1 000 eligible (line). "
         "Suppressed {period}s are drawn as a hatched band up to {t_1} with no line point.",
@@ -61,15 +68,21 @@ STRINGS: dict[str, dict[str, str]] = {
         "denominator (“eligible”). An eligible candidate that also passes the specific conditions is “low value”; one "
         "that passes only the sensitive conditions is “likely low value” (Schwartz et al. 2014).",
         "eligibility": "Eligibility", "sensitive": "Sensitive (likely low value)", "specific": "Specific (low value)",
-        "harms": "Linked harms", "sources": "Sources", "population": "Population", "index": "Intervention",
+        "harms": "Linked adverse-event triggers", "sources": "Sources", "population": "Population", "index": "Intervention",
         "unit_cost": "Unit cost",
         "m_evaluability": "Evaluability", "status": "Status", "reason": "Reason",
         "evaluable": "evaluable", "limited": "limited", "not_evaluable": "not evaluable",
-        "m_excess": "Excess adverse events", "excess_text": "Per rule, a target-trial emulation within the eligible "
+        "m_excess": "Estimated excess of adverse-event triggers (adjusted association)",
+        "trigger_note": "An adverse-event trigger is a coded item suggesting that an adverse event may have occurred; "
+        "in structured record review it selects the records to read (IHI Global Trigger Tool; SKR, Markörbaserad "
+        "journalgranskning). It is not a reviewed harm: whether harm occurred, and whether it could have been avoided "
+        "(“vårdskada” in the Swedish Patient Safety Act 2010:659, ch. 1, s. 5), only record review decides.",
+        "excess_text": "Per rule, a target-trial emulation within the eligible "
         "candidates: low value (specific tier) against eligible but not specific, time zero at the intervention, "
-        "outcome a linked harm trigger in the rule's window; doubly robust (AIPW) estimate with person-cluster "
-        "bootstrap 95 % confidence intervals. The table's figure is the estimated total excess events among all "
-        "low-value interventions in the scan. Every figure is an adjusted association, not a causal effect. A † marks "
+        "outcome a linked adverse-event trigger in the rule's window; doubly robust (AIPW) estimate with person-cluster "
+        "bootstrap 95 % confidence intervals. The table's figure is the estimated total excess of triggers among all "
+        "low-value interventions in the scan. Every figure is an adjusted association, not a causal effect: it does "
+        "not say how much harm the interventions caused. A † marks "
         "an estimate to read as a signal only: fewer than 10 events in an arm, poor propensity overlap, or confounders "
         "not balanced after weighting (the cautions column of excess_risk.md).",
         "assumptions": "Assumptions", "excess_file": "Source",
@@ -98,7 +111,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "sv": {
         "title": "Lågvärdevård: prioriteringsrapport",
-        "subtitle": "Vad vi bör sluta göra, var, och vad det kostar i pengar och vårdskador",
+        "subtitle": "Vad vi bör sluta göra, var, vad det kostar och vilka skademarkörer som följer",
         "generated": "Resultat", "period": "Dataperiod", "fingerprint": "Datafingeravtryck",
         "ruleset": "Regeluppsättningens kontrollsumma", "threshold_note": "Antal under {t} visas som ”{label}”, även i "
         "diagram och i andelar som beräknas från dem. Rapporten innehåller inga person- eller ärendeidentiteter.",
@@ -107,20 +120,28 @@ STRINGS: dict[str, dict[str, str]] = {
         "summary": "Sammanfattning per regel", "summary_hint": "Klicka på en kolumnrubrik för att sortera.",
         "rank": "Föreslagen rang", "rule": "Regel", "title_col": "Rekommendation (gör inte)",
         "low_value": "Lågt värde", "likely": "Troligen lågt värde", "eligible": "Aktuella", "rate": "Lågt värde per "
-        "1 000 aktuella", "cost": "Kostnad", "excess": "Extra vårdskador (95 % KI)", "precision": "Granskad precision",
+        "1 000 aktuella", "cost": "Kostnad", "excess": "Skattat överskott av skademarkörer, justerat samband (95 % KI)",
+        "precision": "Granskad precision",
         "evaluability": "Bedömbarhet", "score": "Poäng",
-        "not_estimated": "ej skattat", "no_harm": "ingen kopplad skada", "no_verdicts": "inga granskningar än",
+        "not_estimated": "ej skattat", "no_harm": "ingen kopplad skademarkör", "no_verdicts": "inga granskningar än",
         "no_review": "inga granskade flaggor", "per_1000": "per 1 000",
-        "rank_recipe": "Den föreslagna rangen ordnar reglerna efter poäng = {wv} × volym + {wh} × skada + {wc} × "
-        "säkerhet (vikterna visas; varje delpoäng mellan 0 och 1). Volym: log(1 + flaggade) i förhållande till regeln "
-        "med flest flaggor. Skada: log(1 + skattat totalt antal extra vårdskador) i förhållande till den största, när "
-        "det är skattat; 0,5 för en regel med kopplad skada som inte är skattad; 0 utan kopplad skada. Säkerhet: "
-        "granskad precision när minst {t} flaggor är granskade, annars andelen flaggor i den specifika nivån (”lågt "
-        "värde”), halverad när bedömbarheten är begränsad. Ett förslag att diskutera, inte ett beslut.",
-        "charts_overall": "Kostnad och skada per regel", "cost_chart": "Kostnad för flaggade åtgärder per regel",
-        "harm_chart": "Skattade extra vårdskador per regel (95 % KI)",
-        "harm_absent": "Extra vårdskador: ej skattat (inga resultat för överrisk; kör `lowvalue risk excess`).",
-        "harm_none": "Extra vårdskador: inte skattat för någon regel.",
+        "rank_recipe": "Den föreslagna rangen ordnar reglerna efter poäng = ({wv} × volym + {wh} × skademarkörer + "
+        "{wc} × säkerhet) / {wsum}, ett viktat medelvärde av tre delpoäng mellan 0 och 1 (vikterna är de i --weights: "
+        "volume, harm, confidence); rang 1 har högst poäng. Volym: log(1 + flaggade) i förhållande till regeln med "
+        "flest flaggor. Skademarkörer: log(1 + skattat totalt överskott av skademarkörer) i förhållande till den "
+        "största sådana skattningen, bara för skattningar utan förbehåll; ett negativt överskott räknas som 0. En "
+        "skattning med förbehåll (†: färre än 10 händelser i en arm, dålig överlappning av propensiteter eller "
+        "störfaktorer som inte är balanserade efter viktning) är en signal, inte ett tal att rangordna efter, och "
+        "lämnas utanför: regeln får 0,5, som en regel med kopplad skademarkör som inte är skattad; en regel utan "
+        "kopplad skademarkör får 0. Överskottet är ett justerat samband, inte skador som åtgärden har orsakat. "
+        "Säkerhet: granskad precision när minst {t} flaggor är granskade, annars andelen flaggor i den specifika "
+        "nivån (”lågt värde”), halverad när bedömbarheten är begränsad och 0 när regeln inte är bedömbar. Ett förslag "
+        "att diskutera, inte ett beslut.",
+        "charts_overall": "Kostnad och skademarkörer per regel", "cost_chart": "Kostnad för flaggade åtgärder per regel",
+        "harm_chart": "Skattat överskott av skademarkörer per regel, justerat samband (95 % KI; † med förbehåll)",
+        "harm_absent": "Överskott av skademarkörer: ej skattat (inga resultat för överrisk; kör `lowvalue risk "
+        "excess`).",
+        "harm_none": "Överskott av skademarkörer: inte skattat för någon regel.",
         "per_rule": "Reglerna i detalj", "trend": "Trend", "funnel": "Variation mellan enheter",
         "trend_caption": "Flaggade åtgärder per {period} (staplar) och lågt värde per 1 000 aktuella (linje). "
         "Undertryckta perioder ritas som ett streckat band upp till {t_1} utan punkt på linjen.",
@@ -142,15 +163,21 @@ STRINGS: dict[str, dict[str, str]] = {
         "nämnaren (”aktuella”). En aktuell kandidat som också klarar de specifika villkoren har ”lågt värde”; en som "
         "bara klarar de sensitiva villkoren har ”troligen lågt värde” (Schwartz m.fl. 2014).",
         "eligibility": "Aktuell", "sensitive": "Sensitiv (troligen lågt värde)", "specific": "Specifik (lågt värde)",
-        "harms": "Kopplade skador", "sources": "Källor", "population": "Population", "index": "Åtgärd",
+        "harms": "Kopplade skademarkörer", "sources": "Källor", "population": "Population", "index": "Åtgärd",
         "unit_cost": "Styckkostnad",
         "m_evaluability": "Bedömbarhet", "status": "Status", "reason": "Orsak",
         "evaluable": "bedömbar", "limited": "begränsad", "not_evaluable": "ej bedömbar",
-        "m_excess": "Extra vårdskador", "excess_text": "Per regel en emulerad målstudie (target trial) bland de aktuella "
+        "m_excess": "Skattat överskott av skademarkörer (justerat samband)",
+        "trigger_note": "En skademarkör (trigger) är en kodad uppgift som tyder på att en skada kan ha inträffat; i "
+        "markörbaserad journalgranskning väljer den ut journaler att granska (SKR, Markörbaserad journalgranskning; "
+        "IHI Global Trigger Tool). Den är ingen vårdskada: om en skada har inträffat och om den hade kunnat undvikas "
+        "(patientsäkerhetslagen 2010:659, 1 kap. 5 §) avgör först en granskning av journalen.",
+        "excess_text": "Per regel en emulerad målstudie (target trial) bland de aktuella "
         "kandidaterna: lågt värde (specifik nivå) mot aktuell men inte specifik, tid noll vid åtgärden, utfall en kopplad "
-        "skadetrigger i regelns fönster; dubbelt robust skattning (AIPW) med 95 % konfidensintervall från "
-        "bootstrap av personer. Tabellens tal är det skattade totala antalet extra vårdskador bland alla åtgärder med "
-        "lågt värde i körningen. Varje tal är ett justerat samband, inte en orsakseffekt. Ett † markerar en skattning "
+        "skademarkör i regelns fönster; dubbelt robust skattning (AIPW) med 95 % konfidensintervall från "
+        "bootstrap av personer. Tabellens tal är det skattade totala överskottet av skademarkörer bland alla åtgärder "
+        "med lågt värde i körningen. Varje tal är ett justerat samband, inte en orsakseffekt: det säger inte hur många "
+        "skador åtgärderna har orsakat. Ett † markerar en skattning "
         "som bara är en signal: färre än 10 händelser i en arm, dålig överlappning av propensiteter eller störfaktorer "
         "som inte är balanserade efter viktning (kolumnen cautions i excess_risk.md).",
         "assumptions": "Antaganden", "excess_file": "Källa",

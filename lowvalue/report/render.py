@@ -179,6 +179,14 @@ def _excess_assumptions() -> list[str]:
         return []
 
 
+def rank_recipe(weights: Weights, t: dict[str, str], nums: Numbers, sup: Suppressor) -> str:
+    """The rank's formula as printed on the report, with the weights in use (see ``aggregate._add_rank``)."""
+    total = weights.volume + weights.harm + weights.confidence
+    return t["rank_recipe"].format(wv=nums.num(weights.volume, 2), wh=nums.num(weights.harm, 2),
+                                   wc=nums.num(weights.confidence, 2), wsum=nums.num(total or 1, 2),
+                                   t=sup.threshold)
+
+
 def _governance_key(rules: list[Rule], rs: RuleSet, t: dict[str, str]) -> str:
     """The first page's line on rule status: how many drafts, and how many rules rest on unverified codes."""
     n = status_counts(rules)
@@ -247,8 +255,7 @@ def build_html(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_C
                     (f"{t['cost']} ({key['currency']})", "num"), (t["excess"], "num"), (t["precision"], "num"),
                     (t["evaluability"], "text"), (t["score"], "num")],
         "rows": _summary_rows(s, sup, nums, t, has_verdicts),
-        "rank_recipe": t["rank_recipe"].format(wv=nums.num(weights.volume, 2), wh=nums.num(weights.harm, 2),
-                                               wc=nums.num(weights.confidence, 2), **fmt),
+        "rank_recipe": rank_recipe(weights, t, nums, sup),
         "cost_png": charts.cost(s, sup, nums, t),
         "harm_png": harm_png, "harm_message": harm_message,
         "rules": rules,

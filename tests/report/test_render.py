@@ -37,7 +37,7 @@ def test_full_english_report_has_every_part_and_no_ids(example_results: Path, ex
         leaked = [v for v in flags[col].unique() if v in text]
         assert not leaked, f"{col} in the report: {leaked[:3]}"
     assert 'data-sort="0.4"' not in html  # weights are shown as text, not leaked sort keys
-    assert "0.40 × volume + 0.40 × harm + 0.20 × confidence" in html
+    assert "(0.40 × volume + 0.40 × triggers + 0.20 × confidence) / 1.00" in html
 
 
 def test_swedish_text_and_number_format(example_results: Path, ruleset) -> None:
@@ -105,7 +105,7 @@ def test_cli(example_results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
                                       "--rule", "LV-ABX-003", "--weights", "volume=1,harm=0,confidence=0"])
     assert res.exit_code == 0, res.output
     html = out.read_text()
-    assert "Counts below 10" in html and "1.00 × volume + 0.00 × harm" in html
+    assert "Counts below 10" in html and "1.00 × volume + 0.00 × triggers" in html
     res = CliRunner().invoke(main, ["report", str(example_results), "--out", str(out), "--rule", "NOPE"])
     assert res.exit_code == 2 and "NOPE" in res.output
     res = CliRunner().invoke(main, ["report", str(tmp_path / "missing"), "--out", str(out)])
