@@ -1,4 +1,4 @@
-"""lowvalue: find low-value care in encounter extracts and link it to adverse-event risk."""
+"""lowvalue: find low-value care in encounter extracts and link it to adverse-event triggers."""
 
 from __future__ import annotations
 

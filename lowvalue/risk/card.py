@@ -39,7 +39,7 @@ def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
                     f"{r['net_benefit_all']:.4f} | 0 |" for r in metrics.get("decision_curve", []))
     p = metrics["params"]
     missing = ", ".join(f"{k} {n}" for k, n in metrics["missing_values"].items()) or "none"
-    return f"""# Model card: adverse-event risk model `{name}`
+    return f"""# Model card: risk model for adverse-event triggers `{name}`
 
 *Development and temporal validation of a prediction model (TRIPOD+AI item 1): LightGBM predicting a linked adverse-event
 trigger within {metrics['horizon_days']} days after a judged intervention, in eligible candidates of lowvalue rules with harms.*
