@@ -133,10 +133,11 @@ class _Explainer:
         self._lock = threading.Lock()
         self._results: Any = None
         self._model: Any = None
+        self._meta: Any = None
         self._cache: dict[tuple[str, str], list[str]] = {}
 
     def __call__(self, flag_id: str, lang: str) -> list[str]:
-        from lowvalue.risk.explain import WORDS, explain
+        from lowvalue.risk.explain import ModelMeta, explain
         from lowvalue.risk.model import AdverseEventRiskModel
         from lowvalue.risk.results import load_results
 
@@ -145,10 +146,11 @@ class _Explainer:
                 if self._results is None:
                     self._results = load_results(self.results_path, rules=self.rules())
                     self._model = AdverseEventRiskModel.load(self.model_dir)
-                lines = explain(flag_id, self._results, self._model, lang=lang).lines
-                # the rule, rationale, sources and evidence are on the page already: keep the risk and the SHAP part
-                head = f"{WORDS[lang]['contrib']}:"
-                self._cache[(flag_id, lang)] = lines[lines.index(head) - 1:] if head in lines else lines
+                    self._meta = ModelMeta.load(self.model_dir)
+                ex = explain(flag_id, self._results, self._model, lang=lang, meta=self._meta)
+                # the same text as `lowvalue explain`; the rule, rationale, sources and evidence (section "case") are
+                # on the page in its own layout already
+                self._cache[(flag_id, lang)] = ex.sections["risk"] + ex.sections["context"]
             return self._cache[(flag_id, lang)]
 
 

@@ -83,7 +83,8 @@ def triage(results: Path, verdicts: Path | None, seed: int) -> None:
 @click.option("--lang", type=click.Choice(["sv", "en"]), default="sv", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Waterfall plot (.png or .svg).")
 def explain(flag_id: str, results: Path, model_dir: Path, lang: str, out: Path | None) -> None:
-    """Explain one flag: rule, rationale, evidence, predicted risk and SHAP contributions (log-odds)."""
+    """Explain one flag: rule, evidence, estimated risk within the model's horizon, grouped SHAP contributions (log-odds and
+    percentage points), and what to weigh (rule status, exclusions checked, limits of coded data, within-rule AUROC, excess)."""
     from lowvalue.risk.explain import explain as run, waterfall_plot
 
     ex = run(flag_id, results, model_dir, lang=lang)

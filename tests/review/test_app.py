@@ -258,3 +258,32 @@ def test_swedish_pages_never_call_a_trigger_a_vardskada(db: Path, results: Path,
     html = [c.get(p).get_data(as_text=True) for p in pages]
     assert "Bidrag till risken" in html[1] and "ingen kopplad skademarkör" in html[2]
     assert not [p for p, h in zip(pages, html) if "vårdskad" in h.lower()]
+
+
+@pytest.mark.skipif(not (MODEL / "model.json").is_file(), reason="shipped model not present")
+@pytest.mark.parametrize("lang", ["sv", "en"])
+def test_case_page_and_cli_show_the_same_explanation_text(db: Path, results: Path, ruleset: Any, lang: str) -> None:
+    """One function builds the text (issue 14, item 4): the case page shows its risk and context sections verbatim,
+    `lowvalue explain` prints all of it; the horizon is the model's, in both languages."""
+    from click.testing import CliRunner
+    from markupsafe import escape
+
+    from lowvalue.cli import main
+    from lowvalue.review.app import create_app
+    from lowvalue.risk.explain import explain
+
+    c = create_app(db, results, MODEL, rules=ruleset).test_client()
+    login(c)
+    fid = _flags(results).query("rule_id == 'LV-ABX-005'").flag_id.iloc[0]  # harm window 90 d, model horizon 30 d
+    ex = explain(fid, results, MODEL, lang=lang)
+    html = c.get(f"/case/{fid}?lang={lang}").get_data(as_text=True)
+    shown = ex.sections["risk"] + ex.sections["context"]
+    assert len(shown) > 10
+    missing = [line for line in shown if str(escape(line.strip())) not in html]
+    assert not missing, missing
+    horizon = json.loads((MODEL / "metrics.json").read_text())["horizon_days"]
+    said = {"sv": f"inom {horizon} dagar", "en": f"within {horizon} days"}[lang]
+    assert said in html and {"sv": "inom 90 dagar", "en": "within 90 days"}[lang] not in html
+    cli = CliRunner().invoke(main, ["explain", fid, "--results", str(results), "--model", str(MODEL), "--lang", lang])
+    assert cli.exit_code == 0, cli.output
+    assert ex.text() in cli.output

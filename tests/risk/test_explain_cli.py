@@ -26,13 +26,13 @@ def test_score_and_explain_in_both_languages(results: Path, trained: Path, tmp_p
     sv = r.invoke(main, ["explain", fid, "--results", str(results), "--model", str(trained), "--lang", "sv",
                             "--out", str(tmp_path / "w.png")])
     assert sv.exit_code == 0, sv.output
-    assert "Ålder" in sv.output and "år" in sv.output and "höjer risken" in sv.output
-    assert "log-odds" in sv.output and "Motivering" in sv.output and "Predicerad risk" in sv.output
+    assert "Ålder" in sv.output and "år" in sv.output and "den skattade risken" in sv.output
+    assert "log-odds" in sv.output and "Motivering" in sv.output and "Skattad risk" in sv.output
     assert "vårdskad" not in sv.output.lower()  # a trigger is not a vårdskada (issue 14, item 3)
     assert (tmp_path / "w.png").stat().st_size > 0
     en = r.invoke(main, ["explain", fid, "--results", str(results), "--model", str(trained), "--lang", "en"])
     assert en.exit_code == 0, en.output
-    assert "Age " in en.output and "raises the risk" in en.output and "Rationale" in en.output
+    assert "Age " in en.output and "the estimated risk" in en.output and "Rationale" in en.output
     assert "describe the model, not causes" in en.output
     bad = r.invoke(main, ["explain", "nope", "--results", str(results), "--model", str(trained)])
     assert bad.exit_code == 2 and "no flag 'nope'" in bad.output
