@@ -129,8 +129,9 @@ WORDS = {
                      "värderingar, beslut som fattats gemensamt med patienten, eller annat som inte kodats. "
                      "Flaggan är en fråga att pröva, inte ett avgörande.",
            "perf": "Modellens förmåga att skilja inom regeln (AUROC, tidsvalidering): {auc} (95 % KI {lo}–{hi}; "
-                   "n = {n}, {events} händelser). En sammanslagen AUROC över alla regler är högre eftersom regeln själv "
-                   "skiljer mycket; den beskriver inte rangordningen inom regeln.",
+                   "n = {n}, {events} händelser).",
+           "perf_pooled": "Den sammanslagna AUROC över alla regler ({auc}) mäter också skillnaden mellan reglerna och "
+                          "beskriver inte rangordningen inom regeln.",
            "perf_none": "Modellens förmåga att skilja inom regeln: inte tillgänglig ({why}).",
            "perf_missing": "modellens mått saknar uppgift per regel",
            "perf_few": "för få fall eller inga händelser i valideringen",
@@ -197,8 +198,9 @@ WORDS = {
                      "values, decisions shared with the patient, or anything else not coded. The flag is a question "
                      "to examine, not a verdict.",
            "perf": "The model's discrimination within the rule (AUROC, temporal validation): {auc} (95 % CI {lo}–{hi}; "
-                   "n = {n}, {events} events). A pooled AUROC over all rules is higher because the rule itself "
-                   "separates much of the risk; it does not describe the ranking within the rule.",
+                   "n = {n}, {events} events).",
+           "perf_pooled": "The pooled AUROC over all rules ({auc}) also measures the differences between rules and "
+                          "does not describe the ranking within the rule.",
            "perf_none": "The model's discrimination within the rule: not available ({why}).",
            "perf_missing": "the model's metrics hold no per-rule figure",
            "perf_few": "too few cases or no events in the validation period",
@@ -420,11 +422,17 @@ def _performance_line(meta: ModelMeta, rule_id: str, lang: str) -> str:
     auc = (p or {}).get("auroc")
     if not isinstance(auc, dict) or auc.get("estimate") is None:
         return w["perf_none"].format(why=w["perf_few"] if p else w["perf_missing"])
-    return w["perf"].format(auc=nums.num(auc["estimate"], 2), lo=nums.num(auc.get("ci_low"), 2),
+    line = w["perf"].format(auc=nums.num(auc["estimate"], 2), lo=nums.num(auc.get("ci_low"), 2),
                             hi=nums.num(auc.get("ci_high"), 2), n=nums.int(p.get("n")), events=nums.int(p.get("events")))
+    pooled = (meta.metrics.get("validation") or {}).get("auroc")
+    if isinstance(pooled, dict) and pooled.get("estimate") is not None:
+        line += " " + w["perf_pooled"].format(auc=nums.num(pooled["estimate"], 2))
+    return line
 
 
-def _excess_lines(results: Results, rule_id: str, outcome_names: dict[str, str], lang: str) -> list[str]:
+def _excess_lines(results: Results, rule: Any, outcome_names: dict[str, str], lang: str) -> list[str]:
+    """The rule's population-level estimate from ``excess_risk.parquet`` (its outcome: the rule's own harm windows),
+    or why there is none; small arms suppressed as in ``excess_risk.md``."""
     from lowvalue.report.suppress import Suppressor
     from lowvalue.results import read_derived
 
@@ -436,7 +444,7 @@ def _excess_lines(results: Results, rule_id: str, outcome_names: dict[str, str],
         table = read_derived(path, results.path, made_by="lowvalue risk excess RESULTS")
     except InputError:
         return [w["excess_none"].format(why=w["excess_stale"])]
-    rows = table[table.rule_id == rule_id] if "rule_id" in table else table.iloc[:0]
+    rows = table[table.rule_id == rule.id] if "rule_id" in table else table.iloc[:0]
     if rows.empty:
         return [w["excess_none"].format(why=w["excess_norule"])]
     r = rows.iloc[0]
@@ -447,9 +455,7 @@ def _excess_lines(results: Results, rule_id: str, outcome_names: dict[str, str],
         return [w["excess_none"].format(why=w["excess_small"].format(k=sup.threshold))]
     if not str(r.get("status", "")).startswith("estimated") or pd.isna(r.get("excess_per_1000", np.nan)):
         return [w["excess_none"].format(why=w["not_estimated"])]
-    window = str(r.get("window", ""))
-    for tid, name in outcome_names.items():
-        window = window.replace(tid, name)
+    window = "; ".join(f"{outcome_names[h.trigger]} {window_text(h.window, lang)}" for h in rule.harms)
     lines = [w["excess"].format(per1000=nums.num(r.excess_per_1000, 0), lo=nums.num(r.get("excess_per_1000_lo"), 0),
                                 hi=nums.num(r.get("excess_per_1000_hi"), 0), rr=nums.num(r.get("rr"), 2),
                                 rr_lo=nums.num(r.get("rr_lo"), 2), rr_hi=nums.num(r.get("rr_hi"), 2), window=window)]
@@ -547,7 +553,7 @@ def explain(flag_id: str, results: Results | Path | str, model: AdverseEventRisk
                *["  " + line for line in exclusion_lines(rule, rs, flag.variant, first_failed, lang)],
                "  " + w["cannot"],
                "  " + _performance_line(meta, rule.id, lang),
-               *["  " + line for line in _excess_lines(results, rule.id, names, lang)]]
+               *["  " + line for line in _excess_lines(results, rule, names, lang)]]
     return Explanation(flag_id, lang, rule.id, getattr(rule.title, lang), getattr(rule.rationale, lang), srcs,
                        evidence, risk, base_risk, scale, contrib, groups, h, start_risk,
                        {"case": case, "risk": risk_lines, "context": context})

@@ -190,12 +190,20 @@ def test_context_block_gives_what_a_clinician_needs(results: Path, trained: Path
     # within-rule performance, from the model's own metrics
     per_rule = next(s for s in json.loads((trained / "metrics.json").read_text())["subgroups"]
                     if s["factor"] == "rule_id" and s["level"] == "LV-RX-022")
-    assert f"AUROC" in ctx and Numbers(lang).num(per_rule["auroc"]["estimate"], 2) in ctx  # type: ignore[arg-type]
+    nums = Numbers(lang)  # type: ignore[arg-type]
+    assert "AUROC" in ctx and nums.num(per_rule["auroc"]["estimate"], 2) in ctx
+    pooled = json.loads((trained / "metrics.json").read_text())["validation"]["auroc"]["estimate"]
+    assert {"sv": f"Den sammanslagna AUROC över alla regler ({nums.num(pooled, 2)})",
+            "en": f"The pooled AUROC over all rules ({nums.num(pooled, 2)})"}[lang] in ctx
     no_metrics = _model_copy(trained, tmp_path, subgroups=None)
     other = "\n".join(explain(fid, res, no_metrics, lang=lang).sections["context"])
     assert {"sv": "inom regeln: inte tillgänglig", "en": "within the rule: not available"}[lang] in other
-    # no excess file: said, not invented
-    assert {"sv": "inte tillgängligt", "en": "not available"}[lang] in ctx.split("\n")[-1]
+    # no excess file (other tests may write one into the session results): said, not invented
+    bare = Path(shutil.copytree(results, tmp_path / "bare", ignore=shutil.ignore_patterns("excess_*")))
+    last = explain(fid, load_results(bare), trained, lang=lang).sections["context"][-1]
+    assert {"sv": "Skattat överskott av skademarkörer (justerat samband) för regeln: inte tillgängligt (ingen "
+                  "excess_risk.parquet", "en": "Estimated excess of triggers (adjusted association) for the rule: "
+                                               "not available (no excess_risk.parquet"}[lang] in last
     # with an excess file: the estimate, its cautions and its caveats
     copy = _excess_file(results, tmp_path / "r", "imprecise: < 10 events in an arm; poor overlap")
     ex2 = explain(fid, load_results(copy), trained, lang=lang)
@@ -206,7 +214,9 @@ def test_context_block_gives_what_a_clinician_needs(results: Path, trained: Path
     assert {"sv": "osäker: färre än 10 händelser i en arm; dålig överlappning",
             "en": "imprecise: fewer than 10 events in an arm; poor overlap"}[lang] in ctx2
     assert {"sv": "inte en orsakseffekt", "en": "not a causal effect"}[lang] in ctx2
-    assert {"sv": "Fall med höftfraktur", "en": "Fall with hip fracture"}[lang] in ctx2  # the trigger's own title
+    assert {"sv": "utfall: Fall med höftfraktur från 1 dag efter åtgärden till 30 dagar efter åtgärden",
+            "en": "outcome: Fall with hip fracture from 1 day after the intervention to 30 days after the intervention"
+            }[lang] in ctx2  # the trigger's own title, the rule's window in words
     assert "TR-FALL-FRACTURE" not in ex2.text()
     for bad in ("orsakar", "causes ", "vårdskad"):
         assert bad not in ex2.text().lower()
