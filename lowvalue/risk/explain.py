@@ -125,6 +125,9 @@ WORDS = {
            "window": "från {a} till {b}", "at_index": "åtgärdstillfället", "at_index_day": "åtgärdsdagen",
            "before": "{n} {u} före åtgärden", "after": "{n} {u} efter åtgärden", "from_discharge": " (räknat från utskrivning)",
            "days": "dagar", "day": "dag", "hours": "timmar", "hour": "timme",
+           "setting_primary_care": "primärvård", "setting_outpatient": "specialiserad öppenvård",
+           "setting_emergency": "akutmottagning", "setting_inpatient": "slutenvård",
+           "setting_digital": "digital vårdkontakt", "setting_home": "hemsjukvård",
            "cannot": "Kodade data kan inte visa: indikationer som bara finns i journaltext, patientens önskemål och "
                      "värderingar, beslut som fattats gemensamt med patienten, eller annat som inte kodats. "
                      "Flaggan är en fråga att pröva, inte ett avgörande.",
@@ -194,6 +197,9 @@ WORDS = {
            "before": "{n} {u} before the intervention", "after": "{n} {u} after the intervention",
            "from_discharge": " (counted from discharge)",
            "days": "days", "day": "day", "hours": "hours", "hour": "hour",
+           "setting_primary_care": "primary care", "setting_outpatient": "specialist outpatient care",
+           "setting_emergency": "emergency department", "setting_inpatient": "inpatient care",
+           "setting_digital": "digital contact", "setting_home": "home care",
            "cannot": "Coded data cannot show: indications recorded only in free text, the patient's preferences and "
                      "values, decisions shared with the patient, or anything else not coded. The flag is a question "
                      "to examine, not a verdict.",
@@ -303,6 +309,8 @@ def _phrase(feature: str, value: Any, lang: str) -> str:
         return w["male"] if int(value) == 1 else w["female"]
     if feature in ("flag_specific", "flag_sensitive"):
         return w[feature][0] if int(value) == 1 else w[feature][1]
+    if feature == "setting":
+        value = w.get(f"setting_{value}", value)
     tmpl = NAMES[lang].get(feature, feature + " {v}")
     try:
         return tmpl.format(v=value)

@@ -127,6 +127,12 @@ def test_rule_and_flag_are_not_patient_contributors_and_groups_add_up(loaded, tr
         assert g.loc["burden", "shap"] == pytest.approx(sum(c[f] for f in ("charlson", "chronic_conditions",
                                                                              "frailty_markers", "n_drugs_90d")))
         assert len([ln for ln in lines if {"sv": "Charlsonindex", "en": "Charlson index"}[lang] in ln]) == 1
+        # the care setting in the text's language, marked as not a patient characteristic
+        setting = str(res.flags.set_index("flag_id").setting[fid])
+        context = next(ln for ln in lines if {"sv": "Vårdform ", "en": "Setting "}[lang] in ln)
+        assert WORDS[lang][f"setting_{setting}"] in context and setting not in context.replace(
+            WORDS[lang][f"setting_{setting}"], "")
+        assert {"sv": "ingen patientegenskap", "en": "not a patient characteristic"}[lang] in context
         # additivity: base + every group = the case's calibrated log-odds
         base = math.log(ex.base_risk / (1 - ex.base_risk))
         assert base + ex.groups.shap.sum() == pytest.approx(math.log(ex.risk / (1 - ex.risk)), abs=1e-6)
