@@ -10,16 +10,14 @@ never shifts a wall-clock time (``spark.driver.extraJavaOptions=-Duser.timezone=
 frame, or DuckDB's ``rowid`` when exported from an opened extract), so ``lv_hit.ev_id`` is deterministic and
 equal to DuckDB's; a Spark view is recomputed on every use and a random id would not join with itself.
 
-:func:`judge` is the scan's Spark engine (``lowvalue scan --engine spark``): the rules run on Spark; reading,
-validation, evaluability, denominators and features stay on the extract's DuckDB connection (they are per-table
-counts and per-candidate lookups).
+A whole scan on Spark (``lowvalue scan --engine spark``) is :mod:`lowvalue.engine.spark_scan`; this module gives
+it the session, the hand-over (:func:`export`, :func:`distinct_codes`, :func:`hits`), a DuckDB-like
+:class:`Connection` for small results, and the writer of large ones (:func:`write_parquet`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +83,39 @@ def session() -> Any:
 
 
 class Connection:
-    """The ``execute(sql)`` interface :func:`lowvalue.engine.sql.prepare` expects, on a Spark session."""
+    """The ``execute(sql)`` interface the engine-neutral code expects (:func:`lowvalue.engine.sql.prepare`,
+    :class:`~lowvalue.engine.scan.ScanResult`), on a Spark session."""
 
     def __init__(self, spark: Any | None = None) -> None:
         self.spark = spark or session()
 
-    def execute(self, text: str) -> Any:
-        return self.spark.sql(text)
+    def execute(self, text: str) -> "Result":
+        return Result(self.spark.sql(text))
+
+
+class Result:
+    """A Spark query's rows, fetched as DuckDB's results are (``fetchall``, ``fetchone``, ``df``) and through Arrow
+    (naive UTC timestamps, whatever the Python process's zone). For small results only: never a large table."""
+
+    def __init__(self, df: Any) -> None:
+        self.frame = df
+
+    def arrow(self) -> pa.Table:
+        return _to_arrow(self.frame, age=False)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(r.values()) for r in self.arrow().to_pylist()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def df(self) -> pd.DataFrame:
+        con = duckdb.connect()
+        try:  # through DuckDB's own pandas conversion: the dtypes of the DuckDB engine's frames
+            return con.from_arrow(self.arrow()).df()
+        finally:
+            con.close()
 
 
 def _arrow(name: str, df: pd.DataFrame) -> pa.Table:
@@ -156,17 +180,29 @@ def load_parquet(folder: Path | str, sets: list[ValueSet], spark: Any | None = N
 
 def _prepare(spark: Any, sets: list[ValueSet]) -> None:
     """The code sets' matches on the distinct codes and ``lv_hit`` (see :func:`sql.prepare`), and ``persons``,
-    each materialised once (every rule reads them several times).
+    each materialised once (every rule reads them several times)."""
+    distinct_codes(spark)
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_sets AS {sql.sets_sql(sets, sql.SPARK)}")
+    hits(spark)
 
-    A local checkpoint replaces each view's plan by its computed rows, so later queries neither recompute nor
-    re-analyse it (a cached view is matched against every reference, which costs seconds per rule). The previous
-    load's checkpoints are released first: tests load many small extracts into one session.
+
+def distinct_codes(spark: Any) -> None:
+    """``lv_code_raw`` and ``lv_codes`` (:func:`sql.prepare_sql`) over the loaded tables, ``lv_code_raw``
+    materialised. The previous load's materialised views are released first: tests load many small extracts into
+    one session.
+
+    A local checkpoint replaces a view's plan by its computed rows, so later queries neither recompute nor
+    re-analyse it (a cached view is matched against every reference, which costs seconds per rule).
     """
     while _checkpoints:
         _checkpoints.pop().unpersist()
     sql.prepare(Connection(spark), sql.SPARK)
     _checkpoint(spark, "lv_code_raw")
-    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_sets AS {sql.sets_sql(sets, sql.SPARK)}")
+
+
+def hits(spark: Any) -> None:
+    """``lv_hit`` for the code-set matches in the view ``lv_sets``; ``lv_sets``, ``lv_hit`` and ``persons``
+    materialised."""
     _checkpoint(spark, "lv_sets")
     spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_hit AS {sql.hit_sql('lv_sets', sql.SPARK)}")
     for name in ("lv_hit", "persons"):
@@ -194,18 +230,18 @@ def export(con: Any, folder: Path | str) -> Path:
     return folder
 
 
-def _to_arrow(df: Any) -> pa.Table:
+def _to_arrow(df: Any, age: bool = True) -> pa.Table:
     """A Spark result in the DuckDB engine's Arrow types.
 
     Spark's timestamps come back as UTC-zoned Arrow timestamps (the session zone) and are made naive again;
-    ``year()`` is an INT on Spark and a BIGINT on DuckDB.
+    ``year()`` is an INT on Spark and a BIGINT on DuckDB (with ``age``, a column ``age`` is made BIGINT).
     """
     table = df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas(), preserve_index=False)
     cols = []
     for f, col in zip(table.schema, table.columns):
         if pa.types.is_timestamp(f.type):
             col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
-        elif f.name == "age":
+        elif f.name == "age" and age:
             col = col.cast(pa.int64())
         cols.append(col)
     return pa.Table.from_arrays(cols, names=table.column_names)
@@ -231,28 +267,29 @@ SMALL_ROWS = 2_000_000
 """Extracts with fewer events than this run with :data:`SMALL` settings (interpreted, one shuffle partition)."""
 
 
-def judge(extract: Any, rules: list[Rule], rs: RuleSet, done: Any, *, workers: int = 2) -> None:
-    """Judge ``rules`` on Spark over an opened extract (the ``spark`` entry of :data:`lowvalue.engine.scan.ENGINES`).
+def write_parquet(df: Any, order: list[str], path: Path) -> Path:
+    """Write a Spark DataFrame as the one Parquet file ``path``, sorted on ``order`` (ascending, NULLs last), in
+    the types the DuckDB engine writes.
 
-    The extract's validated tables go to Spark as Parquet with DuckDB's row ids, so evidence ids agree. ``workers``
-    rules are judged at a time (concurrent Spark jobs: planning a rule costs about as much as running it on a
-    small extract).
+    Spark writes a folder of part files; a result folder holds one file per table (``flags.parquet``), which its
+    readers (pandas, DuckDB, the later commands) open as a file. So the rows go to one partition, are sorted there
+    (one task: the sort spills, nothing comes to the driver) and the single part file is renamed into place.
+    Timestamps are written as TIMESTAMP_NTZ (Parquet ``isAdjustedToUTC=false``), which readers see as naive, as
+    DuckDB writes them. ``path`` must be on a file system both the driver and the executors see (local mode: any).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from pyspark.sql import functions as F
 
-    con = extract.con
-    with tempfile.TemporaryDirectory(prefix="lowvalue-spark-") as tmp:
-        n_events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        load_parquet(export(con, tmp), sql.code_sets(rs, rules), conf=SMALL if n_events < SMALL_ROWS else LARGE)
+    for f in df.schema.fields:
+        if f.dataType.typeName() == "timestamp":
+            df = df.withColumn(f.name, F.col(f.name).cast("timestamp_ntz"))
+    folder = path.with_name(f".{path.name}.spark")
+    (df.repartition(1).sortWithinPartitions(*[F.col(c).asc_nulls_last() for c in order])
+       .write.mode("overwrite").option("compression", "zstd").parquet(str(folder)))
+    parts = sorted(folder.glob("part-*.parquet"))
+    if len(parts) != 1:  # pragma: no cover - Spark writes one (possibly empty) file for one partition
+        raise LowvalueError(f"Spark wrote {len(parts)} files for {path.name}, expected one")
+    os.replace(parts[0], path)
+    import shutil
 
-        def one(rule: Rule) -> tuple[pa.Table, float]:
-            t0 = time.perf_counter()
-            table = _to_arrow(session().sql(sql.compile_rule(rule, rs, sql.SPARK, ordered=False)))
-            return table, time.perf_counter() - t0
-
-        with ThreadPoolExecutor(max(workers, 1)) as pool:
-            for rule, (table, seconds) in zip(rules, pool.map(one, rules)):
-                con.register("_lv_spark_judged", table)
-                con.execute("CREATE OR REPLACE TEMP TABLE lv_judged AS SELECT * FROM _lv_spark_judged")
-                con.unregister("_lv_spark_judged")
-                done(rule, seconds)
+    shutil.rmtree(folder, ignore_errors=True)
+    return path
