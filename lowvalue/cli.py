@@ -182,6 +182,8 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
 
     memory_limit_bytes(memory_limit)  # a bad value is one line before any work
     key = key_from_env() if pseudonymise else None
+    if key and engine == "spark":
+        raise LowvalueError("--pseudonymise is not available with --engine spark yet: scan with the DuckDB engine")
     if key and quarantine_dir is None:
         raise LowvalueError("--pseudonymise needs --quarantine DIR outside the results folder: rejected rows keep "
                             "their original ids and dates")
