@@ -63,19 +63,44 @@ def driver_memory() -> str:
     return f"{min(max(total // 4 // 2**30, 1), 8)}g"
 
 
+LOCAL_ONLY = ("spark.driver.bindAddress", "spark.driver.host", "spark.sql.shuffle.partitions", "spark.default.parallelism")
+"""Settings for a session this process starts in local mode only: a cluster's executors must reach the driver, and
+a cluster sizes its own parallelism."""
+
+
 def session() -> Any:
-    """The process's local SparkSession (``local[2]``), created on first use and reused."""
+    """The process's SparkSession, created on first use and reused.
+
+    Three cases: a session already active in the process (a Databricks notebook or job) is used as it is, with the
+    SQL settings of :data:`CONF` that can change at run time; a process started by ``spark-submit`` (it has a
+    gateway to the launcher's JVM) builds its session with the launcher's master and memory; otherwise a local
+    session (``$LOWVALUE_SPARK_MASTER``, default ``local[2]``, ``$LOWVALUE_SPARK_DRIVER_MEMORY``).
+    """
     global _session
     if _session is None:
-        os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         try:
             from pyspark.sql import SparkSession
         except ImportError as e:
             raise LowvalueError("the Spark engine needs pyspark: pip install 'lowvalue[spark]'") from e
 
-        builder = SparkSession.builder.master(os.environ.get("LOWVALUE_SPARK_MASTER", "local[2]")).appName("lowvalue")
-        for k, v in {**CONF, "spark.driver.memory": driver_memory()}.items():
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            for k, v in CONF.items():
+                if k.startswith("spark.sql."):
+                    active.conf.set(k, v)
+            _session = active
+            return _session
+        launched = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+        master = None if launched else os.environ.get("LOWVALUE_SPARK_MASTER", "local[2]")
+        local = master is not None and master.startswith("local")
+        if local:
+            os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = SparkSession.builder.appName("lowvalue")
+        conf = {k: v for k, v in CONF.items() if local or k not in LOCAL_ONLY}
+        if master is not None:
+            builder = builder.master(master).config("spark.driver.memory", driver_memory())
+        for k, v in conf.items():
             builder = builder.config(k, v)
         _session = builder.getOrCreate()
         _session.sparkContext.setLogLevel("ERROR")

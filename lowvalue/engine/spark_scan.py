@@ -94,7 +94,8 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
     try:
         spark.export(extract.con, folder)
         n_events = extract.counts["events"].accepted if "events" in extract.counts else 0
-        spark._tune(ss, spark.SMALL if n_events < spark.SMALL_ROWS else spark.LARGE)
+        if ss.sparkContext.master.startswith("local"):  # a cluster keeps its own settings
+            spark._tune(ss, spark.SMALL if n_events < spark.SMALL_ROWS else spark.LARGE)
         for name in ("persons", "encounters", "events"):
             spark._view(ss, name, ss.read.parquet(str(folder / f"{name}.parquet")))
         spark.distinct_codes(ss)
@@ -106,7 +107,7 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
 
     sql.ensure_sets(codes, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
     cov = Coverage.of(codes, rs, events=con)
-    ss.createDataFrame(codes.execute("SELECT cs, system, code FROM lv_sets").to_arrow_table()).createOrReplaceTempView("lv_sets")
+    ss.createDataFrame(codes.sql("SELECT cs, system, code FROM lv_sets").to_arrow_table()).createOrReplaceTempView("lv_sets")
     spark.hits(ss)
     settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
     ordered, evaluable, runnable = evaluability(cov, rs, settings)
