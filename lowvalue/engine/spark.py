@@ -192,15 +192,20 @@ def load_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.Data
 
 def load_parquet(folder: Path | str, sets: list[ValueSet], spark: Any | None = None,
                  conf: dict[str, str] | None = None) -> None:
-    """Use ``folder/{persons,encounters,events}.parquet`` (with ``_lv_rowid``, see :func:`export`) as the tables.
-
-    ``conf``: :data:`SMALL` or :data:`LARGE` session settings (default LARGE).
-    """
+    """Use ``folder/{persons,encounters,events}.parquet`` (with ``_lv_rowid``, see :func:`export`) as the tables
+    and match ``sets``. ``conf``: :data:`SMALL` or :data:`LARGE` session settings (default LARGE)."""
     spark = spark or session()
-    _tune(spark, conf or LARGE)
+    open_parquet(spark, folder, conf or LARGE)
+    _prepare(spark, sets)
+
+
+def open_parquet(spark: Any, folder: Path | str, conf: dict[str, str]) -> None:
+    """The views ``persons``, ``encounters``, ``events`` over ``folder``'s Parquet (see :func:`export`), with the
+    session settings ``conf`` in local mode (a cluster keeps its own)."""
+    if spark.sparkContext.master.startswith("local"):
+        _tune(spark, conf)
     for name in ("persons", "encounters", "events"):
         _view(spark, name, spark.read.parquet(str(Path(folder) / f"{name}.parquet")))
-    _prepare(spark, sets)
 
 
 def _prepare(spark: Any, sets: list[ValueSet]) -> None:
@@ -240,9 +245,15 @@ _checkpoints: list[Any] = []
 def _checkpoint(spark: Any, name: str) -> None:
     """Materialise the view ``name`` in as many partitions as a shuffle makes: a union of one branch per code set
     would otherwise leave hundreds of tiny partitions, a task each in every later stage."""
-    df = spark.table(name).coalesce(int(spark.conf.get("spark.sql.shuffle.partitions"))).localCheckpoint(eager=True)
+    df = materialise(spark.table(name).coalesce(int(spark.conf.get("spark.sql.shuffle.partitions"))))
     df.createOrReplaceTempView(name)
+
+
+def materialise(df: Any) -> Any:
+    """``df`` computed once (a local checkpoint), released by the next load (:func:`distinct_codes`)."""
+    df = df.localCheckpoint(eager=True)
     _checkpoints.append(df)
+    return df
 
 
 def export(con: Any, folder: Path | str) -> Path:

@@ -94,10 +94,7 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
     try:
         spark.export(extract.con, folder)
         n_events = extract.counts["events"].accepted if "events" in extract.counts else 0
-        if ss.sparkContext.master.startswith("local"):  # a cluster keeps its own settings
-            spark._tune(ss, spark.SMALL if n_events < spark.SMALL_ROWS else spark.LARGE)
-        for name in ("persons", "encounters", "events"):
-            spark._view(ss, name, ss.read.parquet(str(folder / f"{name}.parquet")))
+        spark.open_parquet(ss, folder, spark.SMALL if n_events < spark.SMALL_ROWS else spark.LARGE)
         spark.distinct_codes(ss)
         codes = _codes(con)
     except BaseException:
@@ -118,14 +115,13 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
         text = outputs.batch_sql(
             outputs.rows_sql(rule, f"({sql.compile_rule(rule, rs, sql.SPARK, ordered=False)})", sql.SPARK)
             for rule in batch)
-        return batch, ss.sql(text).localCheckpoint(eager=True), time.perf_counter() - t0
+        return batch, spark.materialise(ss.sql(text)), time.perf_counter() - t0
 
     size = max(1, min(BATCH, -(-len(runnable) // max(WORKERS, 1))))  # at least one batch per worker
     judged = []
     with ThreadPoolExecutor(max(WORKERS, 1)) as pool:
         for batch, rows, seconds in pool.map(judge, [runnable[i:i + size] for i in range(0, len(runnable), size)]):
             judged.append(rows)
-            spark._checkpoints.append(rows)
             for rule in batch:  # a batch's time, shared among its rules
                 timing[rule.id] = round(seconds / len(batch), 3)
                 if progress:
@@ -145,8 +141,9 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
         t0 = time.perf_counter()
         ss.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_cand AS "
                f"{feats.cand_sql('(SELECT * FROM lv_candidates WHERE eligible) e', sql.SPARK)}")
-        ss.sql(feats.features_sql("lv_cand", "lv_triggers", rs, sql.SPARK)).createOrReplaceTempView(VIEWS["features"])
-        spark._checkpoint(ss, VIEWS["features"])  # counted for the manifest, then written: computed once
+        # counted for the manifest, then written: computed once
+        spark.materialise(ss.sql(feats.features_sql("lv_cand", "lv_triggers", rs, sql.SPARK))
+                          ).createOrReplaceTempView(VIEWS["features"])
         selects["features"] = outputs.ordered(VIEWS["features"], "features", sql.SPARK)
         timing["(features)"] = round(time.perf_counter() - t0, 3)
     result = SparkScanResult(

@@ -106,6 +106,12 @@ def test_bad_input_is_one_line_and_exit_2_on_spark(tmp_path):
     assert "Traceback" not in res.output
 
 
+def test_a_remote_path_is_one_line_and_exit_2(tmp_path):
+    res = CliRunner().invoke(main, ["scan", "s3a://bucket/region", "--out", str(tmp_path / "out"), "--engine", "spark"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "read and validated on this machine" in res.stderr.strip().splitlines()[0]
+
+
 def test_pseudonymised_scan_on_spark_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("LOWVALUE_PSEUDONYM_KEY", "k" * 64)
     res = CliRunner().invoke(main, ["scan", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"),
