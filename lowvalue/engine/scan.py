@@ -1,7 +1,9 @@
 """Run a rule set over an extract: flags, candidates, denominators, waterfall, triggers, manifest.
 
 This is the one place that turns per-rule candidate tables into the scan's
-outputs, so the CLI, the Python API and the tests all see the same thing.
+outputs, so the CLI, the Python API and the tests all see the same thing (the
+SQL of each output is :mod:`lowvalue.engine.outputs`; on Spark the same SQL runs
+in :mod:`lowvalue.engine.spark_scan`).
 The large tables (candidates, flags, triggers, features) are built and sorted
 in the engine and written with its own Parquet writer: nothing the size of the
 extract passes through pandas. Output rows are sorted on content, never on
@@ -204,14 +206,10 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
     return out
 
 
-Judge = Callable[[Any, list[Rule], RuleSet, Callable[[Rule, float], None], int, Callable[[int], None]], None]
-"""``judge(extract, rules, rule_set, done, parts, each_part)``: for each rule, leave its judged candidates in the
-extract's DuckDB as the table ``lv_judged`` and call ``done(rule, seconds)``, which collects them into the outputs;
-``each_part(part)`` is called with ``lv_hit`` built for each person partition (the features are computed there)."""
-
-
 def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
                   each_part: Callable[[int], None]) -> None:
+    """For each person partition: build ``lv_hit``, leave each rule's judged candidates as ``lv_judged`` and call
+    ``done(rule, seconds)``, which collects them into the outputs; then ``each_part(part)`` (the features)."""
     for part in range(parts):
         sql.build_hits(extract.con, part, parts)
         for rule in rules:
