@@ -118,3 +118,16 @@ def test_pseudonymised_scan_on_spark_is_refused_in_one_line(tmp_path, monkeypatc
                                     "--engine", "spark", "--pseudonymise", "--quarantine", str(tmp_path / "q")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "--engine spark" in res.stderr.strip().splitlines()[0]
+
+
+def test_nothing_evaluable_writes_empty_tables_with_duckdbs_columns(tmp_path):
+    """No rule can run (the tiny extract has no imaging): every table is still written, empty, in DuckDB's types."""
+    data = write_extract(tmp_path / "data")
+    out = {}
+    for engine in ("duckdb", "spark"):
+        result = scan(data, None, only=["LV-IMG-001"], engine=engine, quarantine_dir=tmp_path / f"q-{engine}")
+        assert result.evaluability.status.tolist() == ["not_evaluable"]
+        out[engine] = result.write(tmp_path / engine)
+    for name in ScanResult.TABLES:
+        duck, spark = (_content(f / f"{name}.parquet") for f in out.values())
+        assert duck == spark, name
