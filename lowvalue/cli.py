@@ -8,6 +8,7 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -182,6 +183,11 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
 
     memory_limit_bytes(memory_limit)  # a bad value is one line before any work
     key = key_from_env() if pseudonymise else None
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(data)):  # hdfs://, s3a://, dbfs:/ (click made // one /)
+        raise LowvalueError(f"{data}: extracts are read and validated on this machine for now, also with --engine "
+                            "spark: copy or mount the folder here (see docs/spark.md)")
+    if key and engine == "spark":
+        raise LowvalueError("--pseudonymise is not available with --engine spark yet: scan with the DuckDB engine")
     if key and quarantine_dir is None:
         raise LowvalueError("--pseudonymise needs --quarantine DIR outside the results folder: rejected rows keep "
                             "their original ids and dates")

@@ -68,6 +68,9 @@ class Coverage:
 
     con: duckdb.DuckDBPyConnection
     rs: RuleSet
+    events: Any = None
+    """Where ``events`` and ``encounters`` are, when not on ``con`` (the Spark engine: ``con`` holds only the distinct
+    codes, brought to the driver); anything with ``execute(sql).fetchall()``."""
     kind_events: dict[str, int] = field(default_factory=dict)
     _cache: dict[tuple[str, str], dict[str, SystemCount]] = field(default_factory=dict)
     _systems: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -75,10 +78,11 @@ class Coverage:
     _stays: dict[tuple[str, str], tuple[int, float, float]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, con: duckdb.DuckDBPyConnection, rs: RuleSet) -> "Coverage":
-        """The counts of ``lv_codes``, the extract's distinct codes (made by :func:`lowvalue.engine.sql.prepare`)."""
+    def of(cls, con: duckdb.DuckDBPyConnection, rs: RuleSet, events: Any = None) -> "Coverage":
+        """The counts of ``lv_codes``, the extract's distinct codes (made by :func:`lowvalue.engine.sql.prepare`);
+        ``events``: see the field."""
         kinds = dict(con.execute("SELECT kind, sum(events) FROM lv_codes GROUP BY kind").fetchall())
-        cov = cls(con, rs, {k: int(v) for k, v in kinds.items()})
+        cov = cls(con, rs, events, {k: int(v) for k, v in kinds.items()})
         for kind, system, n in con.execute("SELECT kind, system, sum(events) FROM lv_codes GROUP BY kind, system").fetchall():
             cov._systems.setdefault(kind, {})[system] = int(n)
         cov._match(code_sets(rs))
@@ -107,16 +111,19 @@ class Coverage:
     def stay_dating(self, kind: str) -> tuple[int, float, float]:
         """Events of ``kind`` in inpatient stays: how many, the share dated at the contact (exactly at the stay's start
         or end, or at midnight of its first or last day), and the share carrying a present-on-admission flag."""
-        if ("stay", kind) not in self._stays:
-            n, contact, flagged = self.con.execute("""
-                SELECT count(*),
+        if not self._stays:  # every kind in one pass over the events (on Spark, a query costs seconds)
+            for k, n, contact, flagged in (self.events or self.con).execute("""
+                SELECT e.kind, count(*),
                        avg(CASE WHEN e.time = c.start_time OR e.time = c.end_time OR (e.time = date_trunc('day', e.time)
                                 AND (CAST(e.time AS DATE) = CAST(c.start_time AS DATE)
                                      OR CAST(e.time AS DATE) = CAST(c.end_time AS DATE))) THEN 1 ELSE 0 END),
                        avg(CASE WHEN e.present_on_admission IS NOT NULL THEN 1 ELSE 0 END)
                 FROM events e JOIN encounters c ON c.encounter_id = e.encounter_id
-                WHERE e.kind = ? AND c.setting = 'inpatient'""", [kind]).fetchone()
-            self._stays[("stay", kind)] = (int(n), float(contact or 0.0), float(flagged or 0.0))
+                WHERE c.setting = 'inpatient' GROUP BY e.kind""").fetchall():
+                self._stays[("stay", k)] = (int(n), float(contact or 0.0), float(flagged or 0.0))
+            self._stays[("stay", "")] = (0, 0.0, 0.0)  # asked once, even when no event is in a stay
+        if ("stay", kind) not in self._stays:
+            return (0, 0.0, 0.0)
         return self._stays[("stay", kind)]
 
     def of_set(self, ref: CodeRef, kind: str) -> dict[str, SystemCount]:

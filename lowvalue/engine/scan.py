@@ -1,7 +1,9 @@
 """Run a rule set over an extract: flags, candidates, denominators, waterfall, triggers, manifest.
 
 This is the one place that turns per-rule candidate tables into the scan's
-outputs, so the CLI, the Python API and the tests all see the same thing.
+outputs, so the CLI, the Python API and the tests all see the same thing (the
+SQL of each output is :mod:`lowvalue.engine.outputs`; on Spark the same SQL runs
+in :mod:`lowvalue.engine.spark_scan`).
 The large tables (candidates, flags, triggers, features) are built and sorted
 in the engine and written with its own Parquet writer: nothing the size of the
 extract passes through pandas. Output rows are sorted on content, never on
@@ -21,41 +23,17 @@ import duckdb
 import pandas as pd
 
 from lowvalue import __version__
-from lowvalue.engine import sql
+from lowvalue.engine import outputs, sql
 from lowvalue.engine.coverage import Coverage
 from lowvalue.engine.evaluability import check as check_evaluable
+from lowvalue.engine.outputs import CANDIDATE_COLUMNS, FLAG_COLUMNS, TIERS, TRIGGER_COLUMNS, TYPES  # noqa: F401
 from lowvalue.errors import LowvalueError
 from lowvalue.rules.library import RuleSet, load_library
 from lowvalue.rules.model import Rule
 
-TIERS = {"specific": "low value", "sensitive": "likely low value"}
-
-FLAG_COLUMNS = ["flag_id", "rule_id", "variant", "tier", "person_id", "encounter_id", "index_time", "unit", "setting",
-                "index_system", "index_code", "cost", "evidence"]
-CANDIDATE_COLUMNS = ["candidate_id", "rule_id", "person_id", "encounter_id", "index_time", "unit", "setting",
-                     "index_system", "index_code", "age", "sex", "eligible", "sensitive", "specific", "first_failed"]
-TRIGGER_COLUMNS = ["trigger_event_id", "trigger_id", "variant", "person_id", "encounter_id", "time", "unit", "setting",
-                   "system", "code", "evidence"]
-TYPES = {"index_time": "TIMESTAMP", "time": "TIMESTAMP", "eligible": "BOOLEAN", "sensitive": "BOOLEAN",
-         "specific": "BOOLEAN", "age": "BIGINT", "cost": "DOUBLE"}
-"""Column types of the engine-held output tables (VARCHAR unless listed): an empty table has them too."""
-STORED = {"candidates": ("lv_candidates", CANDIDATE_COLUMNS, ["rule_id", "person_id", "index_time", "candidate_id"]),
-          "flags": ("lv_flags", FLAG_COLUMNS, ["rule_id", "person_id", "index_time", "flag_id"]),
-          "triggers": ("lv_triggers", TRIGGER_COLUMNS, ["trigger_id", "person_id", "time", "trigger_event_id"])}
-"""Output tables held in the engine: table, columns, file order."""
-
-
-def evidence_json(col: str) -> str:
-    """DuckDB SQL rendering a list of evidence structs as the JSON text ``json.dumps(list, ensure_ascii=False)``
-    gives (key order, ``", "``/``": "`` separators, a double as Python's ``repr``): the same bytes as before the
-    engine wrote it, and one line a reviewer can read."""
-    def s(field: str) -> str:
-        return f"coalesce(CAST(to_json(x.{field}) AS VARCHAR), 'null')"
-
-    obj = (f"""'{{"condition": ' || {s('condition')} || ', "role": ' || {s('role')} || ', "time": ' || {s('time')} """
-           f"""|| ', "system": ' || {s('system')} || ', "code": ' || {s('code')} """
-           f"""|| ', "value": ' || coalesce(CAST(x.value AS VARCHAR), 'null') || ', "unit": ' || {s('unit')} || '}}'""")
-    return f"'[' || array_to_string(list_transform({col}, lambda x: {obj}), ', ') || ']'"
+STORED = {"candidates": ("lv_candidates", CANDIDATE_COLUMNS), "flags": ("lv_flags", FLAG_COLUMNS),
+          "triggers": ("lv_triggers", TRIGGER_COLUMNS)}
+"""Output tables held in the engine: table, columns (file order: :data:`lowvalue.engine.outputs.ORDER`)."""
 
 
 class ScanResult:
@@ -105,12 +83,12 @@ class ScanResult:
 
     def write_into(self, folder: Path) -> Path:
         """Every table as Parquet, the code overlay the scan used, and last the manifest that says it is complete."""
-        from lowvalue.results import MANIFEST, copy_table, write_table, write_text
+        from lowvalue.results import MANIFEST, write_table, write_text
 
         folder.mkdir(parents=True, exist_ok=True)
         for name in self.TABLES:
             if name in self.selects:
-                copy_table(self.con, self.selects[name], folder / f"{name}.parquet")
+                self._copy(name, folder / f"{name}.parquet")
             else:
                 write_table(getattr(self, name), folder / f"{name}.parquet")
         if self.rules is not None and self.rules.overlay is not None:
@@ -120,6 +98,12 @@ class ScanResult:
         manifest = {**self.manifest, "tables": list(self.TABLES), "complete": True}
         write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", folder / MANIFEST)
         return folder
+
+    def _copy(self, name: str, path: Path) -> None:
+        """Write the large table ``name`` with the engine's own Parquet writer."""
+        from lowvalue.results import copy_table
+
+        copy_table(self.con, self.selects[name], path)
 
     def pseudonymised(self, key: bytes) -> "ScanResult":
         """A copy whose person, encounter, flag and candidate ids are keyed hashes (see :mod:`lowvalue.privacy`).
@@ -173,52 +157,21 @@ class ScanResult:
 
 def start_outputs(con: duckdb.DuckDBPyConnection) -> None:
     """Create the empty engine tables the judged rules are appended to (:data:`STORED`)."""
-    for table, cols, _ in STORED.values():
+    for table, cols in STORED.values():
         columns = ", ".join(f"{c} {TYPES.get(c, 'VARCHAR')}" for c in cols)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
 
 
 def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[int]:
     """Append one judged rule (the table ``judged``) to the output tables; return its waterfall counts."""
-    q, tier = sql.q, f"CASE WHEN specific THEN 'specific' ELSE 'sensitive' END"
-    cond = lambda name: sql.ident(f"cond__{name}")  # noqa: E731
+    rows = f"({outputs.rows_sql(rule, judged)})"
     if rule.type == "trigger":
-        con.execute(f"""INSERT INTO lv_triggers
-            SELECT candidate_id, {q(rule.id)}, {tier}, person_id, encounter_id, index_time, unit, setting, index_system,
-                   index_code, {evidence_json('evidence')} FROM {judged} WHERE sensitive OR specific""")
+        con.execute(f"INSERT INTO lv_triggers {outputs.triggers_sql(rows)}")
         return []
-    failed = " ".join(f"WHEN NOT {cond(n)} THEN {q(n)}" for n in rule.conditions_of("specific"))
-    con.execute(f"""INSERT INTO lv_candidates
-        SELECT candidate_id, {q(rule.id)}, person_id, encounter_id, index_time, unit, setting, index_system, index_code,
-               age, sex, eligible, sensitive, specific, {f'CASE {failed} END' if failed else 'NULL'} FROM {judged}""")
-    cost = f"coalesce(cost, {float(rule.cost.amount)!r})" if rule.cost is not None else "cost"
-    con.execute(f"""INSERT INTO lv_flags
-        SELECT candidate_id, {q(rule.id)}, {tier}, CASE WHEN specific THEN {q(TIERS['specific'])} ELSE {q(TIERS['sensitive'])} END,
-               person_id, encounter_id, index_time, unit, setting, index_system, index_code, {cost},
-               {evidence_json('evidence')} FROM {judged} WHERE sensitive OR specific""")
-    masks, acc = ["TRUE"], []
-    for _, name in _steps(rule)[1:]:
-        acc.append(cond(name))
-        masks.append(" AND ".join(acc))
-    return [int(n) for n in con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {m})" for m in masks)
-                                        + f", count(*) FILTER (WHERE sensitive OR specific) FROM {judged}").fetchall()[0]]
-
-
-def _steps(rule: Rule) -> list[tuple[str, str | None]]:
-    """The waterfall's steps: all candidates, then each eligibility condition, then each specific-only one."""
-    return [("candidates", None)] + [("eligibility", n) for n in rule.conditions_of("eligibility")] + [
-        ("specific", n) for n in rule.conditions_of("specific") if n not in rule.eligibility]
-
-
-def _waterfall(rules: list[Rule], counts: dict[str, list[int]]) -> pd.DataFrame:
-    rows = []
-    for rule in rules:
-        if rule.type == "trigger":
-            continue
-        steps, n = _steps(rule) + [("flagged", None)], counts[rule.id]
-        rows += [{"rule_id": rule.id, "step": i, "stage": stage, "condition": name, "remaining": int(k)}
-                 for i, ((stage, name), k) in enumerate(zip(steps, n))]
-    return pd.DataFrame(rows, columns=["rule_id", "step", "stage", "condition", "remaining"])
+    con.execute(f"INSERT INTO lv_candidates {outputs.candidates_sql(rows)}")
+    con.execute(f"INSERT INTO lv_flags {outputs.flags_sql(rows)}")
+    counts = con.execute(f"SELECT steps, n, flagged FROM ({outputs.step_counts_sql(rows)})").fetchall()
+    return outputs.step_counts(rule, counts)
 
 
 HIT_BYTES = 200
@@ -238,21 +191,13 @@ def person_partitions(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _denominators(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.execute("""
-        SELECT rule_id, unit, strftime(index_time, '%Y-%m') AS month,
-               count(*) AS candidates, count(*) FILTER (WHERE eligible) AS eligible,
-               count(DISTINCT person_id) FILTER (WHERE eligible) AS eligible_persons,
-               count(*) FILTER (WHERE sensitive OR specific) AS flagged,
-               count(*) FILTER (WHERE specific) AS flagged_specific
-        FROM lv_candidates GROUP BY GROUPING SETS ((rule_id), (rule_id, unit), (rule_id, unit, month))
-        ORDER BY rule_id, unit NULLS FIRST, month NULLS FIRST
-    """).df()
+    return con.execute(outputs.denominators_sql("lv_candidates")).df()
 
 
-def _period(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+def _period(con: Any) -> dict[str, str | None]:
     """First and last time in the validated extract: where follow-up ends, for the risk layer (never re-read later)."""
     lo, hi = con.execute("""SELECT min(t), max(t) FROM (SELECT time AS t FROM events UNION ALL
-                            SELECT start_time FROM encounters UNION ALL SELECT end_time FROM encounters)""").fetchone()
+                            SELECT start_time FROM encounters UNION ALL SELECT end_time FROM encounters) p""").fetchone()
     return {"start": lo.isoformat() if lo else None, "end": hi.isoformat() if hi else None}
 
 
@@ -268,16 +213,11 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
     return out
 
 
-Judge = Callable[[Any, list[Rule], RuleSet, Callable[[Rule, float], None], int, Callable[[int], None]], None]
-"""``judge(extract, rules, rule_set, done, parts, each_part)``: for each rule, leave its judged candidates in the
-extract's DuckDB as the table ``lv_judged`` and call ``done(rule, seconds)``, which collects them into the outputs;
-``each_part(part)`` is called for each person partition in turn: it builds ``lv_hit`` for the partition's persons
-and returns (the rules are then judged there), and the features are computed when the next partition starts or the
-judge ends (``each_part(parts)``)."""
-
-
 def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
                   each_part: Callable[[int], None]) -> None:
+    """For each person partition: ``each_part(part)`` (builds ``lv_hit`` for its persons, after the previous
+    partition's features), then leave each rule's judged candidates as ``lv_judged`` and call ``done(rule, seconds)``,
+    which collects them into the outputs; ``each_part(parts)`` at the end (the last partition's features)."""
     for part in range(parts):
         each_part(part)
         for rule in rules:
@@ -287,17 +227,34 @@ def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[
     each_part(parts)
 
 
-def _judge_spark(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
-                 each_part: Callable[[int], None]) -> None:
-    from lowvalue.engine import spark
-
-    spark.judge(extract, rules, rs, done)
-    for part in range(parts + 1):
-        each_part(part)
+ENGINES = ("duckdb", "spark")
+"""Where a scan runs: DuckDB here (rules judged per person partition), or Spark (:mod:`lowvalue.engine.spark_scan`).
+The outputs are the same."""
 
 
-ENGINES: dict[str, Judge] = {"duckdb": _judge_duckdb, "spark": _judge_spark}
-"""Where the rules run. Everything else of a scan (evaluability, denominators, features) runs on the extract's DuckDB."""
+def evaluability(cov: Coverage, rs: RuleSet, settings: set[str]) -> tuple[list[Rule], list[dict[str, Any]], list[Rule]]:
+    """The rules in output order (triggers first), their evaluability rows, and the rules that can run."""
+    ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))
+    evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(cov, r, settings)} for r in ordered]
+    return ordered, evaluable, [r for r, v in zip(ordered, evaluable) if v["status"] != "not_evaluable"]
+
+
+def manifest(result: ScanResult, extract: Any, rs: RuleSet, engine: str, period: dict[str, str | None],
+             timing: dict[str, float], started: float, parts: int) -> dict[str, Any]:
+    """What a scan records about itself (``manifest.json``, without the keys :meth:`ScanResult.write_into` adds)."""
+    return {
+        "lowvalue_version": __version__,
+        "engine": engine,
+        "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()},
+                     "codes_overlay": rs.overlay.manifest() if rs.overlay is not None else None},
+        "data": {"fingerprint": extract.fingerprint, "sources": extract.sources, "period": period,
+                 "counts": {k: vars(v) for k, v in extract.counts.items()},
+                 "warnings": list(getattr(extract, "warnings", []))},
+        "versions": _versions(engine),
+        "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},
+        "person_partitions": parts,
+        "rows": {name: result.rows(name) for name in ScanResult.TABLES},
+    }
 
 
 def scan(
@@ -322,7 +279,7 @@ def scan(
     callable ``progress(rule_id, seconds)`` called after each rule. With
     ``features`` the pre-index features of every candidate are computed too
     (:mod:`lowvalue.risk.features`) for the eligible ones, which the risk layer compares.
-    ``engine`` (a key of :data:`ENGINES`) is where the rules are judged; the outputs are the same.
+    ``engine`` (one of :data:`ENGINES`) is where the scan runs; the outputs are the same.
     ``extract_end`` (a date) is the last day the extract covers: later dates are quarantined as implausible.
     ``memory_limit`` (e.g. ``4GB``) bounds the engine's memory when it opens the extract; the rules then run on
     person partitions (hash buckets, one after another) sized to it, or on ``partitions`` of them when given.
@@ -339,23 +296,24 @@ def scan(
     rs = (apply_overlay(rs, load_overlay(codes)) if codes else rs).select(only)
     extract = (data if isinstance(data, Extract)
                else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end, memory_limit=memory_limit))
-    con = extract.con
-
     started = time.perf_counter()
+    if engine == "spark":
+        from lowvalue.engine import spark_scan
+
+        return spark_scan.scan(extract, rs, features=features, progress=progress, started=started)
+    con = extract.con
     timing: dict[str, float] = {}
     sql.prepare(con)
     sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
     parts = partitions or person_partitions(con)
     timing["(codes)"] = round(time.perf_counter() - started, 3)
-    ordered = sorted(rs.rules.values(), key=lambda r: (r.type != "trigger", r.id))
     cov = Coverage.of(con, rs)
     settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
-    evaluable = [{"rule_id": r.id, "type": r.type, **check_evaluable(cov, r, settings)} for r in ordered]
-    runnable = [r for r, v in zip(ordered, evaluable) if v["status"] != "not_evaluable"]
+    ordered, evaluable, runnable = evaluability(cov, rs, settings)
     start_outputs(con)
     counts: dict[str, list[int]] = {}
     seen: dict[str, int] = {}
-    selects = {name: f"SELECT * FROM {table} ORDER BY {', '.join(order)}" for name, (table, _, order) in STORED.items()}
+    selects = {name: outputs.ordered(table, name) for name, (table, _) in STORED.items()}
 
     def done(rule: Rule, seconds: float) -> None:
         t0 = time.perf_counter()
@@ -387,7 +345,7 @@ def scan(
             t0 = time.perf_counter()
             sql.split_persons(con, parts, folder)
             tick("(partitions)", t0)
-        ENGINES[engine](extract, runnable, rs, done, parts, each_part)
+        _judge_duckdb(extract, runnable, rs, done, parts, each_part)
     for view in sql.PART_TABLES:
         con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
     con.execute("DROP TABLE IF EXISTS lv_judged")
@@ -395,22 +353,10 @@ def scan(
     result = ScanResult(
         evaluability=pd.DataFrame(evaluable),
         denominators=_denominators(con),
-        waterfall=_waterfall(runnable, counts),
+        waterfall=outputs.waterfall(runnable, counts),
         codeset_coverage=cov.table(ordered),
         orphan_codes=cov.orphans(ordered),
         con=con, selects=selects, rules=rs, owner=extract,
     )
-    result.manifest = {
-        "lowvalue_version": __version__,
-        "engine": engine,
-        "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()},
-                     "codes_overlay": rs.overlay.manifest() if rs.overlay is not None else None},
-        "data": {"fingerprint": extract.fingerprint, "sources": extract.sources, "period": _period(con),
-                 "counts": {k: vars(v) for k, v in extract.counts.items()},
-                 "warnings": list(getattr(extract, "warnings", []))},
-        "versions": _versions(engine),
-        "timing_seconds": {"total": round(time.perf_counter() - started, 3), "per_rule": timing},
-        "person_partitions": parts,
-        "rows": {name: result.rows(name) for name in ScanResult.TABLES},
-    }
+    result.manifest = manifest(result, extract, rs, engine, _period(con), timing, started, parts)
     return result

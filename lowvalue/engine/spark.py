@@ -10,16 +10,14 @@ never shifts a wall-clock time (``spark.driver.extraJavaOptions=-Duser.timezone=
 frame, or DuckDB's ``rowid`` when exported from an opened extract), so ``lv_hit.ev_id`` is deterministic and
 equal to DuckDB's; a Spark view is recomputed on every use and a random id would not join with itself.
 
-:func:`judge` is the scan's Spark engine (``lowvalue scan --engine spark``): the rules run on Spark; reading,
-validation, evaluability, denominators and features stay on the extract's DuckDB connection (they are per-table
-counts and per-candidate lookups).
+A whole scan on Spark (``lowvalue scan --engine spark``) is :mod:`lowvalue.engine.spark_scan`; this module gives
+it the session, the hand-over (:func:`export`, :func:`distinct_codes`, :func:`hits`), a DuckDB-like
+:class:`Connection` for small results, and the writer of large ones (:func:`write_parquet`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,19 +63,44 @@ def driver_memory() -> str:
     return f"{min(max(total // 4 // 2**30, 1), 8)}g"
 
 
+LOCAL_ONLY = ("spark.driver.bindAddress", "spark.driver.host", "spark.sql.shuffle.partitions", "spark.default.parallelism")
+"""Settings for a session this process starts in local mode only: a cluster's executors must reach the driver, and
+a cluster sizes its own parallelism."""
+
+
 def session() -> Any:
-    """The process's local SparkSession (``local[2]``), created on first use and reused."""
+    """The process's SparkSession, created on first use and reused.
+
+    Three cases: a session already active in the process (a Databricks notebook or job) is used as it is, with the
+    SQL settings of :data:`CONF` that can change at run time; a process started by ``spark-submit`` (it has a
+    gateway to the launcher's JVM) builds its session with the launcher's master and memory; otherwise a local
+    session (``$LOWVALUE_SPARK_MASTER``, default ``local[2]``, ``$LOWVALUE_SPARK_DRIVER_MEMORY``).
+    """
     global _session
     if _session is None:
-        os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         try:
             from pyspark.sql import SparkSession
         except ImportError as e:
             raise LowvalueError("the Spark engine needs pyspark: pip install 'lowvalue[spark]'") from e
 
-        builder = SparkSession.builder.master(os.environ.get("LOWVALUE_SPARK_MASTER", "local[2]")).appName("lowvalue")
-        for k, v in {**CONF, "spark.driver.memory": driver_memory()}.items():
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            for k, v in CONF.items():
+                if k.startswith("spark.sql."):
+                    active.conf.set(k, v)
+            _session = active
+            return _session
+        launched = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+        master = None if launched else os.environ.get("LOWVALUE_SPARK_MASTER", "local[2]")
+        local = master is not None and master.startswith("local")
+        if local:
+            os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)  # type: ignore[attr-defined]
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = SparkSession.builder.appName("lowvalue")
+        conf = {k: v for k, v in CONF.items() if local or k not in LOCAL_ONLY}
+        if master is not None:
+            builder = builder.master(master).config("spark.driver.memory", driver_memory())
+        for k, v in conf.items():
             builder = builder.config(k, v)
         _session = builder.getOrCreate()
         _session.sparkContext.setLogLevel("ERROR")
@@ -85,13 +108,39 @@ def session() -> Any:
 
 
 class Connection:
-    """The ``execute(sql)`` interface :func:`lowvalue.engine.sql.prepare` expects, on a Spark session."""
+    """The ``execute(sql)`` interface the engine-neutral code expects (:func:`lowvalue.engine.sql.prepare`,
+    :class:`~lowvalue.engine.scan.ScanResult`), on a Spark session."""
 
     def __init__(self, spark: Any | None = None) -> None:
         self.spark = spark or session()
 
-    def execute(self, text: str) -> Any:
-        return self.spark.sql(text)
+    def execute(self, text: str) -> "Result":
+        return Result(self.spark.sql(text))
+
+
+class Result:
+    """A Spark query's rows, fetched as DuckDB's results are (``fetchall``, ``fetchone``, ``df``) and through Arrow
+    (naive UTC timestamps, whatever the Python process's zone). For small results only: never a large table."""
+
+    def __init__(self, df: Any) -> None:
+        self.frame = df
+
+    def arrow(self) -> pa.Table:
+        return _to_arrow(self.frame, age=False)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(r.values()) for r in self.arrow().to_pylist()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def df(self) -> pd.DataFrame:
+        con = duckdb.connect()
+        try:  # through DuckDB's own pandas conversion: the dtypes of the DuckDB engine's frames
+            return con.from_arrow(self.arrow()).df()
+        finally:
+            con.close()
 
 
 def _arrow(name: str, df: pd.DataFrame) -> pa.Table:
@@ -143,30 +192,47 @@ def load_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.Data
 
 def load_parquet(folder: Path | str, sets: list[ValueSet], spark: Any | None = None,
                  conf: dict[str, str] | None = None) -> None:
-    """Use ``folder/{persons,encounters,events}.parquet`` (with ``_lv_rowid``, see :func:`export`) as the tables.
-
-    ``conf``: :data:`SMALL` or :data:`LARGE` session settings (default LARGE).
-    """
+    """Use ``folder/{persons,encounters,events}.parquet`` (with ``_lv_rowid``, see :func:`export`) as the tables
+    and match ``sets``. ``conf``: :data:`SMALL` or :data:`LARGE` session settings (default LARGE)."""
     spark = spark or session()
-    _tune(spark, conf or LARGE)
+    open_parquet(spark, folder, conf or LARGE)
+    _prepare(spark, sets)
+
+
+def open_parquet(spark: Any, folder: Path | str, conf: dict[str, str]) -> None:
+    """The views ``persons``, ``encounters``, ``events`` over ``folder``'s Parquet (see :func:`export`), with the
+    session settings ``conf`` in local mode (a cluster keeps its own)."""
+    if spark.sparkContext.master.startswith("local"):
+        _tune(spark, conf)
     for name in ("persons", "encounters", "events"):
         _view(spark, name, spark.read.parquet(str(Path(folder) / f"{name}.parquet")))
-    _prepare(spark, sets)
 
 
 def _prepare(spark: Any, sets: list[ValueSet]) -> None:
     """The code sets' matches on the distinct codes and ``lv_hit`` (see :func:`sql.prepare`), and ``persons``,
-    each materialised once (every rule reads them several times).
+    each materialised once (every rule reads them several times)."""
+    distinct_codes(spark)
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_sets AS {sql.sets_sql(sets, sql.SPARK)}")
+    hits(spark)
 
-    A local checkpoint replaces each view's plan by its computed rows, so later queries neither recompute nor
-    re-analyse it (a cached view is matched against every reference, which costs seconds per rule). The previous
-    load's checkpoints are released first: tests load many small extracts into one session.
+
+def distinct_codes(spark: Any) -> None:
+    """``lv_code_raw`` and ``lv_codes`` (:func:`sql.prepare_sql`) over the loaded tables, ``lv_code_raw``
+    materialised. The previous load's materialised views are released first: tests load many small extracts into
+    one session.
+
+    A local checkpoint replaces a view's plan by its computed rows, so later queries neither recompute nor
+    re-analyse it (a cached view is matched against every reference, which costs seconds per rule).
     """
     while _checkpoints:
         _checkpoints.pop().unpersist()
     sql.prepare(Connection(spark), sql.SPARK)
     _checkpoint(spark, "lv_code_raw")
-    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_sets AS {sql.sets_sql(sets, sql.SPARK)}")
+
+
+def hits(spark: Any) -> None:
+    """``lv_hit`` for the code-set matches in the view ``lv_sets``; ``lv_sets``, ``lv_hit`` and ``persons``
+    materialised."""
     _checkpoint(spark, "lv_sets")
     spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_hit AS {sql.hit_sql('lv_sets', sql.SPARK)}")
     for name in ("lv_hit", "persons"):
@@ -179,9 +245,15 @@ _checkpoints: list[Any] = []
 def _checkpoint(spark: Any, name: str) -> None:
     """Materialise the view ``name`` in as many partitions as a shuffle makes: a union of one branch per code set
     would otherwise leave hundreds of tiny partitions, a task each in every later stage."""
-    df = spark.table(name).coalesce(int(spark.conf.get("spark.sql.shuffle.partitions"))).localCheckpoint(eager=True)
+    df = materialise(spark.table(name).coalesce(int(spark.conf.get("spark.sql.shuffle.partitions"))))
     df.createOrReplaceTempView(name)
+
+
+def materialise(df: Any) -> Any:
+    """``df`` computed once (a local checkpoint), released by the next load (:func:`distinct_codes`)."""
+    df = df.localCheckpoint(eager=True)
     _checkpoints.append(df)
+    return df
 
 
 def export(con: Any, folder: Path | str) -> Path:
@@ -194,18 +266,18 @@ def export(con: Any, folder: Path | str) -> Path:
     return folder
 
 
-def _to_arrow(df: Any) -> pa.Table:
+def _to_arrow(df: Any, age: bool = True) -> pa.Table:
     """A Spark result in the DuckDB engine's Arrow types.
 
     Spark's timestamps come back as UTC-zoned Arrow timestamps (the session zone) and are made naive again;
-    ``year()`` is an INT on Spark and a BIGINT on DuckDB.
+    ``year()`` is an INT on Spark and a BIGINT on DuckDB (with ``age``, a column ``age`` is made BIGINT).
     """
     table = df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas(), preserve_index=False)
     cols = []
     for f, col in zip(table.schema, table.columns):
         if pa.types.is_timestamp(f.type):
             col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
-        elif f.name == "age":
+        elif f.name == "age" and age:
             col = col.cast(pa.int64())
         cols.append(col)
     return pa.Table.from_arrays(cols, names=table.column_names)
@@ -231,28 +303,29 @@ SMALL_ROWS = 2_000_000
 """Extracts with fewer events than this run with :data:`SMALL` settings (interpreted, one shuffle partition)."""
 
 
-def judge(extract: Any, rules: list[Rule], rs: RuleSet, done: Any, *, workers: int = 2) -> None:
-    """Judge ``rules`` on Spark over an opened extract (the ``spark`` entry of :data:`lowvalue.engine.scan.ENGINES`).
+def write_parquet(df: Any, order: list[str], path: Path) -> Path:
+    """Write a Spark DataFrame as the one Parquet file ``path``, sorted on ``order`` (ascending, NULLs last), in
+    the types the DuckDB engine writes.
 
-    The extract's validated tables go to Spark as Parquet with DuckDB's row ids, so evidence ids agree. ``workers``
-    rules are judged at a time (concurrent Spark jobs: planning a rule costs about as much as running it on a
-    small extract).
+    Spark writes a folder of part files; a result folder holds one file per table (``flags.parquet``), which its
+    readers (pandas, DuckDB, the later commands) open as a file. So the rows go to one partition, are sorted there
+    (one task: the sort spills, nothing comes to the driver) and the single part file is renamed into place.
+    Timestamps are written as TIMESTAMP_NTZ (Parquet ``isAdjustedToUTC=false``), which readers see as naive, as
+    DuckDB writes them. ``path`` must be on a file system both the driver and the executors see (local mode: any).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from pyspark.sql import functions as F
 
-    con = extract.con
-    with tempfile.TemporaryDirectory(prefix="lowvalue-spark-") as tmp:
-        n_events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        load_parquet(export(con, tmp), sql.code_sets(rs, rules), conf=SMALL if n_events < SMALL_ROWS else LARGE)
+    for f in df.schema.fields:
+        if f.dataType.typeName() == "timestamp":
+            df = df.withColumn(f.name, F.col(f.name).cast("timestamp_ntz"))
+    folder = path.with_name(f".{path.name}.spark")
+    (df.repartition(1).sortWithinPartitions(*[F.col(c).asc_nulls_last() for c in order])
+       .write.mode("overwrite").option("compression", "zstd").parquet(str(folder)))
+    parts = sorted(folder.glob("part-*.parquet"))
+    if len(parts) != 1:  # pragma: no cover - Spark writes one (possibly empty) file for one partition
+        raise LowvalueError(f"Spark wrote {len(parts)} files for {path.name}, expected one")
+    os.replace(parts[0], path)
+    import shutil
 
-        def one(rule: Rule) -> tuple[pa.Table, float]:
-            t0 = time.perf_counter()
-            table = _to_arrow(session().sql(sql.compile_rule(rule, rs, sql.SPARK, ordered=False)))
-            return table, time.perf_counter() - t0
-
-        with ThreadPoolExecutor(max(workers, 1)) as pool:
-            for rule, (table, seconds) in zip(rules, pool.map(one, rules)):
-                con.register("_lv_spark_judged", table)
-                con.execute("CREATE OR REPLACE TEMP TABLE lv_judged AS SELECT * FROM _lv_spark_judged")
-                con.unregister("_lv_spark_judged")
-                done(rule, seconds)
+    shutil.rmtree(folder, ignore_errors=True)
+    return path

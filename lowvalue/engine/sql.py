@@ -78,6 +78,12 @@ DUCKDB: Dialect = {
     "bool_or": lambda x: f"bool_or({x})",
     "order_by": lambda cols: ", ".join(cols),  # ascending, nulls last (DuckDB's default)
     "evidence_pass": lambda: "flagged",  # evidence in a second pass over the flagged candidates (see compile_rule)
+    "json_value": lambda col: f"CAST(to_json({col}) AS VARCHAR)",  # a scalar as JSON text; NULL stays NULL
+    "list_map": lambda lst, var, body: f"list_transform({lst}, lambda {var}: {body})",
+    "list_join": lambda lst, sep: f"array_to_string({lst}, {sep})",
+    "arg_max": lambda x, keys: f"arg_max({x}, ({', '.join(keys)}))",  # x of the row with the greatest keys
+    "arg_min": lambda x, key: f"arg_min({x}, {key})",
+    "values": lambda rows, alias, cols: f"(VALUES {', '.join(rows)}) {alias}({', '.join(cols)})",
 }
 
 
@@ -134,6 +140,14 @@ SPARK: Dialect = {
     "int_range": lambda lo, hi: f"sequence({lo}, {hi})",
     "order_by": lambda cols: ", ".join(f"{c} NULLS LAST" for c in cols),
     "evidence_pass": lambda: "",  # CTEs are inlined: evidence in the same pass (see compile_rule)
+    # to_json takes structs only: the value is wrapped as {"v":...} and unwrapped (Jackson escapes like DuckDB)
+    "json_value": lambda col: (f"CASE WHEN {col} IS NOT NULL THEN "
+                               f"regexp_replace(substr(to_json(named_struct('v', {col})), 6), '}}$', '') END"),
+    "list_map": lambda lst, var, body: f"transform({lst}, {var} -> {body})",
+    "list_join": lambda lst, sep: f"array_join({lst}, {sep})",
+    "arg_max": lambda x, keys: f"max_by({x}, struct({', '.join(keys)}))",
+    "arg_min": lambda x, key: f"min_by({x}, {key})",
+    "values": lambda rows, alias, cols: f"(VALUES {', '.join(rows)}) AS {alias}({', '.join(cols)})",
 }
 
 

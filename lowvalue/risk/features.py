@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from lowvalue.engine.sql import codeset_key, q, value_sql
+from lowvalue.engine.sql import DUCKDB, Dialect, codeset_key, value_sql
 from lowvalue.rules.codes import ValueSet
 from lowvalue.rules.library import RuleSet
 
@@ -94,32 +94,47 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     encounters (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
     engine: a candidate's history is joined by person, never loaded into Python.
     """
-    groups = ", ".join(f"({codeset_key(vs)}, {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lv_cand AS {cand_sql(candidates)}")
+    con.execute(f"{'INSERT INTO lv_features' if append else 'CREATE OR REPLACE TEMP TABLE lv_features AS'} "
+                f"{features_sql('lv_cand', triggers, rs, events='lv_part_events', encounters='lv_part_encounters')}")
+    con.execute("DROP TABLE lv_cand")
+    return "SELECT * FROM lv_features ORDER BY rule_id, candidate_id"
+
+
+def cand_sql(candidates: str, d: Dialect = DUCKDB) -> str:
+    """The candidates' columns the features need, with the index day and time in microseconds."""
+    return f"""SELECT candidate_id, rule_id, person_id, index_time, age, sex, setting, unit, sensitive, specific,
+                      CAST(index_time AS DATE) AS day, {d['epoch_us']('index_time')} AS t_us FROM {candidates}"""
+
+
+def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, events: str = "events",
+                 encounters: str = "encounters") -> str:
+    """SELECT one row of :data:`FEATURES` per candidate of ``cand`` (:func:`cand_sql`), in dialect ``d``; the
+    candidates' events and encounters are read from ``events`` and ``encounters`` (a person partition's views)."""
+    q, days = d["str"], d["days_between"]
+    groups = [f"(CAST({codeset_key(vs)} AS BIGINT), {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS]
     weights = " ".join(f"WHEN {q(n)} THEN {w}" for n, (w, _) in CHARLSON.items())
     lab_ctes, lab_cols = [], []
     for feat, vs_name in LABS.items():
         vs = rs.valuesets.get(vs_name)
         if vs is None:
-            lab_cols.append(f"NULL::DOUBLE AS {feat}")
+            lab_cols.append(f"CAST(NULL AS DOUBLE) AS {feat}")
             continue
         lab_ctes.append(f""", {feat} AS (
-          SELECT c.candidate_id, arg_max(v, (t_us, ev_id)) AS {feat}
-          FROM (SELECT c.candidate_id, e.t_us, e.ev_id, {value_sql(vs, 'e')} AS v
-                FROM lv_cand c JOIN lv_hit e ON e.person_id = c.person_id
+          SELECT c.candidate_id, {d['arg_max']('v', ['t_us', 'ev_id'])} AS {feat}
+          FROM (SELECT c.candidate_id, e.t_us, e.ev_id, {value_sql(vs, 'e', d)} AS v
+                FROM {cand} c JOIN lv_hit e ON e.person_id = c.person_id
                 WHERE e.cs = {codeset_key(vs)} AND e.kind = 'lab' AND e.t_us < c.t_us
-                  AND date_diff('day', e.day, c.day) <= 30) c
+                  AND {days('e.day', 'c.day')} <= 30) c
           WHERE v IS NOT NULL GROUP BY c.candidate_id)""")
         lab_cols.append(f"{feat}.{feat}")
     lab_joins = " ".join(f"LEFT JOIN {feat} USING (candidate_id)" for feat in LABS if rs.valuesets.get(LABS[feat]))
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE lv_cand AS
-                    SELECT candidate_id, rule_id, person_id, index_time, age, sex, setting, unit, sensitive, specific,
-                           CAST(index_time AS DATE) AS day, epoch_us(index_time) AS t_us FROM {candidates}""")
-    con.execute(f"""{'INSERT INTO lv_features' if append else 'CREATE OR REPLACE TEMP TABLE lv_features AS'}
-    WITH grp(cs, family, grp, ord) AS (VALUES {groups}),
+    return f"""
+    WITH grp AS (SELECT * FROM {d['values'](groups, 'g', ['cs', 'family', 'grp', 'ord'])}),
     dx AS (
-      SELECT c.candidate_id, g.family, arg_min(g.grp, g.ord) AS grp
-      FROM lv_cand c JOIN lv_hit e ON e.person_id = c.person_id JOIN grp g ON g.cs = e.cs
-      WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND date_diff('day', e.day, c.day) <= 730
+      SELECT c.candidate_id, g.family, {d['arg_min']('g.grp', 'g.ord')} AS grp
+      FROM {cand} c JOIN lv_hit e ON e.person_id = c.person_id JOIN grp g ON g.cs = e.cs
+      WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND {days('e.day', 'c.day')} <= 730
       GROUP BY c.candidate_id, e.ev_id, g.family
     ),
     charlson AS (
@@ -134,26 +149,26 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     ),
     drugs AS (
       SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
-      FROM lv_cand c JOIN lv_part_events e ON e.person_id = c.person_id
-      WHERE e.kind = 'medication' AND epoch_us(e.time) < c.t_us AND date_diff('day', CAST(e.time AS DATE), c.day) <= 90
+      FROM {cand} c JOIN {events} e ON e.person_id = c.person_id
+      WHERE e.kind = 'medication' AND {d['epoch_us']('e.time')} < c.t_us AND {days('CAST(e.time AS DATE)', 'c.day')} <= 90
       GROUP BY c.candidate_id
     ),
     contacts AS (
       SELECT c.candidate_id, count(*) FILTER (WHERE upper(trim(e.setting)) = 'INPATIENT') AS inpatient_stays_365d,
              count(*) AS visits_365d
-      FROM lv_cand c JOIN lv_part_encounters e ON e.person_id = c.person_id
-      WHERE epoch_us(e.start_time) < c.t_us AND date_diff('day', CAST(e.start_time AS DATE), c.day) <= 365
+      FROM {cand} c JOIN {encounters} e ON e.person_id = c.person_id
+      WHERE {d['epoch_us']('e.start_time')} < c.t_us AND {days('CAST(e.start_time AS DATE)', 'c.day')} <= 365
       GROUP BY c.candidate_id
     ),
     prior_triggers AS (
       SELECT c.candidate_id, count(*) AS prior_triggers_365d
-      FROM lv_cand c JOIN {triggers} t ON t.person_id = c.person_id
-      WHERE epoch_us(t.time) < c.t_us AND date_diff('day', CAST(t.time AS DATE), c.day) <= 365
+      FROM {cand} c JOIN {triggers} t ON t.person_id = c.person_id
+      WHERE {d['epoch_us']('t.time')} < c.t_us AND {days('CAST(t.time AS DATE)', 'c.day')} <= 365
       GROUP BY c.candidate_id
     ){''.join(lab_ctes)}
     SELECT c.candidate_id, c.rule_id, CAST(c.age AS INTEGER) AS age, CAST(c.sex = 'M' AS INTEGER) AS sex_male,
            c.setting, c.unit,
-           coalesce(charlson.charlson, 0) AS charlson, coalesce(drugs.n_drugs_90d, 0) AS n_drugs_90d,
+           CAST(coalesce(charlson.charlson, 0) AS DOUBLE) AS charlson, coalesce(drugs.n_drugs_90d, 0) AS n_drugs_90d,
            coalesce(contacts.inpatient_stays_365d, 0) AS inpatient_stays_365d,
            coalesce(contacts.visits_365d, 0) AS visits_365d,
            coalesce(prior_triggers.prior_triggers_365d, 0) AS prior_triggers_365d,
@@ -161,10 +176,8 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
            coalesce(chronic.chronic_conditions, 0) AS chronic_conditions,
            {', '.join(lab_cols)},
            CAST(c.specific AS INTEGER) AS flag_specific, CAST(c.sensitive AS INTEGER) AS flag_sensitive
-    FROM lv_cand c
+    FROM {cand} c
     LEFT JOIN charlson USING (candidate_id) LEFT JOIN frailty USING (candidate_id)
     LEFT JOIN chronic USING (candidate_id)
     LEFT JOIN drugs USING (candidate_id) LEFT JOIN contacts USING (candidate_id)
-    LEFT JOIN prior_triggers USING (candidate_id) {lab_joins}""")
-    con.execute("DROP TABLE lv_cand")
-    return "SELECT * FROM lv_features ORDER BY rule_id, candidate_id"
+    LEFT JOIN prior_triggers USING (candidate_id) {lab_joins}"""

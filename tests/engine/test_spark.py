@@ -8,10 +8,8 @@ rules on the union of their random extracts); ``LOWVALUE_HYPOTHESIS_SHRINK=1`` s
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 
 import pandas as pd
 import pytest
@@ -29,7 +27,6 @@ except ImportError:  # pragma: no cover
     from tests.engine.strategies import cases, rule_yaml, ruleset
     from tests.engine.test_crosscheck import _by_content, _first_difference, _rows, _timeline
 
-from lowvalue.data.extract import open_extract
 from lowvalue.engine import reference, spark, sql
 from lowvalue.rules import decks
 from lowvalue.rules.library import load_library
@@ -39,7 +36,6 @@ RULES_PER_EXAMPLE = 12
 WORKERS = 3
 SHRINK = os.environ.get("LOWVALUE_HYPOTHESIS_SHRINK", "0") == "1"
 RULESET = ruleset()
-SYNTHETIC = "examples/synthetic_data"
 
 
 @pytest.fixture(scope="module")
@@ -106,42 +102,6 @@ def test_spark_agrees_with_reference(session, examples):
             f"same rows, different order{context}"
 
 
-# lab threshold with unit conversion (g/dL → g/L), medication coverage (days_supply), first_in, same_encounter
-# with index_ratio, and a trigger with index_ratio
-SYNTHETIC_RULES = ["LV-HOSP-027", "LV-RX-026", "LV-IMG-001", "LV-HOSP-028", "TR-AKI"]
-
-
-def test_synthetic_region_same_candidates(session):
-    from lowvalue.rules.overlay import load_rules
-
-    library = load_rules(None, f"{SYNTHETIC}/region-codes")  # the region's RIS codes: LV-IMG-001 has candidates
-    h27, rx26, img1, h28 = (library.rules[r] for r in SYNTHETIC_RULES[:4])
-    assert any(c.criterion and c.criterion.value and c.criterion.value.threshold is not None
-               and library.valueset(c.criterion.codes).units is not None for c in h27.conditions.values())
-    assert any(c.criterion and c.criterion.coverage for c in rx26.conditions.values())
-    assert any(c.criterion and c.criterion.first_in for c in img1.conditions.values())
-    assert any(c.criterion and c.criterion.same_encounter and c.criterion.value and c.criterion.value.index_ratio
-               for c in h28.conditions.values())
-
-    extract = open_extract(SYNTHETIC)
-    try:
-        sql.prepare(extract.con)
-        with tempfile.TemporaryDirectory() as tmp:
-            spark.load_parquet(spark.export(extract.con, tmp), sql.code_sets(library), conf=spark.SMALL)
-            for rid in SYNTHETIC_RULES:
-                rule = library.rules[rid]
-                duck, sp = sql.evaluate(extract.con, rule, library), spark.evaluate(rule, library)
-                assert len(duck) > 10, rid
-                assert (duck.sensitive | duck.specific).any(), rid
-                assert list(duck.columns) == list(sp.columns), rid
-                plain = [c for c in duck.columns if c != "evidence"]
-                assert duck[plain].equals(sp[plain]), f"{rid}: candidate rows differ"
-                assert ([json.dumps(list(e), default=str) for e in duck.evidence]
-                        == [json.dumps(list(e), default=str) for e in sp.evidence]), f"{rid}: evidence differs"
-    finally:
-        extract.close()
-
-
 def test_literals_and_number_text_match_duckdb(session):
     """String literals survive quotes and backslashes; a double's text (in candidate ids) is DuckDB's."""
     import duckdb
@@ -156,20 +116,3 @@ def test_literals_and_number_text_match_duckdb(session):
     con = duckdb.connect()
     want = [con.execute(f"SELECT {sql.DUCKDB['text']('?::DOUBLE', 'double')}", [v]).fetchone()[0] for v in values]
     assert got == want
-
-
-def test_scan_on_spark_writes_the_same_flags(session, library, tmp_path):
-    """The whole scan path (`lowvalue scan --engine spark`): same flag and candidate files as DuckDB, engine in the manifest."""
-    from lowvalue.engine.scan import scan
-
-    only = list(SYNTHETIC_RULES)
-    codes = f"{SYNTHETIC}/region-codes"
-    duck = scan(SYNTHETIC, library, codes=codes, only=only, features=False)
-    sp = scan(SYNTHETIC, library, codes=codes, only=only, features=False, engine="spark")
-    assert len(duck.flags) > 10
-    duck.write(tmp_path / "duck")
-    sp.write(tmp_path / "spark")
-    for name in ("flags", "candidates", "triggers", "waterfall"):
-        assert (tmp_path / "duck" / f"{name}.parquet").read_bytes() == (tmp_path / "spark" / f"{name}.parquet").read_bytes(), name
-    assert sp.manifest["engine"] == "spark" and "pyspark" in sp.manifest["versions"]
-    assert duck.manifest["engine"] == "duckdb"
