@@ -295,7 +295,8 @@ def open_extract(
     Raises :class:`InputError` when a table cannot be used at all; every other problem
     quarantines rows. With ``con`` given, the tables ``persons``, ``encounters``,
     ``events`` (and ``quarantine_*`` without a quarantine folder) are created or
-    replaced in it; otherwise a new in-memory connection is opened.
+    replaced in it; otherwise a new connection is opened: in memory, or, for an extract whose tables would take more
+    than :data:`ON_DISK_SHARE` of the memory limit, on a database file in its private folder.
 
     ``memory_limit`` (``4GB``, ``512MB``, ``25%`` of RAM; default :data:`DEFAULT_MEMORY_FRACTION` of RAM) bounds
     what DuckDB holds in memory; beyond it DuckDB spills to a private temporary folder (``lowvalue.workdir``),

@@ -204,3 +204,21 @@ def test_cli_validate_with_memory_limit(tmp_path):
     assert res.exit_code == 0, res.output
     assert "--memory-limit" in CliRunner().invoke(main, ["validate", "--help"]).output
     assert "50% of RAM" in " ".join(CliRunner().invoke(main, ["scan", "--help"]).output.split())
+
+
+def test_a_large_extract_is_held_in_a_database_file_in_its_private_folder():
+    """Over a quarter of the memory limit, the tables go to a database file (pages dropped, not spilled); below, memory."""
+    import shutil
+
+    from lowvalue.data.extract import ON_DISK_SHARE, _connect
+
+    limit = 2**30
+    for source_bytes, on_disk in ((ON_DISK_SHARE * limit * 1.01, True), (ON_DISK_SHARE * limit * 0.99, False)):
+        con, spill = _connect("1GiB", source_bytes)
+        try:
+            (_, _, path), = con.execute("PRAGMA database_list").fetchall()
+            assert (path is not None and path.startswith(str(spill))) is on_disk
+            assert stat.S_IMODE(os.stat(spill).st_mode) == 0o700
+        finally:
+            con.close()
+            shutil.rmtree(spill)
