@@ -49,10 +49,13 @@ class ScanResult:
 
     def __init__(self, *, evaluability: pd.DataFrame, denominators: pd.DataFrame, waterfall: pd.DataFrame,
                  codeset_coverage: pd.DataFrame, orphan_codes: pd.DataFrame, con: Any, selects: dict[str, str],
-                 manifest: dict[str, Any] | None = None, rules: RuleSet | None = None, owner: Any = None) -> None:
+                 manifest: dict[str, Any] | None = None, rules: RuleSet | None = None, owner: Any = None,
+                 tables: dict[str, str] | None = None) -> None:
         self.evaluability, self.denominators, self.waterfall = evaluability, denominators, waterfall
         self.codeset_coverage, self.orphan_codes = codeset_coverage, orphan_codes
         self.con, self.selects = con, selects  # table name -> SELECT (in file order) on con
+        # table name -> a relation with the same rows in any order: counts need no sort (millions of rows at scale)
+        self.tables = tables or {n: f"({s})" for n, s in selects.items()}
         self.manifest, self.rules = manifest or {}, rules
         self._owner = owner  # the Extract that owns con: kept open as long as this result
         self._frames: dict[str, pd.DataFrame] = {}
@@ -70,7 +73,7 @@ class ScanResult:
     def rows(self, name: str) -> int:
         """Rows of table ``name`` (without fetching it)."""
         if name in self.selects:
-            return int(self.con.execute(f"SELECT count(*) FROM ({self.selects[name]})").fetchall()[0][0])
+            return int(self.con.execute(f"SELECT count(*) FROM {self.tables[name]}").fetchall()[0][0])
         return len(getattr(self, name))
 
     def write(self, out: Path | str) -> Path:
@@ -115,7 +118,7 @@ class ScanResult:
         small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.selects}
         cols = {n: [c[0] for c in self.con.execute(f"SELECT * FROM ({s}) LIMIT 0").description if c[0] in ID_COLUMNS]
                 for n, s in self.selects.items()}
-        ids = " UNION ".join(f"SELECT DISTINCT {c} AS id FROM ({self.selects[n]})" for n in cols for c in cols[n])
+        ids = " UNION ".join(f"SELECT DISTINCT {c} AS id FROM {self.tables[n]}" for n in cols for c in cols[n])
         distinct = [r[0] for r in self.con.execute(f"SELECT id FROM ({ids}) WHERE id IS NOT NULL").fetchall()] if ids else []
         import pyarrow as pa
 
@@ -127,21 +130,21 @@ class ScanResult:
         for n, s in self.selects.items():
             replace = ", ".join(f"(SELECT ps FROM lv_ps WHERE lv_ps.id = t.{c}) AS {c}" for c in cols[n])
             # sorted again on every column: the lookups are joins, which need not keep the order of their input
-            selects[n] = f"SELECT * REPLACE ({replace}) FROM ({s}) t ORDER BY ALL" if replace else s
+            selects[n] = f"SELECT * REPLACE ({replace}) FROM {self.tables[n]} t ORDER BY ALL" if replace else s
         manifest = {**self.manifest, "pseudonymised": "HMAC-SHA256 of ids with a secret key (lowvalue.privacy)"}
         return ScanResult(**small, con=self.con, selects=selects, manifest=manifest, rules=self.rules,
-                          owner=self._owner)
+                          tables=self.tables, owner=self._owner)
 
     def summary(self) -> pd.DataFrame:
         """One row per rule: evaluability, candidates, eligible, flags by tier; triggers: events found."""
         counts = {r[0]: r[1:] for r in self.con.execute(f"""
-            SELECT rule_id, count(*), count(*) FILTER (WHERE eligible), NULL, NULL FROM ({self.selects['candidates']})
+            SELECT rule_id, count(*), count(*) FILTER (WHERE eligible), NULL, NULL FROM {self.tables['candidates']}
             GROUP BY rule_id""").fetchall()}
         for rid, low, likely in self.con.execute(f"""
                 SELECT rule_id, count(*) FILTER (WHERE variant = 'specific'), count(*) FILTER (WHERE variant = 'sensitive')
-                FROM ({self.selects['flags']}) GROUP BY rule_id""").fetchall():
+                FROM {self.tables['flags']} GROUP BY rule_id""").fetchall():
             counts[rid] = counts[rid][:2] + (low, likely)
-        trig = dict(self.con.execute(f"SELECT trigger_id, count(*) FROM ({self.selects['triggers']}) GROUP BY ALL").fetchall())
+        trig = dict(self.con.execute(f"SELECT trigger_id, count(*) FROM {self.tables['triggers']} GROUP BY ALL").fetchall())
         rows = []
         for rid, ev in self.evaluability.set_index("rule_id").iterrows():
             if ev["type"] == "trigger":
@@ -357,6 +360,7 @@ def scan(
         codeset_coverage=cov.table(ordered),
         orphan_codes=cov.orphans(ordered),
         con=con, selects=selects, rules=rs, owner=extract,
+        tables={**{name: table for name, (table, _) in STORED.items()}, "features": "lv_features"},
     )
     result.manifest = manifest(result, extract, rs, engine, _period(con), timing, started, parts)
     return result

@@ -152,7 +152,7 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
         waterfall=outputs.waterfall(runnable, {r.id: outputs.step_counts(r, counts.get(r.id, [])) for r in runnable}),
         codeset_coverage=cov.table(ordered),
         orphan_codes=cov.orphans(ordered),
-        con=con, selects=selects, rules=rs, owner=work,
+        con=con, selects=selects, rules=rs, owner=work, tables={name: VIEWS[name] for name in selects},
     )
     result.manifest = manifest(result, extract, rs, "spark", _period(con), timing, started, 1)
     return result
