@@ -8,12 +8,41 @@ from __future__ import annotations
 
 from typing import Any
 
+HEADLINE_MIN_EVENTS = 10
+"""A rule enters the per-rule headline with at least this many validation events (and a scored subgroup row); with
+fewer, an AUROC or a calibration figure is noise, so the card names the rule as having too few events instead."""
+
+POOLED_LABEL = "pooled over rules (mixes between-rule differences in base rate)"
+
 
 def _ci(m: dict[str, Any], k: str, digits: int = 3) -> str:
     v = m.get(k)
     if not isinstance(v, dict):
         return "n/a"
     return f"{v['estimate']:.{digits}f} ({v['ci_low']:.{digits}f} to {v['ci_high']:.{digits}f})"
+
+
+def _oe(r: dict[str, Any]) -> str:
+    """Observed / expected events (event rate over mean predicted risk); 1 is ideal."""
+    o, e = (r.get("event_rate") or {}).get("estimate"), (r.get("mean_predicted") or {}).get("estimate")
+    return f"{o / e:.2f}" if isinstance(o, (int, float)) and isinstance(e, (int, float)) and e > 0 else "n/a"
+
+
+def per_rule_headline(metrics: dict[str, Any], small: Any = None) -> tuple[list[str], list[str]]:
+    """(table rows, rules with too few events) for the headline: the validation metrics of each rule's own rows
+    (``subgroups`` with factor ``rule_id``). ``small(count)`` says whether a count must be suppressed."""
+    small = small or (lambda x: False)
+    rows, few = [], []
+    for r in metrics.get("subgroups", []):
+        if r.get("factor") != "rule_id":
+            continue
+        if isinstance(r.get("auroc"), dict) and r["events"] >= HEADLINE_MIN_EVENTS and not small(r["events"]):
+            rows.append(f"| {r['level']} | {r['n']} | {r['events']} | {_ci(r, 'auroc')} | "
+                        f"{_ci(r, 'calibration_intercept')} | {_ci(r, 'calibration_slope')} | {_oe(r)} |")
+        else:
+            ev = "<5" if small(r["events"]) else str(r["events"])
+            few.append(f"{r['level']} ({ev} events)")
+    return rows, few
 
 
 def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
@@ -27,8 +56,14 @@ def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
     rules = "\n".join(f"| {r['rule_id']} | {r['window']} | {c(r['followed'])} | {c(r['events'])} | "
                       f"{'–' if sup.is_small(r['events']) else format(r['event_rate'], '.3f')} | "
                       f"{c(r['excluded_short_follow_up'])} |" for r in d["per_rule"])
+    head, few = per_rule_headline(metrics, sup.is_small)
+    few_line = ("Rules with too few validation events for a figure (fewer than "
+                f"{HEADLINE_MIN_EVENTS}, or no events): {', '.join(few)}." if few else
+                "Every rule had enough validation events for a figure.")
     sub = []
     for r in metrics["subgroups"]:
+        if r["factor"] == "rule_id":
+            continue  # per rule: the headline table
         if "auroc" in r and not sup.is_small(r["events"]) and not sup.is_small(r["n"]):
             sub.append(f"| {r['factor']} | {r['level']} | {r['n']} | {r['events']} | {_ci(r, 'auroc')} | "
                        f"{_ci(r, 'brier', 4)} | {r['mean_predicted']['estimate']:.3f} / {r['event_rate']['estimate']:.3f} |")
@@ -84,11 +119,24 @@ trigger within {metrics['horizon_days']} days after a judged intervention, in el
 
 No hyper-parameter search was run (fixed defaults), so the validation slice was never used for choices.
 
-## Performance on the temporal validation slice (TRIPOD+AI 23), 95 % bootstrap CIs
+## Performance on the temporal validation slice (TRIPOD+AI 23): per rule, 95 % bootstrap CIs
 
-{v.get('persons', '?')} persons; CIs from {v.get('bootstrap', 'a bootstrap')} (a person's interventions are not independent).
+The headline is per rule: the model ranks flags *within* a rule (a reviewer works through one rule's flags), so the
+figure that matters is how well it separates cases inside each rule. {v.get('persons', '?')} persons; CIs from
+{v.get('bootstrap', 'a bootstrap')} (a person's interventions are not independent).
 
-| metric | estimate (95 % CI) |
+| rule | n | events | AUROC (95 % CI) | calibration intercept (0 ideal) | calibration slope (1 ideal) | observed / expected |
+|---|---|---|---|---|---|---|
+{chr(10).join(head) or '| – | – | – | – | – | – | no rule had enough events |'}
+
+{few_line}
+
+### All rules together: {POOLED_LABEL}
+
+The pooled AUROC can be well above every per-rule figure: part of it is the model telling rules apart (their base
+rates differ); it does not describe how well flags are ranked within a rule.
+
+| metric ({POOLED_LABEL}) | estimate (95 % CI) |
 |---|---|
 | AUROC | {_ci(v, 'auroc')} |
 | AUPRC | {_ci(v, 'auprc')} (event rate {_ci(v, 'event_rate')}) |

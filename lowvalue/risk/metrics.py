@@ -189,7 +189,7 @@ def subgroups(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, *, n_boot: int 
             if len(g) >= min_n and 0 < g._y.sum() < len(g):
                 m = evaluate(g._y.to_numpy(), g._p.to_numpy(), n_boot=n_boot, seed=seed,
                              groups=g.person_id.to_numpy() if "person_id" in g else None)
-                for k in ("auroc", "brier", "calibration_intercept", "mean_predicted", "event_rate"):
+                for k in ("auroc", "brier", "calibration_intercept", "calibration_slope", "mean_predicted", "event_rate"):
                     row[k] = m[k]
             else:
                 row["note"] = f"too few rows or no events (n < {min_n} or events 0)"
