@@ -15,6 +15,59 @@ fewer, an AUROC or a calibration figure is noise, so the card names the rule as 
 POOLED_LABEL = "pooled over rules (mixes between-rule differences in base rate)"
 
 
+LEAKAGE_EXEMPT: dict[str, str] = {
+    "flag_specific": "the rule's own judgement of the intervention (specific variant)",
+    "flag_sensitive": "the rule's own judgement of the intervention (sensitive variant)",
+}
+"""Features the leakage test (``tests/risk/test_features_leakage.py``) does *not* hold fixed, and which it imports from
+here, so the card cannot claim a different set. They are the rule's verdict, and a rule's exclusions and indications
+may look past the index (the antibiotic rules accept a competing diagnosis up to 3 days after it), so they can carry
+post-index information."""
+
+LEAKAGE_PERTURBED = ("charlson", "frailty_markers", "chronic_conditions", "prior_triggers_365d", "n_drugs_90d",
+                     "hb_last", "creatinine_last")
+"""Features whose inputs the leakage test actually adds at and after the index (a dementia, heart-failure, fall and
+C. difficile diagnosis, a drug, a creatinine and a haemoglobin result). The other non-exempt features are asserted
+unchanged but no event that would move them is added (no encounter, no glucose result), and age, sex, setting and
+unit come from the index contact itself."""
+
+
+def leakage_statement() -> str:
+    """The card's account of what the leakage test covers, from :data:`LEAKAGE_EXEMPT` and :data:`LEAKAGE_PERTURBED`."""
+    from lowvalue.risk.features import FEATURES
+
+    held = [f for f in FEATURES if f not in LEAKAGE_EXEMPT]
+    idle = [f for f in held if f not in LEAKAGE_PERTURBED]
+    code = lambda fs: ", ".join(f"`{f}`" for f in fs)  # noqa: E731
+    return (f"- Timing (tested by `tests/risk/test_features_leakage.py`, which adds events at, 1 minute after and 2 days "
+            f"after each sampled person's latest index and asserts that features do not move): the test holds fixed "
+            f"{len(held)} of {len(FEATURES)} features: {code(held)}. Of these, it adds events that feed "
+            f"{code(LEAKAGE_PERTURBED)}; {code(idle)} are held fixed but no event that would move them is added "
+            f"(no encounter, no glucose result; age, sex, setting and unit come from the index contact).\n"
+            f"- **Exempt from the leakage test:** {code(LEAKAGE_EXEMPT)}. They are the rule's own verdict on the "
+            f"intervention, and a rule's exclusions and indications may look past the index (the antibiotic rules "
+            f"accept a competing diagnosis up to 3 days after it), so they can carry post-index information; they are "
+            f"not claimed to be pre-index. `rule_id` (the rule itself) is known at the index.")
+
+
+def clustering(metrics: dict[str, Any]) -> str:
+    """How the CIs are clustered, from the bootstrap descriptions the run wrote."""
+    pooled = (metrics.get("validation") or {}).get("bootstrap", "")
+    sub = {r.get("bootstrap") for r in metrics.get("subgroups", []) if r.get("bootstrap")}
+    if "persons resampled" in pooled and all("persons resampled" in b for b in sub):
+        how = ("every CI (per-rule headline, pooled and subgroup) is a percentile bootstrap that resamples whole "
+               f"persons ({pooled} for the pooled figures"
+               + (f"; {', '.join(sorted(sub))} per rule and subgroup" if sub else "") + "), so a person's several "
+               "interventions stay together")
+    else:
+        how = (f"CIs are percentile bootstraps ({pooled or 'replicates not recorded'}"
+               + (f"; {', '.join(sorted(sub))} per rule and subgroup" if sub else "; per rule and subgroup not recorded")
+               + "); where rows rather than persons are resampled, a person's several interventions are treated as "
+                 "independent and the CIs are too narrow")
+    return (f"Clustering: {how}. Care units are not resampled, so the CIs do not allow for clustering of practice "
+            "within a unit; the workload table has no CI.")
+
+
 def _ci(m: dict[str, Any], k: str, digits: int = 3) -> str:
     v = m.get(k)
     if not isinstance(v, dict):
@@ -70,8 +123,17 @@ def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
         else:
             note = r.get("note") or f"fewer than {sup.threshold} events: not shown"
             sub.append(f"| {r['factor']} | {r['level']} | {c(r['n'])} | {c(r['events'])} | – | – | {note} |")
-    dca = "\n".join(f"| {r['threshold']:.2f} | {r['share_acted_on']:.1%} | {r['net_benefit_model']:.4f} | "
-                    f"{r['net_benefit_all']:.4f} | 0 |" for r in metrics.get("decision_curve", []))
+    dca_rows, dca_all = [], "n/a"
+    for r in metrics.get("decision_curve", []):
+        if "triggers_found" not in r:  # metrics.json from before the workload columns
+            dca_rows.append(f"| {r['threshold']:.2f} | n/a | {r['share_acted_on']:.1%} | n/a | n/a | n/a |")
+            continue
+        dca_all = f"{r['reviews_per_trigger_all']:.1f}"
+        found = r["triggers_found"]
+        per = "–" if sup.is_small(found) else f"{r['reviews_per_trigger']:.1f}"
+        dca_rows.append(f"| {r['threshold']:.2f} | {c(r['n_reviewed'])} | {r['share_acted_on']:.1%} | {c(found)} | "
+                        f"{'–' if sup.is_small(found) else format(r['share_of_triggers_found'], '.1%')} | {per} |")
+    dca = "\n".join(dca_rows)
     p = metrics["params"]
     missing = ", ".join(f"{k} {n}" for k, n in metrics["missing_values"].items()) or "none"
     return f"""# Model card: risk model for adverse-event triggers `{name}`
@@ -107,7 +169,9 @@ trigger within {metrics['horizon_days']} days after a judged intervention, in el
 
 - Predictors (TRIPOD+AI 8): rule, age, sex, setting, unit, Charlson index, chronic-condition count, frailty markers,
   distinct drugs (90 d), inpatient stays and visits (365 d), prior triggers (365 d), last Hb / creatinine / glucose
-  (30 d), and the rule's own flags (specific, sensitive). All strictly before the index time (tested).
+  (30 d), and the rule's own flags (specific, sensitive). Every feature except the flags is computed from events
+  strictly before the index time (lowvalue/risk/features.py).
+{leakage_statement()}
 - Missing values (left to LightGBM's learned missing branch; SHAP then credits *missingness*): {missing}.
 
 ## Validation design (TRIPOD+AI 9, 12)
@@ -148,13 +212,16 @@ rates differ); it does not describe how well flags are ranked within a rule.
 
 {'![calibration](calibration.png)' if plots else ''}
 
-## Clinical utility: decision curve (TRIPOD+AI 23), validation slice
-Net benefit of reviewing the flags whose predicted risk is at least the threshold, against reviewing all of them or none. A
-threshold of 0.10 means one caught trigger is worth nine needless reviews; the model helps where its net benefit is
-above both other columns.
+## Review workload and yield by risk threshold (decision curve), validation slice
+What reviewing only the flags at or above a predicted-risk threshold would mean for the review team: how many flags
+are reviewed, how many of the coded adverse-event triggers among them are found, and how many flags must be reviewed per
+trigger found. This is review workload, not clinical net benefit: the threshold selects cases for retrospective review,
+nothing is done to a patient, and a trigger is a coded marker, not a reviewed harm. (The net benefit in the
+Vickers–Elkin sense is kept in `metrics.json` as `net_benefit_model`; read it, if at all, as "a trigger found is worth
+(1 − threshold)/threshold needless reviews", not as benefit to patients.)
 
-| threshold | share reviewed | net benefit: model | review all | review none |
-|---|---|---|---|---|
+| risk threshold | flags reviewed | share of flags | triggers found | share of triggers found | flags reviewed per trigger found (all flags: {dca_all}) |
+|---|---|---|---|---|---|
 {dca}
 
 ## Results by subgroup (TRIPOD+AI 3c, 23b): validation slice
@@ -174,7 +241,9 @@ not causes: a high value for `flag_specific` may stand in for frailty the featur
 - Outcome misclassification: triggers have limited sensitivity and PPV; no reviewed (MJG) sample yet.
 - Confounding by indication: the risk is a prediction, not the harm caused by the low-value intervention.
 - Single region; no external (geographic) validation; code systems change yearly.
-- Deaths within the window are not censored; persons with several interventions are not clustered in the CIs.
-- Not yet assessed with PROBAST+AI; no patient and public involvement; no decision-curve analysis yet.
+- Deaths within the window are not censored (scan results do not show deaths).
+- {clustering(metrics)}
+- The flag features are exempt from the leakage test (above) and may carry post-index information.
+- Not yet assessed with PROBAST+AI; no patient and public involvement.
 - If trained on the synthetic region: the figures describe the generator, not real care.
 """

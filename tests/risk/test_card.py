@@ -38,3 +38,46 @@ def test_headline_is_per_rule_and_the_pooled_figure_is_labelled(trained: Path) -
     assert POOLED_LABEL == "pooled over rules (mixes between-rule differences in base rate)"
     # the pooled AUROC appears nowhere before the per-rule table
     assert card.index(f"{m['validation']['auroc']['estimate']:.3f}") > first_pooled
+
+
+def test_card_statements_match_the_code(trained: Path) -> None:
+    """Leakage exemptions, clustering and the decision curve are described as the code and tests do them."""
+    from lowvalue.risk.card import LEAKAGE_EXEMPT
+    from lowvalue.risk.features import FEATURES
+
+    m = json.loads((trained / "metrics.json").read_text())
+    card = (trained / "model_card.md").read_text()
+    leak = re.search(r"^- Timing \(tested by `tests/risk/test_features_leakage.py`.*?\n- \*\*Exempt.*$", card, re.M | re.S)
+    assert leak, "the card says what the leakage test covers"
+    text = leak.group(0)
+    assert set(LEAKAGE_EXEMPT) == {"flag_specific", "flag_sensitive"}
+    held, exempt = text.split("**Exempt from the leakage test:**")
+    for f in FEATURES:  # every feature is named either as held fixed or as exempt, never both
+        assert (f"`{f}`" in held) != (f"`{f}`" in exempt.split(".")[0]), f
+    assert "post-index" in exempt and "All strictly before the index time (tested)" not in card
+    # clustering: the person bootstrap is said, and the old "not clustered" claim is gone
+    assert "persons resampled" in m["validation"]["bootstrap"]
+    assert all("persons resampled" in r["bootstrap"] for r in m["subgroups"] if "auroc" in r)
+    assert "resamples whole persons" in card and "not clustered in the CIs" not in card
+    assert "no decision-curve analysis yet" not in card
+    # decision curve as review workload and yield
+    dca = _section(card, "Review workload and yield")
+    assert "not clinical net benefit" in dca and "flags reviewed per trigger found" in dca
+    assert "Clinical utility" not in card
+    r10 = next(r for r in m["decision_curve"] if r["threshold"] == 0.10)
+    assert r10["n_reviewed"] == round(r10["share_acted_on"] * m["split"]["validation"]["n"])
+    if r10["triggers_found"] >= 5:
+        assert f"| 0.10 | {r10['n_reviewed']} | " in dca and f"{r10['reviews_per_trigger']:.1f} |" in dca
+    assert "vårdskada " not in card.lower()
+
+
+def test_workload_and_yield_by_hand() -> None:
+    import numpy as np
+
+    from lowvalue.risk.metrics import decision_curve
+
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.5, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+    (row,) = decision_curve(y, p, thresholds=(0.1,))
+    assert (row["n_reviewed"], row["triggers_found"], row["share_of_triggers_found"]) == (3, 2, 1.0)
+    assert row["reviews_per_trigger"] == 1.5 and row["reviews_per_trigger_all"] == 5.0
