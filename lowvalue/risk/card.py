@@ -119,10 +119,11 @@ def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
             continue  # per rule: the headline table
         if "auroc" in r and not sup.is_small(r["events"]) and not sup.is_small(r["n"]):
             sub.append(f"| {r['factor']} | {r['level']} | {r['n']} | {r['events']} | {_ci(r, 'auroc')} | "
-                       f"{_ci(r, 'brier', 4)} | {r['mean_predicted']['estimate']:.3f} / {r['event_rate']['estimate']:.3f} |")
+                       f"{_ci(r, 'calibration_intercept')} | {_ci(r, 'calibration_slope')} | {_ci(r, 'brier', 4)} | "
+                       f"{r['mean_predicted']['estimate']:.3f} / {r['event_rate']['estimate']:.3f} |")
         else:
             note = r.get("note") or f"fewer than {sup.threshold} events: not shown"
-            sub.append(f"| {r['factor']} | {r['level']} | {c(r['n'])} | {c(r['events'])} | – | – | {note} |")
+            sub.append(f"| {r['factor']} | {r['level']} | {c(r['n'])} | {c(r['events'])} | – | – | – | – | {note} |")
     dca_rows, dca_all = [], "n/a"
     for r in metrics.get("decision_curve", []):
         if "triggers_found" not in r:  # metrics.json from before the workload columns
@@ -225,11 +226,12 @@ Vickers–Elkin sense is kept in `metrics.json` as `net_benefit_model`; read it,
 {dca}
 
 ## Results by subgroup (TRIPOD+AI 3c, 23b): validation slice
-| factor | level | n | events | AUROC (95 % CI) | Brier (95 % CI) | mean predicted / observed |
-|---|---|---|---|---|---|---|
+| factor | level | n | events | AUROC (95 % CI) | calibration intercept (0 ideal) | calibration slope (1 ideal) | Brier (95 % CI) | mean predicted / observed |
+|---|---|---|---|---|---|---|---|---|
 {chr(10).join(sub)}
 
-Groups with few events have wide CIs; do not read differences between them as real without more data.
+Per-rule figures are in the headline table above. Groups with few events have wide CIs (a calibration slope on a few
+dozen events is barely estimable); do not read differences between them as real without more data.
 
 ## Global explanation
 {'![SHAP beeswarm](shap_beeswarm.png)' if plots else ''}

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from lowvalue.risk.card import HEADLINE_MIN_EVENTS, POOLED_LABEL, render
 
 
@@ -81,3 +83,18 @@ def test_workload_and_yield_by_hand() -> None:
     (row,) = decision_curve(y, p, thresholds=(0.1,))
     assert (row["n_reviewed"], row["triggers_found"], row["share_of_triggers_found"]) == (3, 2, 1.0)
     assert row["reviews_per_trigger"] == 1.5 and row["reviews_per_trigger_all"] == 5.0
+
+
+def test_subgroup_calibration_slopes_in_metrics_and_card(trained: Path) -> None:
+    m = json.loads((trained / "metrics.json").read_text())
+    card = (trained / "model_card.md").read_text()
+    sub = _section(card, "Results by subgroup")
+    assert "calibration slope (1 ideal)" in sub
+    scored = [r for r in m["subgroups"] if "auroc" in r]
+    assert {r["factor"] for r in scored} >= {"sex", "age_band", "rule_id"}
+    for r in scored:
+        s = r["calibration_slope"]
+        assert s["ci_low"] <= s["estimate"] <= s["ci_high"] or np.isnan(s["ci_low"])
+        if r["factor"] in ("sex", "age_band") and r["events"] >= 5 and r["n"] >= 5:
+            row = re.search(rf"^\| {r['factor']} \| {re.escape(r['level'])} \|.*$", sub, re.M)
+            assert row and f"{s['estimate']:.3f} ({s['ci_low']:.3f} to {s['ci_high']:.3f})" in row.group(0)
