@@ -32,6 +32,34 @@ unchanged but no event that would move them is added (no encounter, no glucose r
 unit come from the index contact itself."""
 
 
+TRIPOD_AI_NOT_REPORTED: tuple[str, ...] = (
+    "2 abstract: no structured abstract (TRIPOD+AI for Abstracts).",
+    "3a health-care context: no account of current practice for choosing flags to review, or of existing models.",
+    "6c treatments received during follow-up: not reported (the intervention itself is the index).",
+    "Data preparation and pre-processing: lab unit handling, implausible values and code-map versions are in the code "
+    "(lowvalue/risk/features.py, the rule library), not described here.",
+    "Outcome assessment blinding: triggers are coded, not assessed; whether coders knew of the intervention is unknown.",
+    "Sample-size justification: none (no minimum sample size, e.g. Riley et al., was computed for the development or "
+    "the per-rule validation sets).",
+    "Fairness: subgroups are sex, age band and unit only; no country of birth, socio-economic group or other "
+    "inequality axis, and no fairness criterion or mitigation.",
+    "Model output to decision: no risk threshold is recommended; the workload table describes options, not a choice.",
+    "Differences between development and validation data: the slices are given by n and period only, with no "
+    "comparison of predictor, outcome and rule mix between them.",
+    "Participant flow and characteristics: no flow diagram and no table of characteristics per slice.",
+    "Calibration curve: quantile bins with Wilson intervals, pooled over rules; no smoothed (LOESS or spline) curve and "
+    "no per-rule curve.",
+    "Model updating and monitoring: no plan for recalibration or for code-system changes over time.",
+    "Ethics approval, funding, conflicts of interest, protocol and registration: not stated.",
+    "Data and code availability: the code is the lowvalue repository; the data's availability is not stated.",
+    "Patient and public involvement: none.",
+    "Risk of bias: no PROBAST+AI assessment.",
+    "External (geographic) validation: none; temporal validation in one region only.",
+)
+"""TRIPOD+AI content this card does not (fully) report. Item numbers are given only where the checklist numbering was
+verified (items 1 to 6, /work/shared/reference/adverse-events-and-ml-standards.md); the rest is by topic."""
+
+
 def leakage_statement() -> str:
     """The card's account of what the leakage test covers, from :data:`LEAKAGE_EXEMPT` and :data:`LEAKAGE_PERTURBED`."""
     from lowvalue.risk.features import FEATURES
@@ -238,6 +266,12 @@ dozen events is barely estimable); do not read differences between them as real 
 
 SHAP values (LightGBM TreeSHAP, path-dependent) on the calibrated log-odds scale. They describe what the *model* uses,
 not causes: a high value for `flag_specific` may stand in for frailty the features miss.
+
+## TRIPOD+AI items not yet reported
+This card fills in what a training run can report by itself. Still missing or only partly reported (item numbers
+only where the checklist numbering was verified; the rest by topic):
+
+{chr(10).join(f"- {t}" for t in TRIPOD_AI_NOT_REPORTED)}
 
 ## Known limits and ethical considerations (TRIPOD+AI 27)
 - Outcome misclassification: triggers have limited sensitivity and PPV; no reviewed (MJG) sample yet.

@@ -98,3 +98,12 @@ def test_subgroup_calibration_slopes_in_metrics_and_card(trained: Path) -> None:
         if r["factor"] in ("sex", "age_band") and r["events"] >= 5 and r["n"] >= 5:
             row = re.search(rf"^\| {r['factor']} \| {re.escape(r['level'])} \|.*$", sub, re.M)
             assert row and f"{s['estimate']:.3f} ({s['ci_low']:.3f} to {s['ci_high']:.3f})" in row.group(0)
+
+
+def test_card_lists_the_tripod_ai_items_not_yet_reported(trained: Path) -> None:
+    card = (trained / "model_card.md").read_text()
+    missing = _section(card, "TRIPOD+AI items not yet reported")
+    for topic in ("2 abstract", "Sample-size justification", "Patient and public involvement", "PROBAST+AI",
+                  "Participant flow", "Fairness", "Ethics approval", "External (geographic) validation"):
+        assert topic in missing, topic
+    assert card.index("TRIPOD+AI items not yet reported") > card.index("## Performance")
