@@ -38,7 +38,8 @@ TRIPOD_AI_NOT_REPORTED: tuple[str, ...] = (
     "6c treatments received during follow-up: not reported (the intervention itself is the index).",
     "Data preparation and pre-processing: lab unit handling, implausible values and code-map versions are in the code "
     "(lowvalue/risk/features.py, the rule library), not described here.",
-    "Outcome assessment blinding: triggers are coded, not assessed; whether coders knew of the intervention is unknown.",
+    "Outcome assessment blinding: triggers are coded, not assessed; whether coders knew of the intervention is "
+    "unknown.",
     "Sample-size justification: none (no minimum sample size, e.g. Riley et al., was computed for the development or "
     "the per-rule validation sets).",
     "Fairness: subgroups are sex, age band and unit only; no country of birth, socio-economic group or other "
@@ -47,8 +48,8 @@ TRIPOD_AI_NOT_REPORTED: tuple[str, ...] = (
     "Differences between development and validation data: the slices are given by n and period only, with no "
     "comparison of predictor, outcome and rule mix between them.",
     "Participant flow and characteristics: no flow diagram and no table of characteristics per slice.",
-    "Calibration curve: quantile bins with Wilson intervals, pooled over rules; no smoothed (LOESS or spline) curve and "
-    "no per-rule curve.",
+    "Calibration curve: quantile bins with Wilson intervals, pooled over rules; no smoothed (LOESS or spline) curve "
+    "and no per-rule curve.",
     "Model updating and monitoring: no plan for recalibration or for code-system changes over time.",
     "Ethics approval, funding, conflicts of interest, protocol and registration: not stated.",
     "Data and code availability: the code is the lowvalue repository; the data's availability is not stated.",
@@ -67,8 +68,9 @@ def leakage_statement() -> str:
     held = [f for f in FEATURES if f not in LEAKAGE_EXEMPT]
     idle = [f for f in held if f not in LEAKAGE_PERTURBED]
     code = lambda fs: ", ".join(f"`{f}`" for f in fs)  # noqa: E731
-    return (f"- Timing (tested by `tests/risk/test_features_leakage.py`, which adds events at, 1 minute after and 2 days "
-            f"after each sampled person's latest index and asserts that features do not move): the test holds fixed "
+    return (f"- Timing (tested by `tests/risk/test_features_leakage.py`, which adds events at, 1 minute after and "
+            f"2 days after each sampled person's latest index and asserts that features do not move): the test holds "
+            f"fixed "
             f"{len(held)} of {len(FEATURES)} features: {code(held)}. Of these, it adds events that feed "
             f"{code(LEAKAGE_PERTURBED)}; {code(idle)} are held fixed but no event that would move them is added "
             f"(no encounter, no glucose result; age, sex, setting and unit come from the index contact).\n"
@@ -89,7 +91,8 @@ def clustering(metrics: dict[str, Any]) -> str:
                "interventions stay together")
     else:
         how = (f"CIs are percentile bootstraps ({pooled or 'replicates not recorded'}"
-               + (f"; {', '.join(sorted(sub))} per rule and subgroup" if sub else "; per rule and subgroup not recorded")
+               + (f"; {', '.join(sorted(sub))} per rule and subgroup" if sub
+                  else "; per rule and subgroup not recorded")
                + "); where rows rather than persons are resampled, a person's several interventions are treated as "
                  "independent and the CIs are too narrow")
     return (f"Clustering: {how}. Care units are not resampled, so the CIs do not allow for clustering of practice "
@@ -151,7 +154,8 @@ def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
                        f"{r['mean_predicted']['estimate']:.3f} / {r['event_rate']['estimate']:.3f} |")
         else:
             note = r.get("note") or f"fewer than {sup.threshold} events: not shown"
-            sub.append(f"| {r['factor']} | {r['level']} | {c(r['n'])} | {c(r['events'])} | – | – | – | – | {note} |")
+            sub.append(f"| {r['factor']} | {r['level']} | {c(r['n'])} | {c(r['events'])} | – | – | – | – | "
+                       f"{note} |")
     dca_rows, dca_all = [], "n/a"
     for r in metrics.get("decision_curve", []):
         if "triggers_found" not in r:  # metrics.json from before the workload columns

@@ -171,7 +171,8 @@ def decision_curve(y: Any, p: Any, thresholds: tuple[float, ...] = DECISION_THRE
         odds = pt / (1 - pt)
         tp, fp = int(np.sum(act & (y == 1))), int(np.sum(act & (y == 0)))
         rows.append({"threshold": pt, "net_benefit_model": round((tp - fp * odds) / n, 5) if n else float("nan"),
-                     "net_benefit_all": round(prev - (1 - prev) * odds, 5), "share_acted_on": round(float(act.mean()), 4),
+                     "net_benefit_all": round(prev - (1 - prev) * odds, 5),
+                     "share_acted_on": round(float(act.mean()), 4),
                      "n_reviewed": tp + fp, "triggers_found": tp,
                      "share_of_triggers_found": round(tp / total, 4) if total else float("nan"),
                      "reviews_per_trigger": round((tp + fp) / tp, 2) if tp else float("nan"),
@@ -198,7 +199,8 @@ def subgroups(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, *, n_boot: int 
             if len(g) >= min_n and 0 < g._y.sum() < len(g):
                 m = evaluate(g._y.to_numpy(), g._p.to_numpy(), n_boot=n_boot, seed=seed,
                              groups=g.person_id.to_numpy() if "person_id" in g else None)
-                for k in ("auroc", "brier", "calibration_intercept", "calibration_slope", "mean_predicted", "event_rate"):
+                for k in ("auroc", "brier", "calibration_intercept", "calibration_slope", "mean_predicted",
+                          "event_rate"):
                     row[k] = m[k]
                 row["bootstrap"] = m["bootstrap"]
             else:
