@@ -5,7 +5,8 @@ calibration *intercept* is the intercept of a logistic regression of y with
 ``logit(p)`` as an offset (calibration-in-the-large, 0 is ideal) and the
 *slope* is the coefficient of ``logit(p)`` in a logistic regression of y on
 it (1 is ideal; < 1 means over-fitted, too extreme risks). No Hosmer–Lemeshow
-test. All CIs are percentile bootstrap intervals over rows.
+test. All CIs are percentile bootstrap intervals, over persons when person ids are given
+(:func:`evaluate` ``groups``; training always gives them), else over rows.
 """
 
 from __future__ import annotations
@@ -154,19 +155,28 @@ DECISION_THRESHOLDS = (0.02, 0.05, 0.10, 0.15, 0.20, 0.30)
 
 
 def decision_curve(y: Any, p: Any, thresholds: tuple[float, ...] = DECISION_THRESHOLDS) -> list[dict[str, float]]:
-    """Net benefit (Vickers & Elkin 2006) of acting on cases above each risk threshold, against acting on all or none.
+    """Review workload and yield of reviewing the flags at or above each risk threshold, with net benefit.
 
-    A threshold pt says how many needless reviews one caught harm is worth: (1 − pt)/pt. The model is useful at pt only
-    where its net benefit beats both "all" (review every flag) and "none" (0)."""
+    Per threshold: ``n_reviewed`` and ``share_acted_on`` (flags reviewed), ``triggers_found`` and
+    ``share_of_triggers_found`` (of all triggers among the flags), ``reviews_per_trigger`` (flags to review per
+    trigger found, 1/PPV) and ``reviews_per_trigger_all`` (the same when every flag is reviewed). The net benefit
+    (Vickers & Elkin 2006) is kept for completeness: here it weighs a *review* that finds a coded trigger against a
+    needless review, not a clinical benefit to a patient, because nothing is done to the patient at the threshold."""
     y, p = np.asarray(y, int), np.asarray(p, float)
     n, prev = len(y), float(np.mean(y)) if len(y) else 0.0
+    total = int(y.sum())
     rows = []
     for pt in thresholds:
         act = p >= pt
         odds = pt / (1 - pt)
         tp, fp = int(np.sum(act & (y == 1))), int(np.sum(act & (y == 0)))
         rows.append({"threshold": pt, "net_benefit_model": round((tp - fp * odds) / n, 5) if n else float("nan"),
-                     "net_benefit_all": round(prev - (1 - prev) * odds, 5), "share_acted_on": round(float(act.mean()), 4)})
+                     "net_benefit_all": round(prev - (1 - prev) * odds, 5),
+                     "share_acted_on": round(float(act.mean()), 4),
+                     "n_reviewed": tp + fp, "triggers_found": tp,
+                     "share_of_triggers_found": round(tp / total, 4) if total else float("nan"),
+                     "reviews_per_trigger": round((tp + fp) / tp, 2) if tp else float("nan"),
+                     "reviews_per_trigger_all": round(n / total, 2) if total else float("nan")})
     return rows
 
 
@@ -189,8 +199,10 @@ def subgroups(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, *, n_boot: int 
             if len(g) >= min_n and 0 < g._y.sum() < len(g):
                 m = evaluate(g._y.to_numpy(), g._p.to_numpy(), n_boot=n_boot, seed=seed,
                              groups=g.person_id.to_numpy() if "person_id" in g else None)
-                for k in ("auroc", "brier", "calibration_intercept", "mean_predicted", "event_rate"):
+                for k in ("auroc", "brier", "calibration_intercept", "calibration_slope", "mean_predicted",
+                          "event_rate"):
                     row[k] = m[k]
+                row["bootstrap"] = m["bootstrap"]
             else:
                 row["note"] = f"too few rows or no events (n < {min_n} or events 0)"
             rows.append(row)
