@@ -200,9 +200,14 @@ def sets_sql(sets: Iterable[ValueSet], d: Dialect = DUCKDB) -> str:
     return " UNION ALL ".join(parts) if parts else empty
 
 
+def partition_key(col: str, parts: int) -> str:
+    """The partition number of the person ``col`` (the expression :func:`partition_sql` compares)."""
+    return f"hash({col}) % {int(parts)}"
+
+
 def partition_sql(col: str, part: int, parts: int) -> str:
     """A predicate: ``col`` (a person id) falls in partition ``part`` of ``parts`` (hash buckets)."""
-    return "TRUE" if parts <= 1 else f"hash({col}) % {int(parts)} = {int(part)}"
+    return "TRUE" if parts <= 1 else f"{partition_key(col, parts)} = {int(part)}"
 
 
 PART_TABLES = ("events", "encounters")
@@ -219,11 +224,6 @@ def split_persons(con: duckdb.DuckDBPyConnection, parts: int, folder: Path) -> N
     for t in PART_TABLES:
         con.execute(f"""COPY (SELECT {partition_key('person_id', parts)} AS lv_part, rowid AS _lv_rowid, * FROM {t})
                         TO {q(str(folder / t))} (FORMAT parquet, PARTITION_BY (lv_part), COMPRESSION snappy)""")
-
-
-def partition_key(col: str, parts: int) -> str:
-    """The partition number of the person ``col`` (the expression :func:`partition_sql` compares)."""
-    return f"hash({col}) % {int(parts)}"
 
 
 def use_partition(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1, folder: Path | None = None) -> None:
