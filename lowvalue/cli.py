@@ -352,5 +352,10 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html, {db}")
 
 
+from lowvalue.export.commands import export as _export  # noqa: E402 - registered last, beside the other commands
+
+main.add_command(_export)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

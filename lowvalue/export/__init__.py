@@ -1,0 +1,100 @@
+"""Scan results out, in the formats colleagues use: spreadsheets, MEDS labels, an OMOP cohort, a SQL database.
+
+One entry point, :func:`export`, used by ``lowvalue export`` and :func:`lowvalue.api.export`; one module per format
+family (:mod:`.spreadsheet`, :mod:`.labels`, :mod:`.database`) over the tables :mod:`.tables` reads and suppresses.
+How to use each format: ``docs/export.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lowvalue.errors import LowvalueError
+from lowvalue.report.suppress import DEFAULT_MIN_COUNT, Suppressor
+
+FORMATS = ("csv", "xlsx", "meds-labels", "omop-cohort", "sql")
+
+
+@dataclass
+class Exported:
+    """What an export wrote: files (``paths``) or a database (``where``, password masked), rows per table."""
+
+    to: str
+    scan_id: str
+    where: str
+    paths: list[Path] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{k}: {v}" for k, v in self.rows.items())
+        return f"wrote {self.to} export of scan {self.scan_id} to {self.where}" + (f" ({rows})" if rows else "")
+
+
+def export(results: Path | str, to: str, out: Path | str | None = None, *, url: str | None = None,
+           schema: str | None = None, locale: str = "en", min_count: int = DEFAULT_MIN_COUNT,
+           quarantine: Path | str | None = None) -> Exported:
+    """Export a complete results folder ``to`` one of :data:`FORMATS`.
+
+    File formats write ``out`` whole (a folder; a file for ``xlsx``); ``sql`` writes to the database at ``url``
+    (``schema`` optional). ``locale`` (``en``/``sv``) is the CSV dialect and the README's first language;
+    ``min_count`` the small-count threshold of the shared tables; ``quarantine`` the scan's quarantine folder when it
+    is not ``RESULTS/quarantine``. Bad input raises :class:`LowvalueError` (one line).
+    """
+    from lowvalue.export import tables as tables_mod
+    from lowvalue.export.spreadsheet import LOCALES
+
+    to = str(to).lower()
+    if to not in FORMATS:
+        raise LowvalueError(f"--to {to}: unknown export format; use one of {', '.join(FORMATS)}")
+    if locale not in LOCALES:
+        raise LowvalueError(f"--locale {locale}: use one of {', '.join(LOCALES)}")
+    if to == "sql":
+        if not url:
+            raise LowvalueError("--to sql needs --url (or LOWVALUE_EXPORT_URL), e.g. postgresql://USER@HOST:5432/DB")
+        from lowvalue.export.database import masked, parse_url
+
+        parse_url(url)  # a bad URL is one line before any reading
+    elif out is None:
+        raise LowvalueError(f"--to {to} needs --out PATH")
+    if to == "xlsx" and Path(out).suffix.lower() != ".xlsx":  # type: ignore[arg-type]
+        raise LowvalueError(f"--out {out}: give a file name ending in .xlsx")
+    sup = Suppressor(min_count)
+    t = tables_mod.load(results, sup, quarantine=quarantine)
+    info = {"format": to, "scan_id": t.scan_id, "min_count": sup.threshold, "locale": locale,
+            "lowvalue_version": t.manifest.get("lowvalue_version")}
+    if to == "sql":
+        from lowvalue.export.database import write_sql
+
+        rows = write_sql(t, url, schema)  # type: ignore[arg-type]
+        where = masked(parse_url(url)) + (f" schema {schema}" if schema else "")  # type: ignore[arg-type]
+        return Exported(to, t.scan_id, where, rows=rows)
+    out = Path(out)  # type: ignore[arg-type]
+    if to in ("csv", "xlsx"):
+        from lowvalue.export import spreadsheet
+
+        write = spreadsheet.write_csv if to == "csv" else spreadsheet.write_xlsx
+        paths = write(t, out, sup, locale, info)  # type: ignore[arg-type]
+        rows = {n: len(spreadsheet.frame(t, n, sup)) for n in spreadsheet.table_names(t)}
+    elif to == "meds-labels":
+        from lowvalue.export.labels import write_meds_labels
+
+        paths = write_meds_labels(t, out, info)
+        rows = {"tasks": len(paths) - (1 if any(p.name == "subject_ids.csv" for p in paths) else 0)}
+    else:
+        from lowvalue.export.labels import write_omop_cohort
+
+        paths = write_omop_cohort(t, out, info, _titles(t))
+        rows = {}
+    return Exported(to, t.scan_id, str(out), paths=paths, rows=rows)
+
+
+def _titles(t: "tables_mod.ScanTables") -> dict[str, str]:  # type: ignore[name-defined]  # noqa: F821
+    """English rule titles for the cohort definitions; empty when the rules cannot be loaded (ids still map)."""
+    try:
+        from lowvalue.rules.overlay import rules_for_results
+
+        rs = rules_for_results(t.results, t.manifest)
+        return {rid: r.title.en for rid, r in rs.rules.items()}
+    except LowvalueError:
+        return {}
