@@ -59,8 +59,12 @@ def export(results: Path | str, to: str, out: Path | str | None = None, *, url: 
         raise LowvalueError(f"--to {to} needs --out PATH")
     if to == "xlsx" and Path(out).suffix.lower() != ".xlsx":  # type: ignore[arg-type]
         raise LowvalueError(f"--out {out}: give a file name ending in .xlsx")
+    if to in ("csv", "meds-labels", "omop-cohort"):
+        from lowvalue.export.files import check_folder
+
+        check_folder(out)  # type: ignore[arg-type]
     sup = Suppressor(min_count)
-    t = tables_mod.load(results, sup, quarantine=quarantine)
+    t = tables_mod.load(results, sup if to in ("csv", "xlsx") else None, quarantine=quarantine)
     info = {"format": to, "scan_id": t.scan_id, "min_count": sup.threshold, "locale": locale,
             "lowvalue_version": t.manifest.get("lowvalue_version")}
     if to == "sql":

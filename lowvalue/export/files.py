@@ -19,15 +19,21 @@ from lowvalue.errors import InputError
 MARKER = "export.json"
 
 
-@contextmanager
-def folder(out: Path | str) -> Iterator[Path]:
-    """A fresh private folder to write an export into; on success it replaces ``out`` whole, on failure it goes."""
+def check_folder(out: Path | str) -> Path:
+    """``out`` as an absolute path if an export may replace it; else one line (before any work is done)."""
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         raise InputError(str(out), "exists and is not a folder; give a new or empty folder for the export")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise InputError(str(out), "is not empty and is not a lowvalue export folder; give a new or empty folder "
                                    "(an export replaces its whole --out folder)")
+    return out
+
+
+@contextmanager
+def folder(out: Path | str) -> Iterator[Path]:
+    """A fresh private folder to write an export into; on success it replaces ``out`` whole, on failure it goes."""
+    out = check_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

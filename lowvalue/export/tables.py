@@ -79,14 +79,15 @@ def scan_id(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(stamp(manifest), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load(results: Path | str, sup: Suppressor, *, quarantine: Path | str | None = None) -> ScanTables:
+def load(results: Path | str, sup: Suppressor | None, *, quarantine: Path | str | None = None) -> ScanTables:
     """Read a complete results folder's exported tables (refusing an incomplete one with one line) and mask the
-    aggregated ones with ``sup``. ``quarantine`` is the folder the scan put rejected rows in, when not
-    ``RESULTS/quarantine`` (``scan --quarantine``)."""
+    aggregated ones with ``sup`` (None: no masks, for exports that do not write them). ``quarantine`` is the folder
+    the scan put rejected rows in, when not ``RESULTS/quarantine`` (``scan --quarantine``)."""
     results = Path(results)
     manifest = read_manifest(results)
     tables = {name: pd.read_parquet(results / f"{src}.parquet") for name, src in SOURCES.items()}
-    masks = {name: suppress_aggregates(name, tables[name], sup) for name in AGGREGATED if name != "evaluability"}
+    masks = ({} if sup is None else
+             {name: suppress_aggregates(name, tables[name], sup) for name in AGGREGATED if name != "evaluability"})
     qdir = Path(quarantine) if quarantine is not None else results / "quarantine"
     q = {f.stem: pd.read_parquet(f) for f in sorted(qdir.glob("*.parquet"))} if qdir.is_dir() else {}
     return ScanTables(results, manifest, tables, masks, q)
