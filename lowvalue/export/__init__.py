@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lowvalue.errors import LowvalueError
-from lowvalue.report.suppress import DEFAULT_MIN_COUNT, Suppressor
+
+if TYPE_CHECKING:
+    from lowvalue.export.tables import ScanTables
 
 FORMATS = ("csv", "xlsx", "meds-labels", "omop-cohort", "sql")
 
@@ -32,7 +35,7 @@ class Exported:
 
 
 def export(results: Path | str, to: str, out: Path | str | None = None, *, url: str | None = None,
-           schema: str | None = None, locale: str = "en", min_count: int = DEFAULT_MIN_COUNT,
+           schema: str | None = None, locale: str = "en", min_count: int | None = None,
            quarantine: Path | str | None = None) -> Exported:
     """Export a complete results folder ``to`` one of :data:`FORMATS`.
 
@@ -43,6 +46,7 @@ def export(results: Path | str, to: str, out: Path | str | None = None, *, url: 
     """
     from lowvalue.export import tables as tables_mod
     from lowvalue.export.spreadsheet import LOCALES
+    from lowvalue.report.suppress import DEFAULT_MIN_COUNT, Suppressor
 
     to = str(to).lower()
     if to not in FORMATS:
@@ -63,7 +67,7 @@ def export(results: Path | str, to: str, out: Path | str | None = None, *, url: 
         from lowvalue.export.files import check_folder
 
         check_folder(out)  # type: ignore[arg-type]
-    sup = Suppressor(min_count)
+    sup = Suppressor(DEFAULT_MIN_COUNT if min_count is None else min_count)
     t = tables_mod.load(results, sup if to in ("csv", "xlsx") else None, quarantine=quarantine)
     info = {"format": to, "scan_id": t.scan_id, "min_count": sup.threshold, "locale": locale,
             "lowvalue_version": t.manifest.get("lowvalue_version")}
@@ -93,7 +97,7 @@ def export(results: Path | str, to: str, out: Path | str | None = None, *, url: 
     return Exported(to, t.scan_id, str(out), paths=paths, rows=rows)
 
 
-def _titles(t: "tables_mod.ScanTables") -> dict[str, str]:  # type: ignore[name-defined]  # noqa: F821
+def _titles(t: ScanTables) -> dict[str, str]:
     """English rule titles for the cohort definitions; empty when the rules cannot be loaded (ids still map)."""
     try:
         from lowvalue.rules.overlay import rules_for_results

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-from lowvalue.report.suppress import DEFAULT_MIN_COUNT
-
 FORMATS_HELP = "csv, xlsx, meds-labels, omop-cohort or sql"
 
 
@@ -26,12 +24,12 @@ FORMATS_HELP = "csv, xlsx, meds-labels, omop-cohort or sql"
 @click.option("--schema", default=None, help="Database schema for --to sql (created when missing).")
 @click.option("--locale", default="en", show_default=True, metavar="en|sv",
               help="sv: semicolon, decimal comma and UTF-8 with BOM (Swedish Excel); README in Swedish first.")
-@click.option("--min-count", type=click.IntRange(1), default=DEFAULT_MIN_COUNT, show_default=True,
-              help="Counts below this are hidden in the shareable (aggregated) tables.")
+@click.option("--min-count", type=click.IntRange(1), default=None,
+              help="Counts below this are hidden in the shareable (aggregated) tables [default: the report's, 5].")
 @click.option("--quarantine", "quarantine", type=click.Path(path_type=Path), default=None,
               help="The scan's quarantine folder [default: RESULTS/quarantine].")
 def export(results: Path, to: str, out: Path | None, url: str | None, schema: str | None, locale: str,
-           min_count: int, quarantine: Path | None) -> None:
+           min_count: int | None, quarantine: Path | None) -> None:
     """Export scan results: spreadsheets (csv, xlsx), MEDS labels, an OMOP cohort, or a SQL database.
 
     \b
@@ -42,7 +40,7 @@ def export(results: Path, to: str, out: Path | None, url: str | None, schema: st
       lowvalue export results/ --to omop-cohort --out cohort/
       LOWVALUE_EXPORT_URL=postgresql://lv@dwh:5432/quality lowvalue export results/ --to sql --schema lowvalue
     """
-    from lowvalue.export import export as run
+    from lowvalue.export import export as run  # imported here: `lowvalue --help` stays light
 
     click.echo(run(results, to, out, url=url, schema=schema, locale=locale, min_count=min_count,
                    quarantine=quarantine).describe())
