@@ -88,7 +88,7 @@ def export(results: Path | str, to: str, out: Path | str | None = None, *, url: 
         from lowvalue.export.labels import write_meds_labels
 
         paths = write_meds_labels(t, out, info)
-        rows = {"tasks": len(paths) - (1 if any(p.name == "subject_ids.csv" for p in paths) else 0)}
+        rows = {"tasks": sum(p.name == "labels.parquet" for p in paths)}
     else:
         from lowvalue.export.labels import write_omop_cohort
 

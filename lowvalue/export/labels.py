@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from lowvalue.engine.outputs import TIERS
 from lowvalue.errors import LowvalueError
 from lowvalue.export import files
-from lowvalue.export.tables import ScanTables
+from lowvalue.export.tables import ScanTables, patient_level_readme
 
 LABEL_SCHEMA = pa.schema([("subject_id", pa.int64()), ("prediction_time", pa.timestamp("us")),
                           ("boolean_value", pa.bool_()), ("integer_value", pa.int64()),
@@ -94,6 +94,11 @@ def write_meds_labels(tables: ScanTables, out: Path, info: dict[str, Any]) -> li
         if mapping is not None:
             mapping.to_csv(tmp / "subject_ids.csv", index=False, lineterminator="\r\n")
             written.append(out / "subject_ids.csv")
+        (tmp / "README.txt").write_text(patient_level_readme(
+            ("MEDS labels, one task per rule (rows: the rule's candidates; boolean_value: flagged)",
+             "MEDS-etiketter, en uppgift per regel (rader: regelns kandidater; boolean_value: flaggad)"),
+            tables.scan_id), encoding="utf-8", newline="")
+        written.append(out / "README.txt")
         files.write_marker(tmp, {**info, "tasks": sorted(labels.rule_id.unique().tolist()),
                                  "subject_ids": "hashed (subject_ids.csv maps them back)" if mapping is not None
                                  else "person_id as an integer"})
@@ -139,6 +144,11 @@ def write_omop_cohort(tables: ScanTables, out: Path, info: dict[str, Any], title
         if mapping is not None:
             mapping.to_csv(tmp / "subject_ids.csv", index=False, lineterminator="\r\n")
             written.append(out / "subject_ids.csv")
+        (tmp / "README.txt").write_text(patient_level_readme(
+            ("an OMOP CDM cohort table, one cohort per rule and tier (cohort_definition.csv)",
+             "en OMOP CDM-kohorttabell, en kohort per regel och nivå (cohort_definition.csv)"),
+            tables.scan_id), encoding="utf-8", newline="")
+        written.append(out / "README.txt")
         files.write_marker(tmp, {**info, "cohorts": len(defs), "entries": len(rows),
                                  "subject_ids": "hashed (subject_ids.csv maps them back)" if mapping is not None
                                  else "person_id as an integer"})

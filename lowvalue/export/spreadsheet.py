@@ -152,7 +152,8 @@ def write_xlsx(tables: ScanTables, out: Path, sup: Suppressor, locale: Locale, i
         from openpyxl.cell import WriteOnlyCell
         from openpyxl.styles import Font
     except ImportError:
-        raise LowvalueError("--to xlsx needs openpyxl: pip install 'lowvalue[xlsx]'") from None
+        raise LowvalueError("--to xlsx needs openpyxl (part of lowvalue's default install): "
+                            "pip install 'openpyxl>=3.1'") from None
     names = table_names(tables)
     frames = {n: frame(tables, n, sup) for n in names}
     for n, df in frames.items():

@@ -46,6 +46,19 @@ PARTS = {"denominators": (("rule_id",), "unit", "month")}
 month of a unit. Keys that identify a total, the column whose values split it, the column that splits a unit."""
 
 
+def patient_level_readme(what: tuple[str, str], scan: str) -> str:
+    """The README of a patient-level export (MEDS labels, OMOP cohort), Swedish and English: it stays in the region."""
+    en, sv = what
+    return "\r\n".join([
+        f"lowvalue-export av skanning {scan}: {sv}.",
+        "PATIENTNIVÅ, ENDAST FÖR ANVÄNDNING INOM REGIONEN: en rad per person och händelse. Skicka inte filerna utanför "
+        "regionen och bifoga dem inte i e-post; dela aggregerade tabeller (lowvalue export --to csv/xlsx) i stället.",
+        "", "---", "",
+        f"lowvalue export of scan {scan}: {en}.",
+        "PATIENT-LEVEL, FOR USE INSIDE THE REGION ONLY: one row per person and event. Do not send these files outside "
+        "the region or attach them to e-mail; share the aggregated tables (lowvalue export --to csv/xlsx) instead.", ""])
+
+
 @dataclass
 class ScanTables:
     """The exported tables of one scan: true values, plus the masks of what may not be shown."""

@@ -21,6 +21,7 @@ def test_meds_labels_one_task_per_rule_in_the_label_schema(example_results: Path
     mapping = pd.read_csv(out / "subject_ids.csv", dtype={"person_id": str})  # the example's ids are P0000016 …
     back = dict(zip(mapping.subject_id, mapping.person_id))
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(cand.rule_id.unique())
+    assert "FOR USE INSIDE THE REGION ONLY" in (out / "README.txt").read_text(encoding="utf-8")
     for rule_id, g in cand.groupby("rule_id"):
         t = pq.read_table(out / rule_id / "labels.parquet")
         assert t.schema.equals(LABEL_SCHEMA), t.schema
@@ -69,6 +70,7 @@ def test_omop_cohort_table_and_its_stable_definition_ids(example_results: Path, 
     defs = pd.read_csv(out / "cohort_definition.csv")
     flags = pd.read_parquet(example_results / "flags.parquet")
     assert list(cohort.columns) == COHORT_COLUMNS
+    assert "ENDAST FÖR ANVÄNDNING INOM REGIONEN" in (out / "README.txt").read_text(encoding="utf-8")
     assert not cohort.duplicated().any() and (cohort.cohort_start_date == cohort.cohort_end_date).all()
     assert set(cohort.cohort_definition_id) <= set(defs.cohort_definition_id)
     assert defs.cohort_definition_id.is_unique and len(defs) == 2 * flags.rule_id.nunique()

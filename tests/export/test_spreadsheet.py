@@ -133,3 +133,30 @@ def test_small_part_of_a_total_takes_another_part_with_it() -> None:
     # 50 − 48 and 30 − 28 would tell a 2: the rule's total and unit C hidden; then C is the one hidden part of the
     # rule's total, so the smallest other non-zero part (B) goes with it
     assert m.flagged_specific.tolist() == [True, False, True, True]
+
+
+def test_quarantined_rows_are_exported_as_patient_level(example_results: Path, tmp_path: Path) -> None:
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(example_results, results)
+    q = pd.DataFrame({"source_row": [7, 9], "reason_code": ["missing:person_id", "unknown_person"],
+                      "reason": ["no person id", "person not in persons"], "code": ["J06.9", "N39.0"]})
+    elsewhere = tmp_path / "q"
+    elsewhere.mkdir()
+    q.to_parquet(elsewhere / "events.parquet")
+    out = tmp_path / "csv"
+    export(results, "csv", out, quarantine=elsewhere)
+    back = pd.read_csv(out / "quarantine_events.csv")
+    assert back.to_dict("list") == q.to_dict("list")
+    readme = (out / "README.txt").read_text(encoding="utf-8")
+    assert "FOR USE INSIDE THE REGION ONLY: flags, quarantine_events." in readme
+
+
+def test_overlong_cells_are_cut_for_excel_and_counted() -> None:
+    from lowvalue.export.spreadsheet import XLSX_MAX_CELL, _xlsx_value
+
+    n = [0]
+    v = _xlsx_value("x" * (XLSX_MAX_CELL + 10), n)
+    assert len(v) == XLSX_MAX_CELL and v.endswith("…") and n == [1]
+    assert _xlsx_value(float("nan"), n) is None and _xlsx_value(pd.Timestamp("2024-01-02 03:04"), n).hour == 3
