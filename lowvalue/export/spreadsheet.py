@@ -161,7 +161,7 @@ def write_xlsx(tables: ScanTables, out: Path, sup: Suppressor, locale: Locale, i
             raise LowvalueError(f"{n} has {len(df):,} rows, more than an Excel sheet holds "
                                 f"({XLSX_MAX_ROWS - 1:,}); export with --to csv instead")
     wb = Workbook(write_only=True)
-    fixed = datetime(2000, 1, 1)  # no wall-clock time in the file: the same scan gives the same workbook content
+    fixed = datetime(2000, 1, 1)  # the same scan gives the same sheets; openpyxl stamps only 'modified' at save
     wb.properties.creator, wb.properties.created, wb.properties.modified = "lowvalue", fixed, fixed
     truncated = [0]
     readme_ws = wb.create_sheet("README")
