@@ -48,6 +48,11 @@ def parse_url(text: str) -> Any:
                             "mssql+pyodbc://USER@DSN or sqlite:///FILE.db") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    try:
+        url.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise LowvalueError(f"{masked(url)}: unknown kind of database '{url.drivername}'; use postgresql://, "
+                            "mssql+pyodbc:// or sqlite://") from None
     return url
 
 
@@ -115,7 +120,8 @@ def write_sql(tables: ScanTables, url_text: str, schema: str | None = None) -> d
     try:
         engine = sa.create_engine(url, connect_args=connect_args)
     except ImportError as err:
-        raise LowvalueError(f"{where}: the database driver is not installed ({err.name or err}): {EXTRA}") from None
+        fix = ("pip install 'pyodbc>=5' and Microsoft's ODBC Driver for SQL Server" if err.name == "pyodbc" else EXTRA)
+        raise LowvalueError(f"{where}: the database driver is not installed ({err.name or err}): {fix}") from None
     except sa.exc.SQLAlchemyError as err:
         raise LowvalueError(f"{where}: {_scrub(err, url)}") from None
     try:

@@ -39,6 +39,9 @@ def test_bad_input_is_one_line(example_results: Path, tmp_path: Path) -> None:
                      "--locale")
     _one_line_exit_2(_run(str(example_results), "--to", "sql"), "--url")
     _one_line_exit_2(_run(str(example_results), "--to", "sql", "--url", "not a url"), "not a database URL")
+    r = _run(str(example_results), "--to", "sql", "--url", "oracle9://me:pw-123@h/db")
+    _one_line_exit_2(r, "unknown kind of database", "me:***@h")
+    assert "pw-123" not in r.output
     assert not (tmp_path / "o").exists()
 
 
