@@ -1,7 +1,8 @@
 """Flags for other tools: MEDS task labels and an OMOP CDM cohort table.
 
 **MEDS labels** follow the label schema of the Medical Event Data Standard (``label_schema`` in
-``src/meds/schema.py`` of github.com/Medical-Event-Data-Standard/meds; /work/shared/formats/README.md):
+``src/meds/schema.py`` of github.com/Medical-Event-Data-Standard/meds, read at commit 07f3511; also
+/work/shared/formats/README.md and reference/engines-and-style.md):
 ``subject_id`` int64, ``prediction_time`` timestamp[us], ``boolean_value`` bool, ``integer_value`` int64,
 ``float_value`` float64, ``categorical_value`` string, with task labels under ``$TASK_ROOT/$TASK_NAME/**/*.parquet``.
 One task per rule (the rule id is the task name). Its rows are the rule's *candidates* (every index event the rule
@@ -11,7 +12,7 @@ is the index time: MEDS lets a model use data up to and including it; a rule's e
 label may depend on later data (say so when you train on it).
 
 **OMOP cohort**: the CDM ``cohort`` table (``cohort_definition_id``, ``subject_id``, ``cohort_start_date``,
-``cohort_end_date``), one cohort per rule × tier, one entry per person and index date (start = end = the index date:
+``cohort_end_date``: its required fields, per OHDSI's "Adding cohorts to the CDM" in *Tidy R programming with OMOP*), one cohort per rule × tier, one entry per person and index date (start = end = the index date:
 a flag is a point in time, and entries of one subject in one cohort must not overlap), and ``cohort_definition.csv``
 mapping each ``cohort_definition_id`` to its rule and tier. The ids are stable: derived from the rule id and variant
 alone (:func:`cohort_definition_id`), so the same rule keeps its id across scans, regions and rule-library versions,
