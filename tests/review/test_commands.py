@@ -87,7 +87,7 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*a, **k):
         raise AssertionError("the server would have started")
 
-    monkeypatch.setattr("lowvalue.review.app.make_server", refuse)
+    monkeypatch.setattr("lowvalue.review.app.Server", refuse)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.org"])
@@ -115,12 +115,13 @@ def test_server_log_has_no_query_strings(db: Path, results: Path, caplog: pytest
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     try:
-        with caplog.at_level(logging.INFO, logger="werkzeug"):
+        with caplog.at_level(logging.INFO, logger="lowvalue.review"):
             with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/login?lang=en&q=P0000016") as r:
                 assert r.status == 200 and "Log in" in r.read().decode()
     finally:
         server.shutdown()
         server.server_close()
+    assert type(server._srv).__module__.startswith("waitress")  # the production server, not Flask's development one
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "/login" in logged and "P0000016" not in logged and "lang=en" not in logged
 
