@@ -47,7 +47,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "crit": "{kind} ur kodlistan ”{codes}” {window}", "crit_at_least": ", minst {n} gånger",
         "crit_value": ", {of} värde {op} {v} {unit}", "of_most_recent": "senaste", "of_any": "något",
         "crit_coverage": ", som täcker minst {n} dagar", "cond_setting": "Åtgärden gavs i vårdformen {settings}",
-        "cond_onset": "Tillståndet uppstod under vårdtiden", "searched": "sökt: ”{codes}” ({systems}) {window}",
+        "cond_onset": "Tillståndet uppstod under vårdtiden", "searched": "sökt i kodsystemen {systems}",
         "met_by": "uppfyllt av", "code_text_note": "Kodtexter är kodlistornas namn (på engelska i regelbiblioteket) "
         "och extraktets egen text där den finns.",
         "rel_at": "vid indexhändelsen", "rel_before": "{n} {u} före", "rel_after": "{n} {u} efter", "rel_h": "h",
