@@ -393,13 +393,12 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             prev, nxt = st.neighbours(flag_id, f)
             history = st.history(flag_id)
         else:
-            from lowvalue.review.sampling import round_queue
+            from lowvalue.review.sampling import next_in_round
 
-            prev = nxt = None
+            prev = None
             see_all = state_.all_answered or st.may(user, "adjudicate")  # type: ignore[union-attr]
             history = st.history(flag_id, round_id=round_id, reviewer=None if see_all else user)
-            todo = [c["flag_id"] for c in round_queue(st, round_id, user) if c["mine"] is None and c["flag_id"] != flag_id]
-            nxt = todo[0] if todo else None
+            nxt = next_in_round(st, round_id, user, flag_id)
         st.audit(user, "view", flag_id, f"round={round_id}" if round_id is not None else None)
         return render_template(
             "case.html.j2", flag=row, f=f, rule=rule, lang_attr=lang(), gov=gov,

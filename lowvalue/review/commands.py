@@ -46,10 +46,11 @@ def init(results: Path, db: Path) -> None:
 @click.option("--seed", type=int, required=True, help="Random seed: the same results, design and seed draw the same round.")
 @click.option("--reviewers", default="", help="Comma-separated reviewers to assign the cases to, in turn.")
 @click.option("--double", is_flag=True, help="Assign each case to two of --reviewers (double review, then adjudication).")
+@click.option("--rule", "rules", multiple=True, help="Only these rule ids [default: every rule in the results].")
 @click.option("--blind/--no-blind", default=True, show_default=True,
               help="Hide tier and risk in the round's queue and case pages until the reviewer has given a verdict.")
 def sample(results: Path, db: Path, per_rule: int, tiers: tuple[str, ...], unflagged: int, strata: str, seed: int,
-           reviewers: str, double: bool, blind: bool) -> None:
+           reviewers: str, double: bool, rules: tuple[str, ...], blind: bool) -> None:
     """Draw a sampled review round (random or stratified, per rule × tier) for a validation study of the rules."""
     from lowvalue.review.sampling import draw_round
     from lowvalue.review.store import Store
@@ -58,7 +59,7 @@ def sample(results: Path, db: Path, per_rule: int, tiers: tuple[str, ...], unfla
         summary = draw_round(st, results, per_rule=per_rule, seed=seed, tiers=tiers or ("specific", "sensitive"),
                              unflagged=unflagged, strata=[s.strip() for s in strata.split(",") if s.strip()],
                              reviewers=[r.strip() for r in reviewers.split(",") if r.strip()],
-                             reviewers_per_case=2 if double else 1, blinded=blind)
+                             reviewers_per_case=2 if double else 1, blinded=blind, rules=rules)
     click.echo(summary.describe())
     click.echo(f"review database: {db}")
 

@@ -81,7 +81,8 @@ def _allocate(sizes: pd.Series, n: int) -> pd.Series:
 
 def draw_round(store: Store, results: Path | str, *, per_rule: int, seed: int, tiers: Sequence[str] = TIERS,
                unflagged: int = 0, strata: Sequence[str] = (), reviewers: Sequence[str] = (),
-               reviewers_per_case: int = 1, blinded: bool = True, actor: str = "cli") -> RoundSummary:
+               reviewers_per_case: int = 1, blinded: bool = True, rules: Sequence[str] = (),
+               actor: str = "cli") -> RoundSummary:
     """Draw a sampled round from ``results`` into the review store and return what was drawn.
 
     Per rule × tier (``tiers``; "specific" is the report's "low value", "sensitive" its "likely low value") up to
@@ -90,7 +91,7 @@ def draw_round(store: Store, results: Path | str, *, per_rule: int, seed: int, t
     calendar quarter) it is stratified with proportional allocation, and the frame size of every stratum is kept
     so the statistics can weight each case back to its stratum (:mod:`lowvalue.review.stats`). The cases get one
     random order (the queue of the round); with ``reviewers`` each case is assigned to ``reviewers_per_case`` of
-    them in turn (2: double review). Reproducible: the frame is sorted by id before ``seed`` is used.
+    them in turn (2: double review). ``rules`` limits the round to those rule ids. Reproducible: the frame is sorted by id before ``seed`` is used.
     """
     results = Path(results)
     bad = [t for t in tiers if t not in TIERS]
@@ -113,6 +114,11 @@ def draw_round(store: Store, results: Path | str, *, per_rule: int, seed: int, t
     if loaded != str(results.resolve()):
         store.load_results(results)  # the frame is these results: their flags must be in the store
     frame, cand = _frame(results, tiers, unflagged)
+    if rules:
+        unknown = sorted(set(rules) - set(frame.rule_id))
+        if unknown:
+            raise LowvalueError(f"--rule {', '.join(unknown)}: no such rule in the frame of {results}")
+        frame = frame[frame.rule_id.isin(rules)]
     frame["stratum"] = "all"
     if strata:
         parts = [frame.unit.fillna("–").astype(str) if s == "unit" else _period(frame.index_time) for s in strata]
@@ -134,7 +140,7 @@ def draw_round(store: Store, results: Path | str, *, per_rule: int, seed: int, t
     sample["position"] = rng.permutation(len(sample)) + 1
     sample = sample.sort_values("position").reset_index(drop=True)
     design = "stratified" if strata else "random"
-    frame_meta = {"results_path": str(results.resolve()), "rule_set_digest": store.meta("rule_set_digest") or "",
+    frame_meta = {"results_path": str(results.resolve()), "rules": sorted(rules), "rule_set_digest": store.meta("rule_set_digest") or "",
                   "data_fingerprint": store.meta("data_fingerprint") or "", "tiers": list(tiers),
                   "unflagged_frame": "eligible candidates flagged by no tier"}
     key = store.secret("pseudonym").encode()
@@ -239,23 +245,50 @@ def case_state(store: Store, round_id: int, flag_id: str, user: str) -> CaseStat
                      adj[0] if adj else None, bool(r["blinded"]) and mine is None)
 
 
+def next_in_round(store: Store, round_id: int, user: str, after: str | None = None) -> str | None:
+    """The first case of the round, in its order, that ``user`` may review and has not answered (one query)."""
+    row = store.con.execute(
+        "SELECT c.flag_id FROM round_cases c WHERE c.round_id = ?1 AND c.flag_id IS NOT ?3 "
+        "AND (EXISTS (SELECT 1 FROM assignments a WHERE a.round_id = ?1 AND a.flag_id = c.flag_id AND a.reviewer = ?2) "
+        "     OR NOT EXISTS (SELECT 1 FROM assignments a WHERE a.round_id = ?1 AND a.flag_id = c.flag_id)) "
+        "AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.round_id = ?1 AND v.flag_id = c.flag_id AND v.reviewer = ?2 "
+        "                AND v.stage = 'review') ORDER BY c.position LIMIT 1", [round_id, user, after]).fetchone()
+    return row[0] if row else None
+
+
 def round_queue(store: Store, round_id: int, user: str, *, adjudication: bool = False) -> list[dict[str, Any]]:
     """The round's cases for ``user`` in the round's random order: those assigned to them (all when nobody is
-    assigned), each with their own status only; with ``adjudication``, the cases whose two reviews disagree."""
+    assigned), each with their own status only; with ``adjudication``, the cases whose two reviews disagree
+    (and those already adjudicated). One query, so a queue of a thousand cases stays fast."""
     r = round_row(store, round_id)
     assigned_any = store.con.execute("SELECT 1 FROM assignments WHERE round_id = ? LIMIT 1", [round_id]).fetchone()
+    slot = ("(SELECT v.verdict FROM verdicts v JOIN assignments a ON a.round_id = v.round_id AND a.flag_id = v.flag_id "
+            "AND a.reviewer = v.reviewer WHERE v.round_id = ?1 AND v.flag_id = c.flag_id AND v.stage = 'review' "
+            "AND a.slot = {} ORDER BY v.id DESC LIMIT 1)")
     rows = store.con.execute(
-        "SELECT c.flag_id, c.rule_id, c.tier, c.position, f.unit, substr(f.index_time, 1, 7) AS month, f.risk_percentile "
-        "FROM round_cases c JOIN flags f USING (flag_id) WHERE c.round_id = ? "
+        "SELECT c.flag_id, c.rule_id, c.tier, c.position, f.unit, substr(f.index_time, 1, 7) AS month, "
+        "f.risk_percentile, (SELECT v.verdict FROM verdicts v WHERE v.round_id = ?1 AND v.flag_id = c.flag_id AND "
+        "v.reviewer = ?2 AND v.stage = 'review' ORDER BY v.id DESC LIMIT 1) AS mine, "
+        "(SELECT v.verdict FROM verdicts v WHERE v.round_id = ?1 AND v.flag_id = c.flag_id AND "
+        f"v.stage = 'adjudication' ORDER BY v.id DESC LIMIT 1) AS adjudicated, {slot.format(1)} AS first, "
+        f"{slot.format(2)} AS second FROM round_cases c JOIN flags f USING (flag_id) WHERE c.round_id = ?1 "
         + ("" if adjudication or not assigned_any else
            "AND EXISTS (SELECT 1 FROM assignments a WHERE a.round_id = c.round_id AND a.flag_id = c.flag_id "
-           "AND a.reviewer = ?) ") + "ORDER BY c.position",
-        [round_id] + ([] if adjudication or not assigned_any else [user])).fetchall()
+           "AND a.reviewer = ?2) ") + "ORDER BY c.position", [round_id, user]).fetchall()
     out = []
     for row in rows:
-        st = case_state(store, round_id, row["flag_id"], user)
-        if adjudication and not (st.needs_adjudication or st.adjudicated):
+        d = dict(row)
+        disagree = r["reviewers_per_case"] == 2 and d["first"] and d["second"] and d["first"] != d["second"]
+        d["needs_adjudication"] = bool(disagree) and d["adjudicated"] is None
+        if adjudication and not disagree:
             continue
-        out.append({**dict(row), "mine": st.mine, "blinded": bool(r["blinded"]) and st.mine is None and not adjudication,
-                    "needs_adjudication": st.needs_adjudication, "adjudicated": st.adjudicated})
+        d["blinded"] = bool(r["blinded"]) and d["mine"] is None and not adjudication
+        out.append(d)
     return out
+
+
+def sample_round(db: Path | str, results: Path | str, **design: Any) -> RoundSummary:
+    """:func:`draw_round` on the review database at ``db`` (created and loaded from ``results`` when new): the one
+    call ``lowvalue demo`` makes to end with a sampled round."""
+    with Store.open(db, create=True) as st:
+        return draw_round(st, results, **design)
