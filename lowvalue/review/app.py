@@ -614,7 +614,7 @@ def warm(app: Flask, db_path: Path | str) -> None:
     explainer = app.extensions.get("lowvalue_explainer")
     cx = app.extensions["lowvalue_case_explainer"]()
     cx.person_id("")  # loads the id maps
-    import duckdb  # noqa: F401 - the timeline's first query would otherwise pay this import
+    cx._events()  # noqa: SLF001 - and the events of the persons with a case, for the timeline
 
     if explainer is None:
         return

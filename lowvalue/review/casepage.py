@@ -59,6 +59,7 @@ class CaseExplainer:
         self.rs, self.results = rules, results
         self._persons: dict[str, str] | None = None
         self._first_failed: dict[str, str] | None = None
+        self._duck: Any = None
 
     # -- ids kept server-side (never shown, except the audited re-identification) --------------------------------------
     def _load_ids(self) -> None:
@@ -77,6 +78,26 @@ class CaseExplainer:
     def first_failed(self, flag_id: str) -> str | None:
         self._load_ids()
         return (self._first_failed or {}).get(flag_id)
+
+    def _events(self) -> Any:
+        """An in-memory DuckDB table of the extract's events of the persons with a case (loaded once: reading the
+        Parquet file per page cost ~100 ms), or None when the extract is gone."""
+        if getattr(self, "_duck", None) is None and self.results is not None:
+            src = _events_source(self.results)
+            self._load_ids()
+            if src is None or not self._persons:
+                return None
+            import duckdb
+
+            con = duckdb.connect()
+            cols = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [src]).fetchall()}
+            vt = "value_text" if "value_text" in cols else "NULL::VARCHAR AS value_text"
+            persons = pd.DataFrame({"person_id": sorted(set(self._persons.values()))})  # noqa: F841 - used by SQL
+            con.execute(f"CREATE TABLE ev AS SELECT CAST(person_id AS VARCHAR) AS person_id, time, kind, system, code, "
+                        f"value, unit, {vt} FROM read_parquet(?) WHERE CAST(person_id AS VARCHAR) IN "
+                        "(SELECT person_id FROM persons) ORDER BY person_id, time", [src])
+            self._duck = con
+        return getattr(self, "_duck", None)
 
     # -- code texts ------------------------------------------------------------------------------------------------------
     @lru_cache(maxsize=4096)
@@ -183,19 +204,18 @@ class CaseExplainer:
         from lowvalue.risk.explain import WORDS
 
         pid = self.person_id(flag["flag_id"])
-        src = _events_source(self.results) if self.results is not None else None
-        if pid is None or src is None:
+        events = self._events()
+        if pid is None or events is None:
             return []
-        import duckdb
-
         idx = pd.Timestamp(flag["index_time"])
-        with duckdb.connect() as con:
-            cols = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [src]).fetchall()}
-            vt = "value_text" if "value_text" in cols else "NULL AS value_text"
-            d = con.execute(f"SELECT time, kind, system, code, value, unit, {vt} FROM read_parquet(?) "
-                            "WHERE person_id = ? AND time BETWEEN ? AND ? ORDER BY time, kind, code LIMIT ?",
-                            [src, pid, idx - pd.Timedelta(days=TIMELINE_DAYS),
-                             idx + pd.Timedelta(days=TIMELINE_AFTER_DAYS), TIMELINE_MAX]).df()
+        cur = events.cursor()  # one cursor per call: the connection is shared by the server's threads
+        try:
+            d = cur.execute("SELECT time, kind, system, code, value, unit, value_text FROM ev WHERE person_id = ? "
+                            "AND time BETWEEN ? AND ? ORDER BY time, kind, code LIMIT ?",
+                            [pid, idx - pd.Timedelta(days=TIMELINE_DAYS), idx + pd.Timedelta(days=TIMELINE_AFTER_DAYS),
+                             TIMELINE_MAX]).df()
+        finally:
+            cur.close()
         prefer = self._rule_sets(rule) if rule is not None else ()
         return [(relative(r["time"], idx, lang), WORDS[lang].get(f"kind_{r['kind']}", r["kind"]),
                  self.event_line({**r, "time": None, "value": None if pd.isna(r["value"]) else r["value"]},
