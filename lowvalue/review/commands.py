@@ -69,14 +69,15 @@ def sample(results: Path, db: Path, per_rule: int, tiers: tuple[str, ...], unfla
 @click.option("--round", "round_id", type=int, default=None, help="Round number [default: the latest].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table as CSV (no person data: counts and estimates per rule and tier).")
-def stats(db: Path, round_id: int | None, out: Path | None) -> None:
+@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
+def stats(db: Path, round_id: int | None, out: Path | None, lang: str) -> None:
     """PPV and NPV with Wilson 95 % CIs, unsure counts and Cohen's kappa per rule × tier of a sampled round."""
     from lowvalue.review.stats import format_stats, round_stats
     from lowvalue.review.store import Store
 
     with Store.open(db) as st:
         table = round_stats(st, round_id)
-    click.echo(format_stats(table))
+    click.echo(format_stats(table, lang))
     if out is not None:
         table.to_csv(out, index=False)
         click.echo(f"wrote {out}")

@@ -202,11 +202,11 @@ def describe_design(row: Any, lang: str = "en") -> str:
     """A round's design in words, as the statistics and the report name it."""
     strata = row["strata"].replace(",", ", ")
     if lang == "sv":
-        design = f"stratifierat efter {strata.replace('unit', 'enhet').replace('period', 'kvartal')}" if strata \
-            else "obundet slumpmässigt"
-        return f"granskningsomgång {row['round_id']} ({design} urval, frö {row['seed']})"
-    design = f"stratified by {strata.replace('period', 'quarter')}" if strata else "simple random"
-    return f"review round {row['round_id']} ({design} sample, seed {row['seed']})"
+        design = (f"urval stratifierat efter {strata.replace('unit', 'enhet').replace('period', 'kvartal')}" if strata
+                  else "obundet slumpmässigt urval")
+        return f"granskningsomgång {row['round_id']} ({design}, frö {row['seed']})"
+    design = f"sample stratified by {strata.replace('period', 'quarter')}" if strata else "simple random sample"
+    return f"review round {row['round_id']} ({design}, seed {row['seed']})"
 
 
 @dataclass(frozen=True)

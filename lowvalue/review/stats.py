@@ -170,7 +170,8 @@ def round_stats(store: Store, round_id: int | None = None) -> pd.DataFrame:
         k, klo, khi, kn = cohen_kappa(pairs["first"], pairs["second"])
         fr = frame[(frame.rule_id == rule) & ((frame.tier == tier) if tier != "all" else (frame.tier != UNFLAGGED))]
         est = "npv" if tier == UNFLAGGED else "ppv"
-        rows.append({"round_id": round_id, "design": describe_design(row), "rule_id": rule, "tier": tier,
+        rows.append({"round_id": round_id, "design": describe_design(row), "strata": row["strata"], "seed": row["seed"],
+                     "rule_id": rule, "tier": tier,
                      "frame_n": int(fr.frame_n.sum()), "sampled": int(fr.sampled.sum()), "judged": len(judged),
                      "confirmed": int((g.final == "confirmed").sum()), "rejected": int((g.final == "rejected").sum()),
                      "unsure": int((g.final == "unsure").sum()), "pending": int(g.final.isna().sum()),
@@ -181,9 +182,22 @@ def round_stats(store: Store, round_id: int | None = None) -> pd.DataFrame:
     return out.sort_values(["rule_id", "_o"]).drop(columns="_o").reset_index(drop=True)
 
 
-STATS_COLUMNS = ["round_id", "design", "rule_id", "tier", "frame_n", "sampled", "judged", "confirmed", "rejected",
+STATS_COLUMNS = ["round_id", "design", "strata", "seed", "rule_id", "tier", "frame_n", "sampled", "judged", "confirmed", "rejected",
                  "unsure", "pending", "estimand", "estimate", "lcl", "ucl", "n_eff", "kappa", "kappa_lcl", "kappa_ucl",
                  "kappa_n"]
+
+
+WORDS = {
+    "en": {"head": "PPV/NPV with Wilson 95 % CI (weighted to the frame where stratified); kappa with a normal 95 % CI",
+           "rule": "rule", "tier": "tier", "frame": "frame", "sample": "sample", "judged": "judged", "unsure": "unsure",
+           "pending": "pending", "estimate": "estimate (95 % CI)", "kappa": "kappa (95 % CI), n",
+           "specific": "low value", "sensitive": "likely low value", "all": "all flagged", UNFLAGGED: "not flagged"},
+    "sv": {"head": "PPV/NPV med Wilsons 95 % KI (viktat till urvalsramen vid stratifiering); kappa med normalt 95 % KI",
+           "rule": "regel", "tier": "nivå", "frame": "ram", "sample": "urval", "judged": "bedömda", "unsure": "osäkra",
+           "pending": "väntar", "estimate": "skattning (95 % KI)", "kappa": "kappa (95 % KI), n",
+           "specific": "lågvärdevård", "sensitive": "trolig lågvärdevård", "all": "alla flaggade",
+           UNFLAGGED: "inte flaggade"},
+}
 
 
 def format_stats(stats: pd.DataFrame, lang: str = "en") -> str:
@@ -197,14 +211,14 @@ def format_stats(stats: pd.DataFrame, lang: str = "en") -> str:
     def ci(p: Any, lo: Any, hi: Any) -> str:
         return "–" if pd.isna(p) else f"{nums.num(p, 2)} ({nums.num(lo, 2)}–{nums.num(hi, 2)})"
 
-    tiers = {"specific": "low value", "sensitive": "likely low value", "all": "all flagged", UNFLAGGED: "not flagged"}
-    head = (f"{stats.design.iloc[0]}; PPV/NPV with Wilson 95 % CI (weighted to the frame where stratified); "
-            "kappa with a normal 95 % CI")
-    lines = [head, f"{'rule':<13}{'tier':<18}{'frame':>6}{'sample':>7}{'judged':>7}{'unsure':>7}{'pending':>8}  "
-                   f"{'estimate (95 % CI)':<26}{'kappa (95 % CI), n'}"]
+    w = WORDS[lang]
+    first = stats.iloc[0]
+    head = f"{describe_design(dict(round_id=first.round_id, strata=first.strata, seed=first.seed), lang)}; {w['head']}"
+    lines = [head, f"{w['rule']:<13}{w['tier']:<22}{w['frame']:>6}{w['sample']:>7}{w['judged']:>8}{w['unsure']:>8}"
+                   f"{w['pending']:>8}  {w['estimate']:<26}{w['kappa']}"]
     for r in stats.itertuples():
         kap = "–" if pd.isna(r.kappa) else f"{ci(r.kappa, r.kappa_lcl, r.kappa_ucl)}, n={r.kappa_n}"
         est = f"{r.estimand.upper()} {ci(r.estimate, r.lcl, r.ucl)}"
-        lines.append(f"{r.rule_id:<13}{tiers.get(r.tier, r.tier):<18}{r.frame_n:>6}{r.sampled:>7}{r.judged:>7}"
-                     f"{r.unsure:>7}{r.pending:>8}  {est:<26}{kap}")
+        lines.append(f"{r.rule_id:<13}{w[r.tier]:<22}{r.frame_n:>6}{r.sampled:>7}{r.judged:>8}"
+                     f"{r.unsure:>8}{r.pending:>8}  {est:<26}{kap}")
     return "\n".join(lines)

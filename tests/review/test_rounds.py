@@ -199,6 +199,8 @@ def test_review_sample_and_stats_commands(db: Path, results: Path, tmp_path: Pat
     r = run("stats", "--db", str(db), "--out", str(tmp_path / "stats.csv"))
     assert r.exit_code == 0 and "review round 1 (simple random sample, seed 9)" in r.output, r.output
     assert "Wilson 95 % CI" in r.output and (tmp_path / "stats.csv").is_file()
+    sv = run("stats", "--db", str(db), "--lang", "sv").output
+    assert "granskningsomgång 1 (obundet slumpmässigt urval, frö 9)" in sv and "lågvärdevård" in sv
     r = run("stats", "--db", str(db), "--round", "7")
     assert r.exit_code == 2 and "no review round 7" in r.output
     r = run("sample", str(results), "--db", str(db), "--per-rule", "2", "--seed", "1", "--strata", "ward")
