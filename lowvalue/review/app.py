@@ -372,7 +372,9 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             library, rule_error = None, err.one_line()
         rule = library.rules.get(row["rule_id"]) if library is not None else None
         gov = governance(rule, library) if rule is not None else None
-        blinded = state_ is not None and state_.blinded and not st.may(user, "adjudicate")
+        # an adjudicator sees everything of the cases they do not review themselves
+        oversees = state_ is not None and st.may(user, "adjudicate") and user not in state_.assigned
+        blinded = state_ is not None and state_.blinded and not oversees
         explanation, explain_error = None, None
         if blinded:
             pass  # the risk explanation names the tier and the risk: shown after the verdict
@@ -396,7 +398,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             from lowvalue.review.sampling import next_in_round
 
             prev = None
-            see_all = state_.all_answered or st.may(user, "adjudicate")  # type: ignore[union-attr]
+            see_all = state_.all_answered or oversees  # type: ignore[union-attr]
             history = st.history(flag_id, round_id=round_id, reviewer=None if see_all else user)
             nxt = next_in_round(st, round_id, user, flag_id)
         st.audit(user, "view", flag_id, f"round={round_id}" if round_id is not None else None)
@@ -409,7 +411,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
             explanation=explanation, explain_error=explain_error, model=explainer is not None, rule_error=rule_error,
             history=history, prev=prev, next=nxt, verdicts=VERDICTS, reasons=REASONS, max_comment=MAX_COMMENT,
             round=rnd, state=state_, blinded=blinded, design=describe_design(rnd, lang()) if rnd else None,
-            may_reidentify=st.may(user, "reidentify"), may_adjudicate=st.may(user, "adjudicate"), reid=reid)
+            may_reidentify=st.may(user, "reidentify"), may_adjudicate=oversees, reid=reid)
 
     @app.get("/case/<flag_id>")
     def case(flag_id: str) -> Any:

@@ -730,6 +730,8 @@ class Store:
                 raise LowvalueError(f"case {flag_id} of round {round_id} is not assigned to {reviewer}")
             if stage == "adjudication" and not (state.needs_adjudication and self.may(reviewer, "adjudicate")):
                 raise LowvalueError(f"case {flag_id} of round {round_id}: no disagreement to adjudicate, or no right to")
+            if stage == "adjudication" and reviewer in state.assigned:
+                raise LowvalueError(f"case {flag_id} of round {round_id}: a reviewer of the case cannot adjudicate it")
         with self.con:
             self.con.execute("INSERT INTO verdicts (flag_id, reviewer, verdict, reason, comment, created_at, round_id, "
                              "stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

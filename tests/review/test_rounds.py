@@ -115,6 +115,9 @@ def test_double_review_is_blind_until_both_answer_then_disagreement_goes_to_adju
         assert s.all_answered and s.needs_adjudication and not s.may_review
         with pytest.raises(LowvalueError, match="no right"):
             st.record_verdict(fid, USER, "confirmed", "meets_rule", round_id=rid, stage="adjudication")
+        st.set_role("bertil", "adjudicator")
+        with pytest.raises(LowvalueError, match="cannot adjudicate"):  # not one's own disagreement
+            st.record_verdict(fid, "bertil", "rejected", "coding_error", round_id=rid, stage="adjudication")
         st.record_verdict(fid, "carin", "rejected", "exception_not_coded", round_id=rid, stage="adjudication")
         assert case_state(st, rid, fid, USER).adjudicated == "rejected"
         labels = round_labels(st, rid).set_index("flag_id")
