@@ -366,6 +366,12 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
                 abort(404)
         elif row["variant"] == UNFLAGGED:
             abort(404)  # an unflagged candidate is a case of its round only
+        else:
+            from lowvalue.review.sampling import open_blinded_round
+
+            pending = open_blinded_round(st, flag_id, user)
+            if pending is not None:  # the ordinary page would unblind a case the user still reviews in a round
+                return redirect(url_for("round_case", round_id=pending, flag_id=flag_id))
         try:
             library, rule_error = rule_library(), None
         except LowvalueError as err:  # e.g. the scan's code overlay was changed: say so on the page

@@ -256,6 +256,19 @@ def next_in_round(store: Store, round_id: int, user: str, after: str | None = No
     return row[0] if row else None
 
 
+def open_blinded_round(store: Store, flag_id: str, user: str) -> int | None:
+    """A blinded round in which ``user`` still has to review ``flag_id`` (the ordinary case page sends them there,
+    so the ordinary views do not unblind them)."""
+    row = store.con.execute(
+        "SELECT c.round_id FROM round_cases c JOIN rounds r USING (round_id) WHERE c.flag_id = ?1 AND r.blinded = 1 "
+        "AND (EXISTS (SELECT 1 FROM assignments a WHERE a.round_id = c.round_id AND a.flag_id = c.flag_id "
+        "AND a.reviewer = ?2) OR NOT EXISTS (SELECT 1 FROM assignments a WHERE a.round_id = c.round_id "
+        "AND a.flag_id = c.flag_id)) AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.round_id = c.round_id "
+        "AND v.flag_id = c.flag_id AND v.reviewer = ?2 AND v.stage = 'review') ORDER BY c.round_id LIMIT 1",
+        [flag_id, user]).fetchone()
+    return row[0] if row else None
+
+
 def round_queue(store: Store, round_id: int, user: str, *, adjudication: bool = False) -> list[dict[str, Any]]:
     """The round's cases for ``user`` in the round's random order: those assigned to them (all when nobody is
     assigned), each with their own status only; with ``adjudication``, the cases whose two reviews disagree

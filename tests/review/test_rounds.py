@@ -218,6 +218,8 @@ def test_round_pages_hide_tier_and_risk_until_the_verdict(app: Any, client: Any,
         fid = round_queue(st, rid, USER)[0]["flag_id"]
     html = client.get(f"/round/{rid}").get_data(as_text=True)
     assert "dold tills du bedömt" in html and "lågvärdevård" not in html.split("<tbody>")[1]
+    r = client.get(f"/case/{fid}")  # the ordinary case page does not unblind a case still to review in the round
+    assert r.status_code == 302 and r.location.endswith(f"/round/{rid}/case/{fid}")
     page = client.get(f"/round/{rid}/case/{fid}").get_data(as_text=True)
     assert 'id="blind-note"' in page and "Predicerad risk" not in page and 'id="conditions"' in page
     r = client.post(f"/round/{rid}/case/{fid}/verdict", data={"csrf": _csrf(client), "verdict": "confirmed",
