@@ -395,7 +395,7 @@ def create_app(db_path: Path | str, results: Path | str, model_dir: Path | str |
                 explain_error = err.one_line()
         cx = case_explainer() if rule is not None else None
         conditions = cx.conditions(rule, row, lang()) if cx is not None else []
-        index_value = cx.index_value(row, lang()) if cx is not None else None
+        index_value = cx.index_value(rule, row, lang()) if cx is not None else None
         timeline = cx.timeline(row, lang(), rule) if cx is not None else []
         if round_id is None:
             prev, nxt = st.neighbours(flag_id, f)

@@ -102,9 +102,11 @@ class CaseExplainer:
     # -- code texts ------------------------------------------------------------------------------------------------------
     @lru_cache(maxsize=4096)
     def code_text(self, system: str, code: str, prefer: tuple[str, ...] = ()) -> str:
-        """The titles of the code sets that hold ``code`` (the rule's own sets first), or "" when none does."""
-        names = list(prefer) + [n for n in sorted(self.rs.valuesets) if n not in prefer]
-        for n in names:
+        """The title of the first of the rule's code sets (``prefer``) that holds ``code``, or "" when none does.
+
+        Only the rule's own sets: a set elsewhere in the library that happens to hold the code names the concept
+        of another rule (an anaemia code in "causes of low back pain" exclusions), not the code's meaning."""
+        for n in prefer:
             vs = self.rs.valuesets.get(n)
             if vs is not None and vs.matches(system, code):
                 return vs.title or vs.name.replace("_", " ")
@@ -188,11 +190,11 @@ class CaseExplainer:
             out.append(view)
         return out
 
-    def index_value(self, flag: Any, lang: str) -> str | None:
+    def index_value(self, rule: Any, flag: Any, lang: str) -> str | None:
         """The measured value that made the case low value (e.g. LV-HOSP-027's haemoglobin), from the evidence."""
         for e in _evidence(flag["evidence"]):
             if isinstance(e, dict) and e.get("value") is not None:
-                return self.event_line(e, flag["index_time"], lang)
+                return self.event_line(e, flag["index_time"], lang, self._rule_sets(rule))
         return None
 
     def index_line(self, rule: Any, flag: Any, lang: str) -> str:
