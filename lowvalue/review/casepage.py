@@ -47,7 +47,7 @@ class ConditionView:
     """One condition of the rule as the page shows it."""
 
     text: str  # what the rule asks, in words
-    outcome: str  # met | absent | failed | not_recorded
+    outcome: str  # met | absent (exclusion checked, not found) | failed | present (exclusion found) | not_recorded
     events: list[str] = field(default_factory=list)
     searched: list[str] = field(default_factory=list)  # code sets, systems and windows searched (exclusions)
 
@@ -173,7 +173,7 @@ class CaseExplainer:
             if name in passed:
                 outcome = "met" if c.role != "exclude" else "absent"
             elif name == failed:
-                outcome = "failed"
+                outcome = "present" if c.role == "exclude" else "failed"
             else:
                 outcome = "not_recorded"
             view = ConditionView(text, outcome)

@@ -41,7 +41,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "reason_data_missing": "data saknas", "reason_other": "annat", "language": "English",
         # case page: conditions, index value, code texts, timeline, re-identification (issue 16)
         "conditions": "Regelns villkor för detta ärende", "index": "Indexhändelse", "index_value": "Indexvärde",
-        "out_met": "uppfyllt", "out_absent": "kontrollerat – fanns inte", "out_failed": "inte uppfyllt",
+        "out_met": "uppfyllt", "out_absent": "kontrollerat – fanns inte", "out_failed": "inte uppfyllt", "out_present": "uteslutningsgrund fanns",
         "out_not_recorded": "inte registrerat (skanningen sparar bara första villkoret som inte höll)",
         "req": "Krav: ", "excl": "Uteslutning: ", "any_of_req": "minst ett av: ", "any_of_excl": "inget av: ",
         "crit": "{kind} ur kodlistan ”{codes}” {window}", "crit_at_least": ", minst {n} gånger",
@@ -106,7 +106,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "reason_exception_not_coded": "clinical exception not coded", "reason_coding_error": "coding error",
         "reason_data_missing": "data missing", "reason_other": "other", "language": "Svenska",
         "conditions": "The rule's conditions on this case", "index": "Index event", "index_value": "Index value",
-        "out_met": "met", "out_absent": "checked – absent", "out_failed": "not met",
+        "out_met": "met", "out_absent": "checked – absent", "out_failed": "not met", "out_present": "exclusion found",
         "out_not_recorded": "not recorded (the scan keeps only the first condition that failed)",
         "req": "Requirement: ", "excl": "Exclusion: ", "any_of_req": "at least one of: ", "any_of_excl": "none of: ",
         "crit": "{kind} from the code set “{codes}” {window}", "crit_at_least": ", at least {n} times",
