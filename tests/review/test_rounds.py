@@ -309,3 +309,20 @@ def test_the_case_page_of_a_transfusion_flag_shows_the_haemoglobin_and_the_exclu
         if len(f):
             t = client.get(f"/case/{f.flag_id.iloc[0]}").get_data(as_text=True)
             assert "kontrollerat – fanns inte" in t and "Inget underlag registrerat" not in t, rule
+
+
+def test_an_unflagged_candidate_is_a_case_of_its_round_only_and_names_the_condition_that_failed(
+        client: Any, db: Path, results: Path) -> None:
+    cand = pd.read_parquet(results / "candidates.parquet")
+    unflagged = cand[cand.eligible & ~cand.sensitive & ~cand.specific]
+    if unflagged.empty:
+        pytest.skip("no eligible unflagged candidate in the example")
+    rule = unflagged.rule_id.iloc[0]
+    with Store.open(db) as st:
+        rid = draw_round(st, results, per_rule=1, unflagged=1, seed=4, rules=(rule,), blinded=False).round_id
+        fid = st.con.execute("SELECT flag_id FROM round_cases WHERE round_id = ? AND tier = 'unflagged'",
+                             [rid]).fetchone()[0]
+    assert client.get(f"/case/{fid}").status_code == 404
+    html = client.get(f"/round/{rid}/case/{fid}").get_data(as_text=True)
+    assert "inte flaggad" in html and ("uteslutningsgrund fanns" in html or "inte uppfyllt" in html)
+    assert "inte registrerat" in html or html.count("uppfyllt") >= 1
