@@ -60,14 +60,19 @@ class CaseExplainer:
         self._persons: dict[str, str] | None = None
         self._first_failed: dict[str, str] | None = None
         self._duck: Any = None
+        self._case_persons: list[str] = []
 
     # -- ids kept server-side (never shown, except the audited re-identification) --------------------------------------
     def _load_ids(self) -> None:
         if self._persons is not None or self.results is None:
             return
         f = pd.read_parquet(self.results / "flags.parquet", columns=["flag_id", "person_id"])
-        c = pd.read_parquet(self.results / "candidates.parquet", columns=["candidate_id", "person_id", "first_failed"])
+        c = pd.read_parquet(self.results / "candidates.parquet",
+                            columns=["candidate_id", "person_id", "first_failed", "eligible", "sensitive", "specific"])
         self._persons = {**dict(zip(c.candidate_id, c.person_id.astype(str))), **dict(zip(f.flag_id, f.person_id.astype(str)))}
+        # the persons a case can be about: flagged, or eligible and flagged by no tier (a round's unflagged sample)
+        unflagged = c[c.eligible & ~c.sensitive & ~c.specific]
+        self._case_persons = sorted(set(f.person_id.astype(str)) | set(unflagged.person_id.astype(str)))
         self._first_failed = {k: v for k, v in zip(c.candidate_id, c.first_failed) if isinstance(v, str)}
 
     def person_id(self, flag_id: str) -> str | None:
@@ -92,7 +97,7 @@ class CaseExplainer:
             con = duckdb.connect()
             cols = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [src]).fetchall()}
             vt = "value_text" if "value_text" in cols else "NULL::VARCHAR AS value_text"
-            persons = pd.DataFrame({"person_id": sorted(set(self._persons.values()))})  # noqa: F841 - used by SQL
+            persons = pd.DataFrame({"person_id": self._case_persons})  # noqa: F841 - read by the SQL below
             con.execute(f"CREATE TABLE ev AS SELECT CAST(person_id AS VARCHAR) AS person_id, time, kind, system, code, "
                         f"value, unit, {vt} FROM read_parquet(?) WHERE CAST(person_id AS VARCHAR) IN "
                         "(SELECT person_id FROM persons) ORDER BY person_id, time", [src])
