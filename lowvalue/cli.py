@@ -347,6 +347,9 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     click.echo("8. a review round for the quality unit (SQLite; the web app serves it on loopback after a login)")
     db = out / "review.sqlite"
     ctx.invoke(review.commands["init"], results=results, db=db)
+    from lowvalue.review.sampling import sample_round  # a validation round: 10 flags per rule × tier, 5 unflagged
+
+    click.echo(sample_round(db, results, per_rule=10, unflagged=5, strata=("unit",), seed=1).describe())
     click.echo(f"   next: lowvalue review add-user NAME --db {db} && "
                f"lowvalue review serve --db {db} --results {results} --model {model}")
     click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html, {db}")

@@ -111,7 +111,7 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
         v = read_derived(vd, path, made_by="lowvalue review export --db REVIEW_DB")
         if not {"flag_id", "verdict"} <= set(v.columns):
             raise InputError(str(vd), "needs columns flag_id and verdict (confirmed/rejected)")
-        inp.verdicts = v[["flag_id", "verdict"]]
+        inp.verdicts = v[[c for c in v.columns if c in ("flag_id", "verdict") or c.startswith("round_")]]
     elif verdicts is not None:
         raise InputError(str(vd), "missing")
     if model is not None:
@@ -197,17 +197,25 @@ def _caution(row: pd.Series, status: str) -> str:
 
 
 def _add_precision(s: pd.DataFrame, inp: Inputs) -> None:
+    """Reviewer-confirmed precision = the PPV of a sampled review round (``round_*`` columns of verdicts.parquet,
+    :func:`lowvalue.review.stats.ppv_by_rule`: weighted back to the frame, Wilson 95 % CI). Verdicts from the
+    ordinary, risk-ordered queue estimate nothing and are not counted; the round and design go into the notes."""
     s["confirmed"], s["rejected"] = 0, 0
-    s["precision"] = np.nan
-    if inp.verdicts is None:
+    s["precision"], s["precision_lcl"], s["precision_ucl"] = np.nan, np.nan, np.nan
+    if inp.verdicts is None or "round_verdict" not in inp.verdicts:
         return
-    v = inp.verdicts.merge(inp.flags[["flag_id", "rule_id"]], on="flag_id", how="inner")
-    v["verdict"] = v.verdict.astype(str).str.lower()
-    counts = v.groupby(["rule_id", "verdict"]).size().unstack(fill_value=0)
+    from lowvalue.review.stats import MIN_SAMPLED, ppv_by_rule
+
+    v = inp.verdicts[inp.verdicts.round_verdict.notna()].merge(inp.flags[["flag_id", "rule_id"]], on="flag_id")
+    if v.empty:
+        return
+    p = ppv_by_rule(v).set_index("rule_id").reindex(s.index)
     for k in ("confirmed", "rejected"):
-        s[k] = counts[k].reindex(s.index).fillna(0).astype("int64") if k in counts else 0
-    reviewed = s.confirmed + s.rejected
-    s["precision"] = np.where(reviewed > 0, s.confirmed / reviewed.where(reviewed > 0, 1), np.nan)
+        s[k] = p[k].fillna(0).astype("int64")
+    s["precision"], s["precision_lcl"], s["precision_ucl"] = p.ppv, p.ppv_lcl, p.ppv_ucl
+    inp.notes.append(f"Reviewer-confirmed precision: PPV from {v.round_design.iloc[0]}, with a Wilson 95 % CI "
+                     f"(weighted back to the sampling frame where stratified); the rank uses its lower limit, and a rule "
+                     f"with fewer than {MIN_SAMPLED} judged sampled flags is not ranked on it.")
 
 
 def _scaled_log(x: pd.Series) -> pd.Series:
@@ -224,7 +232,8 @@ def _add_rank(s: pd.DataFrame, w: Weights, sup: Suppressor) -> None:
       estimates that carry no caution only. An estimate with a caution (few events, poor overlap, imbalance)
       is a signal, not a figure to rank by: its rule gets the neutral 0.5 of a linked trigger that is not
       estimated; 0 without a linked trigger. ``harm_source`` says which applied;
-    * confidence: reviewer-confirmed precision when at least ``min count`` flags are reviewed, otherwise
+    * confidence: the lower 95 % limit of the sampled reviewer-confirmed precision when at least ``min count``
+      and :data:`lowvalue.review.stats.MIN_SAMPLED` sampled flags are judged (fewer: marked, not ranked on it), otherwise
       the share of flags in the specific tier ("low value"), halved for rules whose evaluability is limited
       and 0 for rules that are not evaluable.
     """
@@ -240,10 +249,13 @@ def _add_rank(s: pd.DataFrame, w: Weights, sup: Suppressor) -> None:
     share = np.where(s.flagged > 0, s.flagged_specific / s.flagged.where(s.flagged > 0, 1), 0.0)
     factor = s.evaluability.map({"evaluable": 1.0, "limited": 0.5, "not_evaluable": 0.0}).fillna(1.0)
     conf = pd.Series(share * factor, index=s.index)
+    from lowvalue.review.stats import MIN_SAMPLED
+
     reviewed = s.confirmed + s.rejected
-    use_prec = reviewed >= sup.threshold
-    conf[use_prec] = s.precision[use_prec]
-    s["confidence_source"] = np.where(use_prec, "precision", "specific share")
+    use_prec = (reviewed >= max(sup.threshold, MIN_SAMPLED)) & s.precision_lcl.notna()
+    conf[use_prec] = s.precision_lcl[use_prec]  # the lower confidence limit: five of five is not certainty
+    s["confidence_source"] = np.select([use_prec, reviewed > 0], ["precision (lower 95 % limit)",
+                                       "specific share (too few sampled reviews)"], "specific share")
     s["score_confidence"] = conf
     total = w.volume + w.harm + w.confidence
     s["score"] = (w.volume * s.score_volume + w.harm * s.score_harm + w.confidence * s.score_confidence) / (total or 1)

@@ -1,4 +1,4 @@
-"""CLI for the review app: ``lowvalue review init | add-user | disable-user | serve | export``.
+"""CLI for the review app: ``lowvalue review init | sample | stats | add-user | disable-user | serve | export``.
 
 Registered on the main CLI (which turns a LowvalueError into one line and exit
 code 2). Flask is imported only by ``serve``, so the other commands start fast.
@@ -33,12 +33,65 @@ def init(results: Path, db: Path) -> None:
     click.echo(f"review database: {db}")
 
 
+@review.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@DB_OPTION
+@click.option("--per-rule", type=click.IntRange(1, 100000), required=True, help="Flags to draw per rule and tier.")
+@click.option("--tier", "tiers", type=click.Choice(["specific", "sensitive"]), multiple=True,
+              help="Tier(s) to sample: specific (low value), sensitive (likely low value) [default: both].")
+@click.option("--unflagged", type=click.IntRange(0, 100000), default=0, show_default=True,
+              help="Eligible candidates flagged by no tier to draw per rule (for the NPV).")
+@click.option("--strata", default="", help="Stratify by unit, period (calendar quarter) or 'unit,period' "
+                                           "[default: simple random sample].")
+@click.option("--seed", type=int, required=True, help="Random seed: the same results, design and seed draw the same round.")
+@click.option("--reviewers", default="", help="Comma-separated reviewers to assign the cases to, in turn.")
+@click.option("--double", is_flag=True, help="Assign each case to two of --reviewers (double review, then adjudication).")
+@click.option("--rule", "rules", multiple=True, help="Only these rule ids [default: every rule in the results].")
+@click.option("--blind/--no-blind", default=True, show_default=True,
+              help="Hide tier and risk in the round's queue and case pages until the reviewer has given a verdict.")
+def sample(results: Path, db: Path, per_rule: int, tiers: tuple[str, ...], unflagged: int, strata: str, seed: int,
+           reviewers: str, double: bool, rules: tuple[str, ...], blind: bool) -> None:
+    """Draw a sampled review round (random or stratified, per rule × tier) for a validation study of the rules."""
+    from lowvalue.review.sampling import draw_round
+    from lowvalue.review.store import Store
+
+    with Store.open(db, create=True) as st:
+        summary = draw_round(st, results, per_rule=per_rule, seed=seed, tiers=tiers or ("specific", "sensitive"),
+                             unflagged=unflagged, strata=[s.strip() for s in strata.split(",") if s.strip()],
+                             reviewers=[r.strip() for r in reviewers.split(",") if r.strip()],
+                             reviewers_per_case=2 if double else 1, blinded=blind, rules=rules)
+    click.echo(summary.describe())
+    click.echo(f"review database: {db}")
+
+
+@review.command()
+@DB_OPTION
+@click.option("--round", "round_id", type=int, default=None, help="Round number [default: the latest].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table as CSV (no person data: counts and estimates per rule and tier).")
+@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
+def stats(db: Path, round_id: int | None, out: Path | None, lang: str) -> None:
+    """PPV and NPV with Wilson 95 % CIs, unsure counts and Cohen's kappa per rule × tier of a sampled round."""
+    from lowvalue.review.stats import format_stats, round_stats
+    from lowvalue.review.store import Store
+
+    with Store.open(db) as st:
+        table = round_stats(st, round_id)
+    click.echo(format_stats(table, lang))
+    if out is not None:
+        table.to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+
+
 @review.command("add-user")
 @click.argument("name")
 @DB_OPTION
 @click.option("--replace", is_flag=True,
               help="Set a new password for an existing user: ends their sessions, lifts login delays, re-enables.")
-def add_user(name: str, db: Path, replace: bool) -> None:
+@click.option("--role", type=click.Choice(["reviewer", "adjudicator", "admin"]), default=None,
+              help="reviewer (default for a new user), adjudicator (settles double-review disagreements, may see "
+                   "the re-identification key) or admin (also manages users in the app).")
+def add_user(name: str, db: Path, replace: bool, role: str | None) -> None:
     """Add a reviewer; the password comes from a hidden prompt, or from $LOWVALUE_REVIEW_PASSWORD for scripts.
 
     At least 10 characters and not easy to guess (zxcvbn score 3 of 4: no common passwords, names or patterns).
@@ -47,7 +100,7 @@ def add_user(name: str, db: Path, replace: bool) -> None:
 
     with Store.open(db) as st:
         password = os.environ.get(PASSWORD_ENV) or click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        st.add_user(name, password, replace=replace)
+        st.add_user(name, password, replace=replace, role=role)
     click.echo(f"{'password changed for' if replace else 'added'} user {name}")
 
 
@@ -93,7 +146,9 @@ def serve(db: Path, results: Path, model_dir: Path | None, rules_dir: Path | Non
 @DB_OPTION
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Parquet file [default: verdicts.parquet in the results folder the database was loaded from].")
-def export(db: Path, out: Path | None) -> None:
+@click.option("--round", "round_id", type=int, default=None,
+              help="The sampled round whose final labels feed the report's precision [default: the latest].")
+def export(db: Path, out: Path | None, round_id: int | None) -> None:
     """Write the latest confirmed/rejected verdict per flag (flag_id, verdict, reason, reviewer, reviewed_at)."""
     from lowvalue.errors import LowvalueError
     from lowvalue.review.store import Store
@@ -104,4 +159,4 @@ def export(db: Path, out: Path | None) -> None:
             if not loaded:
                 raise LowvalueError(f"{db}: no results loaded; give --out")
             out = Path(loaded) / "verdicts.parquet"
-        click.echo(st.export(out).describe())
+        click.echo(st.export(out, round_id=round_id).describe())

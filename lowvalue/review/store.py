@@ -38,10 +38,21 @@ import pandas as pd
 from lowvalue.errors import InputError, LowvalueError
 from lowvalue.privacy import pseudonym
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 VERDICTS = ("confirmed", "rejected", "unsure")
 STATUSES = ("unreviewed", *VERDICTS)
 REASONS = ("meets_rule", "exception_not_coded", "coding_error", "data_missing", "other")
+# Which reasons can go with which verdict (the consistency check between verdict and reason): "meets the rule, no
+# documented reason" cannot reject or leave unsure, an uncoded exception or a coding error cannot confirm.
+CONSISTENT = {"confirmed": ("meets_rule", "other"),
+              "rejected": ("exception_not_coded", "coding_error", "data_missing", "other"),
+              "unsure": ("exception_not_coded", "data_missing", "other")}
+ROLES = ("reviewer", "adjudicator", "admin")
+# What each role may do beyond reviewing: an adjudicator settles disagreements of a double review and may see the
+# re-identification key; an admin manages users (and may do all an adjudicator does).
+ROLE_RIGHTS = {"reviewer": frozenset(), "adjudicator": frozenset({"adjudicate", "reidentify"}),
+               "admin": frozenset({"adjudicate", "reidentify", "admin"})}
+UNFLAGGED = "unflagged"  # the variant of a sampled eligible candidate that no tier flagged (for the NPV)
 MIN_PASSWORD, MAX_PASSWORD, MIN_STRENGTH = 10, 128, 3
 SESSION_LIFETIME, SESSION_IDLE = timedelta(hours=8), timedelta(hours=1)
 # Login throttling: scope → (failures allowed free, first delay, longest delay). After the free failures each
@@ -123,6 +134,51 @@ CREATE TABLE IF NOT EXISTS login_failures (
 CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures(username, at);
 CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures(client, at);
 """
+
+# Added by schema 3 (issue 16): review rounds with a sampling design, double review and adjudication, roles.
+# A round, its frame sizes, its sampled cases and its assignments are written once and never changed (triggers),
+# like verdicts: the design of a validation study is part of its record. A verdict given in a round carries the
+# round and its stage ("review" or "adjudication"); the ordinary status of a flag follows ordinary verdicts only,
+# so a blinded round's verdicts never show in the ordinary queue.
+SCHEMA_3 = """
+ALTER TABLE verdicts ADD COLUMN round_id INTEGER;
+ALTER TABLE verdicts ADD COLUMN stage TEXT NOT NULL DEFAULT 'review';
+ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'reviewer';
+ALTER TABLE flags ADD COLUMN explanation TEXT;
+DROP TRIGGER IF EXISTS verdicts_status;
+CREATE TRIGGER IF NOT EXISTS verdicts_status AFTER INSERT ON verdicts WHEN NEW.round_id IS NULL
+    BEGIN UPDATE flags SET status = NEW.verdict WHERE flag_id = NEW.flag_id; END;
+DROP TRIGGER IF EXISTS flags_status_kept;
+CREATE TRIGGER IF NOT EXISTS flags_status_kept AFTER INSERT ON flags
+    WHEN EXISTS (SELECT 1 FROM verdicts WHERE flag_id = NEW.flag_id AND round_id IS NULL)
+    BEGIN UPDATE flags SET status = (SELECT verdict FROM verdicts WHERE flag_id = NEW.flag_id AND round_id IS NULL
+                                     ORDER BY id DESC LIMIT 1) WHERE flag_id = NEW.flag_id; END;
+CREATE INDEX IF NOT EXISTS verdicts_round ON verdicts(round_id, flag_id, reviewer, id);
+CREATE TABLE IF NOT EXISTS rounds (
+    round_id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, created_by TEXT NOT NULL, design TEXT NOT NULL,
+    strata TEXT NOT NULL, seed INTEGER NOT NULL, per_rule INTEGER NOT NULL, unflagged INTEGER NOT NULL,
+    tiers TEXT NOT NULL, reviewers_per_case INTEGER NOT NULL, blinded INTEGER NOT NULL, frame TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS round_strata (
+    round_id INTEGER NOT NULL REFERENCES rounds(round_id), rule_id TEXT NOT NULL, tier TEXT NOT NULL,
+    stratum TEXT NOT NULL, frame_n INTEGER NOT NULL, sample_n INTEGER NOT NULL,
+    PRIMARY KEY (round_id, rule_id, tier, stratum));
+CREATE TABLE IF NOT EXISTS round_cases (
+    round_id INTEGER NOT NULL REFERENCES rounds(round_id), flag_id TEXT NOT NULL REFERENCES flags(flag_id),
+    rule_id TEXT NOT NULL, tier TEXT NOT NULL, stratum TEXT NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (round_id, flag_id));
+CREATE INDEX IF NOT EXISTS round_cases_pos ON round_cases(round_id, position);
+CREATE TABLE IF NOT EXISTS assignments (
+    round_id INTEGER NOT NULL, flag_id TEXT NOT NULL, reviewer TEXT NOT NULL REFERENCES users(username),
+    slot INTEGER NOT NULL, PRIMARY KEY (round_id, flag_id, reviewer),
+    FOREIGN KEY (round_id, flag_id) REFERENCES round_cases(round_id, flag_id));
+CREATE INDEX IF NOT EXISTS assignments_reviewer ON assignments(reviewer, round_id);
+"""
+_FROZEN = ("rounds", "round_strata", "round_cases", "assignments")
+SCHEMA_3 += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {t}_no_update BEFORE UPDATE ON {t} "
+    f"BEGIN SELECT RAISE(ABORT, 'review rounds are append-only'); END;\n"
+    f"CREATE TRIGGER IF NOT EXISTS {t}_no_delete BEFORE DELETE ON {t} "
+    f"BEGIN SELECT RAISE(ABORT, 'review rounds are append-only'); END;\n" for t in _FROZEN)
 
 MIGRATE_1 = """
 ALTER TABLE flags ADD COLUMN status TEXT NOT NULL DEFAULT 'unreviewed';
@@ -212,7 +268,7 @@ class Filters:
         return {k: v for k, v in vars(self).items() if v}
 
     def where(self, *, with_status: bool = True) -> tuple[str, list[str]]:
-        parts, params = ["1 = 1"], []
+        parts, params = [f"f.variant != '{UNFLAGGED}'"], []  # unflagged candidates belong to sampled rounds only
         for col, v in (("f.rule_id", self.rule), ("f.unit", self.unit), ("f.variant", self.variant)):
             if v:
                 parts.append(f"{col} = ?")
@@ -277,10 +333,11 @@ class Store:
         version = store.meta("schema_version") if has_meta else None
         if create and version is None:
             con.executescript(SCHEMA + SCHEMA_2)
-            with con:
-                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
-        elif version == "1":
-            store._migrate_1()
+            store._migrate(SCHEMA_3)
+        elif version in ("1", "2"):
+            if version == "1":
+                store._migrate_1()
+            store._migrate(SCHEMA_3)
         elif version != SCHEMA_VERSION:
             con.close()
             raise LowvalueError(f"{path}: not a review database of this lowvalue version (schema {SCHEMA_VERSION})")
@@ -298,7 +355,22 @@ class Store:
             for statement in SCHEMA_2.strip().split(";\n"):
                 con.execute(statement)
             self._renumber()
-            con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+            con.execute("INSERT INTO meta VALUES ('schema_version', '2') ON CONFLICT(key) DO UPDATE SET value = '2'")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, script: str) -> None:
+        """Apply a schema step (statements separated by ``;\\n``) and set the current version, in one transaction."""
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.strip().split(";\n"):
+                if statement.strip():
+                    con.execute(statement)
+            con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET "
+                        "value = excluded.value", [SCHEMA_VERSION])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -465,16 +537,21 @@ class Store:
         return json.loads(kept) if kept else self._facets()
 
     def _facets(self) -> dict[str, list[str]]:
-        return {c: [r[0] for r in self.con.execute(f"SELECT DISTINCT {c} FROM flags WHERE {c} IS NOT NULL ORDER BY 1")]
+        return {c: [r[0] for r in self.con.execute(f"SELECT DISTINCT {c} FROM flags WHERE {c} IS NOT NULL "
+                                                   f"AND variant != '{UNFLAGGED}' ORDER BY 1")]
                 for c in ("rule_id", "unit", "variant")}
 
     # users --------------------------------------------------------------------------------------------------------------
 
-    def add_user(self, username: str, password: str, *, replace: bool = False) -> None:
+    def add_user(self, username: str, password: str, *, replace: bool = False, role: str | None = None,
+                 actor: str = "cli") -> None:
         """Add a reviewer (or, with ``replace``, set a new password, re-enable the user and end their sessions).
 
-        Passwords are stored as salted scrypt hashes and must pass :func:`password_problem`.
+        Passwords are stored as salted scrypt hashes and must pass :func:`password_problem`. ``role`` (one of
+        :data:`ROLES`; a new user defaults to "reviewer", a replaced one keeps theirs).
         """
+        if role is not None and role not in ROLES:
+            raise LowvalueError(f"role must be one of {', '.join(ROLES)}. Got {role!r} instead.")
         from werkzeug.security import generate_password_hash
 
         if not USERNAME.match(username):
@@ -486,24 +563,51 @@ class Store:
         if problem:
             raise LowvalueError(problem)
         with self.con:
-            self.con.execute("INSERT INTO users VALUES (?, ?, ?, NULL) ON CONFLICT(username) DO UPDATE SET "
+            self.con.execute("INSERT INTO users (username, password_hash, created_at, disabled_at, role) "
+                             "VALUES (?, ?, ?, NULL, ?) ON CONFLICT(username) DO UPDATE SET "
                              "password_hash = excluded.password_hash, disabled_at = NULL",
-                             [username, generate_password_hash(password), _stamp()])
+                             [username, generate_password_hash(password), _stamp(), role or "reviewer"])
+            if role is not None:
+                self.con.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
             if exists:
                 self.con.execute("DELETE FROM sessions WHERE username = ?", [username])
                 self.con.execute("DELETE FROM login_failures WHERE username = ?", [username])
-        self.audit("cli", "password_reset" if exists else "add_user", username)
+        self.audit(actor, "password_reset" if exists else "add_user", username, f"role={self.role(username)}")
         if exists:
             self.audit(username, "unlock", detail="password reset; sessions ended")
 
-    def disable_user(self, username: str) -> int:
+    def role(self, username: str) -> str | None:
+        """The user's role, or None for an unknown or disabled user."""
+        row = self.con.execute("SELECT role FROM users WHERE username = ? AND disabled_at IS NULL", [username]).fetchone()
+        return row[0] if row else None
+
+    def may(self, username: str, right: str) -> bool:
+        """Whether ``username`` holds ``right`` ("adjudicate", "reidentify", "admin") by their role."""
+        return right in ROLE_RIGHTS.get(self.role(username) or "", frozenset())
+
+    def set_role(self, username: str, role: str, *, actor: str = "cli") -> None:
+        """Change a user's role; their sessions end so the new rights apply from the next login."""
+        if role not in ROLES:
+            raise LowvalueError(f"role must be one of {', '.join(ROLES)}. Got {role!r} instead.")
+        if not self.has_user(username):
+            raise LowvalueError(f"no user {username!r} in {self.path}")
+        with self.con:
+            self.con.execute("UPDATE users SET role = ? WHERE username = ?", [role, username])
+            self.con.execute("DELETE FROM sessions WHERE username = ?", [username])
+        self.audit(actor, "set_role", username, f"role={role}")
+
+    def users(self) -> list[sqlite3.Row]:
+        """Every user with role, creation and disabling time (no password hashes), for the admin page."""
+        return self.con.execute("SELECT username, role, created_at, disabled_at FROM users ORDER BY username").fetchall()
+
+    def disable_user(self, username: str, *, actor: str = "cli") -> int:
         """Stop a reviewer from logging in and end their sessions now; returns the sessions ended. Verdicts stay."""
         if not self.has_user(username):
             raise LowvalueError(f"no user {username!r} in {self.path}")
         with self.con:
             self.con.execute("UPDATE users SET disabled_at = ? WHERE username = ?", [_stamp(), username])
             ended = self.con.execute("DELETE FROM sessions WHERE username = ?", [username]).rowcount
-        self.audit("cli", "disable_user", username, f"sessions_ended={ended}")
+        self.audit(actor, "disable_user", username, f"sessions_ended={ended}")
         return ended
 
     def has_user(self, username: str) -> bool:
@@ -600,51 +704,102 @@ class Store:
 
     # verdicts ---------------------------------------------------------------------------------------------------------
 
-    def record_verdict(self, flag_id: str, reviewer: str, verdict: str, reason: str, comment: str = "") -> None:
-        """Append a verdict; the latest one per flag counts. The comment is stored, never logged or audited."""
+    def record_verdict(self, flag_id: str, reviewer: str, verdict: str, reason: str, comment: str = "", *,
+                       round_id: int | None = None, stage: str = "review") -> None:
+        """Append a verdict; the latest one per flag (per reviewer and stage in a round) counts. The comment is stored,
+        never logged or audited. In a round (:mod:`lowvalue.review.sampling`) the case must be in the round, an
+        assigned case may be reviewed by its assigned reviewers only, and an adjudication needs the right to
+        adjudicate and a disagreement to settle."""
         if verdict not in VERDICTS:
             raise LowvalueError(f"verdict must be one of {', '.join(VERDICTS)}. Got {verdict!r} instead.")
         if reason not in REASONS:
             raise LowvalueError(f"reason must be one of {', '.join(REASONS)}. Got {reason!r} instead.")
+        if reason not in CONSISTENT[verdict]:
+            raise InconsistentVerdict(verdict, reason)
         if len(comment) > MAX_COMMENT:
             raise LowvalueError(f"comment longer than {MAX_COMMENT} characters")
         if self.flag(flag_id) is None:
             raise LowvalueError(f"no flag {flag_id!r} in {self.path}")
-        with self.con:
-            self.con.execute("INSERT INTO verdicts (flag_id, reviewer, verdict, reason, comment, created_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", [flag_id, reviewer, verdict, reason, comment.strip(), _stamp()])
-        self.audit(reviewer, "verdict", flag_id, f"{verdict}/{reason}")
+        if stage not in ("review", "adjudication") or (stage == "adjudication" and round_id is None):
+            raise LowvalueError(f"stage must be review, or adjudication in a round. Got {stage!r} instead.")
+        if round_id is not None:
+            from lowvalue.review.sampling import case_state
 
-    def history(self, flag_id: str) -> list[sqlite3.Row]:
-        return self.con.execute("SELECT * FROM verdicts WHERE flag_id = ? ORDER BY id DESC", [flag_id]).fetchall()
+            state = case_state(self, round_id, flag_id, reviewer)
+            if stage == "review" and not state.may_review:
+                raise LowvalueError(f"case {flag_id} of round {round_id} is not assigned to {reviewer}")
+            if stage == "adjudication" and not (state.needs_adjudication and self.may(reviewer, "adjudicate")):
+                raise LowvalueError(f"case {flag_id} of round {round_id}: no disagreement to adjudicate, or no right to")
+            if stage == "adjudication" and reviewer in state.assigned:
+                raise LowvalueError(f"case {flag_id} of round {round_id}: a reviewer of the case cannot adjudicate it")
+        with self.con:
+            self.con.execute("INSERT INTO verdicts (flag_id, reviewer, verdict, reason, comment, created_at, round_id, "
+                             "stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             [flag_id, reviewer, verdict, reason, comment.strip(), _stamp(), round_id, stage])
+        self.audit(reviewer, "verdict" if stage == "review" else "adjudication", flag_id,
+                   f"{verdict}/{reason}" + (f" round={round_id}" if round_id is not None else ""))
+
+    def history(self, flag_id: str, *, round_id: int | None = None, reviewer: str | None = None) -> list[sqlite3.Row]:
+        """Verdicts on a flag, newest first: ordinary ones, or a round's (only ``reviewer``'s when given: blinding)."""
+        where = "round_id IS NULL" if round_id is None else "round_id = ?"
+        params: list[Any] = [flag_id] + ([] if round_id is None else [round_id])
+        if reviewer is not None:
+            where += " AND reviewer = ?"
+            params.append(reviewer)
+        return self.con.execute(f"SELECT * FROM verdicts WHERE flag_id = ? AND {where} ORDER BY id DESC",
+                                params).fetchall()
 
     def latest_verdicts(self) -> pd.DataFrame:
         """The latest verdict per reviewed flag: flag_id, verdict, reason, reviewer, reviewed_at (UTC)."""
-        d = pd.read_sql_query("SELECT flag_id, verdict, reason, reviewer, created_at AS reviewed_at FROM latest "
-                              "ORDER BY flag_id", self.con)
+        d = pd.read_sql_query("SELECT l.flag_id, l.verdict, l.reason, l.reviewer, l.created_at AS reviewed_at, "
+                              "l.round_id IS NOT NULL AS sampled FROM latest l JOIN flags f USING (flag_id) "
+                              f"WHERE f.variant != '{UNFLAGGED}' ORDER BY l.flag_id", self.con)
+        d["sampled"] = d.sampled.astype(bool)
         d["reviewed_at"] = pd.to_datetime(d.reviewed_at, utc=True, format="%Y-%m-%dT%H:%M:%SZ")
         return d
 
-    def export(self, out: Path | str, *, actor: str = "cli") -> ExportSummary:
+    def export(self, out: Path | str, *, actor: str = "cli", round_id: int | None = None) -> ExportSummary:
         """Write the latest confirmed/rejected verdict per flag as Parquet for :mod:`lowvalue.risk.triage`.
 
         "Unsure" is no label: it is left out and counted. Comments stay in the store
-        (free text may identify a patient).
+        (free text may identify a patient). ``sampled`` says whether the latest verdict came from a sampled round
+        (triage says when its labels come from a non-random queue); the columns ``round_*`` carry a sampled round's
+        final label with its design (:func:`lowvalue.review.stats.round_labels`; default the latest round), from which
+        the report computes precision. Unflagged candidates of a round are no flags and are left out.
         """
         out = Path(out)
+        from lowvalue.review.stats import round_labels
+
         d = self.latest_verdicts()
         labelled = d[d.verdict.isin(["confirmed", "rejected"])].reset_index(drop=True)
+        sampled = round_labels(self, round_id).drop(columns="rule_id")  # the round's final labels: report precision
+        labelled = labelled.merge(sampled, on="flag_id", how="outer")
+        labelled["verdict"] = labelled.verdict.fillna(labelled.round_verdict)  # a round-only label still trains triage
+        labelled = labelled[labelled.verdict.isin(["confirmed", "rejected"])
+                            | labelled.round_verdict.notna()].sort_values("flag_id").reset_index(drop=True)
+        labelled["sampled"] = labelled.sampled.fillna(False).astype(bool)
+        labelled["round_id"] = labelled.round_id.astype("Int64")
+        labelled["round_frame_n"] = labelled.round_frame_n.astype("Int64")
         out.parent.mkdir(parents=True, exist_ok=True)
         from lowvalue.results import read_manifest, stamp, write_table
 
         loaded = self.meta("results_path")
         manifest = read_manifest(loaded) if loaded and Path(loaded).is_dir() else None
         write_table(labelled, out, stamp_of=stamp(manifest) if manifest else None)  # verdicts belong to that scan
-        n_flags = self.con.execute("SELECT count(*) FROM flags").fetchone()[0]
+        n_flags = self.con.execute(f"SELECT count(*) FROM flags WHERE variant != '{UNFLAGGED}'").fetchone()[0]
         s = ExportSummary(out, int((d.verdict == "confirmed").sum()), int((d.verdict == "rejected").sum()),
                           int((d.verdict == "unsure").sum()), n_flags - len(d))
         self.audit(actor, "export", str(out), f"confirmed={s.confirmed} rejected={s.rejected} unsure={s.unsure}")
         return s
+
+
+class InconsistentVerdict(LowvalueError):
+    """A verdict with a reason that contradicts it (e.g. confirmed because of a coding error)."""
+
+    def __init__(self, verdict: str, reason: str):
+        self.verdict, self.reason = verdict, reason
+        super().__init__(f"reason {reason!r} does not go with verdict {verdict!r}: "
+                         f"use one of {', '.join(CONSISTENT[verdict])}")
 
 
 def iter_evidence(evidence: str) -> Iterator[dict[str, Any]]:

@@ -38,7 +38,10 @@ def _labels(results: Results, verdicts: Path | None) -> tuple[pd.Series | None, 
     if v.is_file():
         d = read_derived(v, results.path, made_by="lowvalue review export --db REVIEW_DB")
         d = d[d.verdict.isin(["confirmed", "rejected"])]
-        return pd.Series((d.verdict == "confirmed").astype(int).to_numpy(), index=d.flag_id), f"verdicts ({v})"
+        queued = int((~d.sampled.astype(bool)).sum()) if "sampled" in d else len(d)
+        note = (f"; {queued} of {len(d)} labels come from the ordinary (risk-ordered, non-random) queue, so the model "
+                "also learns which flags were chosen for review" if queued else "; all labels from sampled rounds")
+        return pd.Series((d.verdict == "confirmed").astype(int).to_numpy(), index=d.flag_id), f"verdicts ({v}{note})"
     src = (results.manifest.get("data", {}).get("sources", {}) or {}).get("persons")
     truth = Path(src).parent / "truth" / "interventions.parquet" if src else None
     if truth is not None and truth.is_file():

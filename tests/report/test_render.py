@@ -72,6 +72,10 @@ def test_excess_and_verdicts_when_present(example_results: Path, tmp_path: Path,
     b = flags[flags.rule_id == "LV-ABX-004"].flag_id.head(12)
     verdicts = pd.DataFrame({"flag_id": list(a) + list(b),
                              "verdict": ["confirmed"] * 7 + ["rejected"] * 3 + ["confirmed", "rejected"] * 6})
+    # the final labels of a simple random review round (only sampled rounds feed the precision)
+    verdicts = verdicts.assign(round_id=1, round_design="review round 1 (simple random sample, seed 1)",
+                               round_tier="specific", round_stratum="all", round_frame_n=40,
+                               round_verdict=verdicts.verdict)
     write_table(verdicts, tmp_path / "verdicts.parquet", stamp_of=stamp(read_manifest(example_results)))
     inp = aggregate.load(example_results, excess=tmp_path / "excess_risk.parquet",
                          verdicts=tmp_path / "verdicts.parquet", rules=ruleset)
@@ -85,7 +89,7 @@ def test_excess_and_verdicts_when_present(example_results: Path, tmp_path: Path,
     assert "No unmeasured confounding" in html or "Assumptions" in html
     assert 'id="chart-harm"' in html and "data:image/png" in html.split('id="chart-harm"')[1][:300]
     s = aggregate.summary(inp, aggregate.Suppressor())
-    assert s.set_index("rule_id").loc["LV-ABX-004", "confidence_source"] == "precision"
+    assert s.set_index("rule_id").loc["LV-ABX-004", "confidence_source"] == "precision (lower 95 % limit)"
 
 
 def test_model_metrics_in_methods(example_results: Path, tmp_path: Path, ruleset) -> None:

@@ -119,13 +119,13 @@ def test_case_page_shows_rule_evidence_and_a_pseudonym_never_the_person_id(clien
     html = client.get(f"/case/{with_ev.flag_id}").get_data(as_text=True)
     assert with_ev.person_id not in html and with_ev.encounter_id not in html
     assert re.search(r"ps_[0-9a-f]{20}", html)
-    assert "Motivering" in html and "Underlag" in html and "Källor" in html
+    assert "Motivering" in html and "Regelns villkor för detta ärende" in html and "Källor" in html
     assert "Regelstatus: utkast (kliniskt ansvarig: inte utsedd)" in html and "koder ännu inte kontrollerade" in html
     ev = json.loads(with_ev.evidence)[0]
-    assert ev["code"] in html and ev["condition"] in html  # the evidence line from lowvalue.risk.explain
+    assert ev["code"] in html and ev["condition"] not in html  # the event that met it, never a raw condition name
     assert "Ingen riskmodell angiven" in html
     en = client.get(f"/case/{with_ev.flag_id}?lang=en").get_data(as_text=True)
-    assert "Rationale" in en and "Evidence" in en and "Motivering" not in en
+    assert "Rationale" in en and "The rule&#39;s conditions on this case" in en and "Motivering" not in en
     assert client.get("/case/does-not-exist").status_code == 404
     with Store.open(db) as st:
         assert (USER, "view", with_ev.flag_id) in [(r["actor"], r["action"], r["target"]) for r in st.audit_rows()]

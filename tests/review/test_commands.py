@@ -87,7 +87,7 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*a, **k):
         raise AssertionError("the server would have started")
 
-    monkeypatch.setattr("lowvalue.review.app.make_server", refuse)
+    monkeypatch.setattr("lowvalue.review.app.Server", refuse)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.org"])
@@ -115,12 +115,13 @@ def test_server_log_has_no_query_strings(db: Path, results: Path, caplog: pytest
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     try:
-        with caplog.at_level(logging.INFO, logger="werkzeug"):
+        with caplog.at_level(logging.INFO, logger="lowvalue.review"):
             with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/login?lang=en&q=P0000016") as r:
                 assert r.status == 200 and "Log in" in r.read().decode()
     finally:
         server.shutdown()
         server.server_close()
+    assert type(server._srv).__module__.startswith("waitress")  # the production server, not Flask's development one
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "/login" in logged and "P0000016" not in logged and "lang=en" not in logged
 
@@ -141,12 +142,15 @@ def test_export_counts_leaves_out_unsure_and_feeds_triage(db: Path, results: Pat
     r = _run("export", "--db", str(db), "--out", str(out))
     assert r.exit_code == 0 and "2 confirmed, 1 rejected (1 unsure left out" in r.output, r.output
     v = pd.read_parquet(out)
-    assert list(v.columns) == ["flag_id", "verdict", "reason", "reviewer", "reviewed_at"]
+    assert list(v.columns) == ["flag_id", "verdict", "reason", "reviewer", "reviewed_at", "sampled", "round_id",
+                               "round_design", "round_tier", "round_stratum", "round_frame_n", "round_verdict"]
+    assert not v.sampled.any() and v.round_verdict.isna().all()  # the ordinary queue: no sampled round
     assert dict(zip(v.flag_id, v.verdict)) == {ids[0]: "confirmed", ids[1]: "rejected", ids[3]: "confirmed"}
     assert v.set_index("flag_id").loc[ids[3], "reviewer"] == "bertil"
     assert str(v.reviewed_at.dtype).startswith("datetime64") and "comment" not in v.columns
     y, source = _labels(load_results(res, rules=ruleset), None)
     assert source.startswith("verdicts") and len(y) == 3 and y.sum() == 2
+    assert "3 of 3 labels come from the ordinary (risk-ordered, non-random) queue" in source
     t = triage(res)
     assert t.source.startswith("verdicts") and "only 3 labelled flags" in t.message and "too few" in t.message
 

@@ -195,12 +195,38 @@ def test_queue_queries_use_indexes_and_never_sort_the_round(db: Path, filters: F
         assert fid is not None
 
 
+# schema 3 (review rounds, roles, cached explanations) taken off again, to make an older store
+SCHEMA_3_UNDONE = "".join(f"DROP TRIGGER {t}_no_update; DROP TRIGGER {t}_no_delete; DROP TABLE {t};"
+                          for t in ("assignments", "round_cases", "round_strata", "rounds")) + """
+    DROP TRIGGER verdicts_status; DROP TRIGGER flags_status_kept;
+    CREATE TRIGGER verdicts_status AFTER INSERT ON verdicts
+        BEGIN UPDATE flags SET status = NEW.verdict WHERE flag_id = NEW.flag_id; END;
+    DROP INDEX verdicts_round; ALTER TABLE verdicts DROP COLUMN round_id; ALTER TABLE verdicts DROP COLUMN stage;
+    ALTER TABLE users DROP COLUMN role; ALTER TABLE flags DROP COLUMN explanation;"""
+
+
+def test_a_schema_2_store_is_migrated_to_rounds_and_roles(db: Path, results: Path) -> None:
+    fid = pd.read_parquet(results / "flags.parquet").flag_id.iloc[3]
+    with Store.open(db) as st:
+        st.record_verdict(fid, USER, "confirmed", "meets_rule")
+    con = sqlite3.connect(db)
+    con.executescript(SCHEMA_3_UNDONE + "UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+    con.close()
+    with Store.open(db) as st:
+        assert st.meta("schema_version") == "3" and st.role(USER) == "reviewer"
+        assert st.flag(fid)["status"] == "confirmed" and [h["verdict"] for h in st.history(fid)] == ["confirmed"]
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            with st.con:
+                st.con.execute("INSERT INTO rounds VALUES (1, 'x', 'x', 'random', '', 1, 1, 0, 's', 1, 1, '{}')")
+                st.con.execute("DELETE FROM rounds")
+
+
 def test_a_schema_1_store_is_migrated_keeping_verdicts(db: Path, results: Path) -> None:
     fid = pd.read_parquet(results / "flags.parquet").flag_id.iloc[5]
     with Store.open(db) as st:
         st.record_verdict(fid, USER, "rejected", "coding_error")
     con = sqlite3.connect(db)
-    con.executescript("""
+    con.executescript(SCHEMA_3_UNDONE + """
         DROP TRIGGER verdicts_no_replace; DROP TRIGGER audit_no_replace; DROP TRIGGER verdicts_status;
         DROP INDEX flags_queue; DROP INDEX flags_status; DROP INDEX flags_rule_pos; DROP INDEX flags_unit_pos;
         DROP TABLE sessions; DROP TABLE login_failures;
@@ -212,7 +238,7 @@ def test_a_schema_1_store_is_migrated_keeping_verdicts(db: Path, results: Path) 
         PRAGMA journal_mode = DELETE;""")
     con.close()
     with Store.open(db) as st:
-        assert st.meta("schema_version") == "2" and st.meta("secret:session") is None
+        assert st.meta("schema_version") == "3" and st.meta("secret:session") is None
         assert st.flag(fid)["status"] == "rejected" and [h["verdict"] for h in st.history(fid)] == ["rejected"]
         rows, total = st.queue(Filters(status="rejected"))
         assert [r["flag_id"] for r in rows] == [fid] and total == 1
