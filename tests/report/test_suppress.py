@@ -10,14 +10,15 @@ import pytest
 
 from lowvalue.report import aggregate
 from lowvalue.report.render import build_html
-from lowvalue.report.suppress import Suppressor
+from lowvalue.report.suppress import MARK, MISSING, Suppressor
 
 from .conftest import SMALL
 
 
 def test_small_counts_and_threshold() -> None:
     sup = Suppressor(5)
-    assert sup.label == "<5"
+    assert sup.label == MARK == "–" and Suppressor(11).label == MARK  # the mark never claims "<5"
+    assert sup.footnote("sv") == "– undertryckt: färre än 5" and sup.footnote("en") == "– suppressed: fewer than 5"
     assert [sup.is_small(n) for n in (0, 1, 4, 5, 12, None, float("nan"))] == [False, True, True, False, False,
                                                                                 False, False]
     assert sup.mask(pd.Series([0, 3, 7])).tolist() == [False, True, False]
@@ -62,7 +63,7 @@ def test_trend_and_funnel_hide_small_counts(tiny_results: Path, ruleset) -> None
     assert "VC-B" not in u.index and uv.hidden == 2  # 6 eligible, but the smallest other part of the total
     assert u.loc["VC-E", "banded"]  # 2 low value among 30 eligible: volume only
     drawn = u[~u.banded]
-    assert not drawn.flagged_specific.isin(SMALL).any() and not drawn.eligible.isin(SMALL).any()
+    assert not drawn.low_value.isin(SMALL).any() and not drawn.eligible.isin(SMALL).any()
     assert set(uv.outside.unit) <= set(drawn.index)
 
 
@@ -76,13 +77,13 @@ def test_no_count_below_the_threshold_in_the_html(tiny_results: Path, ruleset, l
     counts = [(sort, text) for cls, sort, text in _cells(html) if "count" in cls.split()]
     assert counts, "the summary table has count cells"
     for sort, text in counts:
-        assert text == "&lt;5" or int(re.sub(r"\D", "", text)) == 0 or int(re.sub(r"\D", "", text)) >= 5, text
+        assert text in (MARK, MISSING) or int(re.sub(r"\D", "", text)) == 0 or int(re.sub(r"\D", "", text)) >= 5, text
         assert sort == "" or int(sort) == 0 or int(sort) >= 5, sort
-    # the suppressed rule shows "<5" for its tiers, its rate and its cost; no cost of 300 or 400 (3 or 4 × 100)
+    # the suppressed rule shows the mark for its tiers and its rate; its cost is not priced (no sourced price)
     # grand totals would give suppressed parts away by subtraction: they sum the published parts, marked ≥
     assert re.search(r'class="key"><b>≥\s46<', html), re.findall(r'class="key"><b>[^<]*', html)
     row = re.search(r"LV-IMG-001</a></td>(.*?)</tr>", html, re.S).group(1)
-    assert row.count("&lt;5") >= 4
+    assert row.count(f">{MARK}<") >= 3
     assert not re.search(r">\s*[34]00\s*<", row)
     # no person or flag id anywhere
     flags = pd.read_parquet(tiny_results / "flags.parquet")
@@ -93,5 +94,5 @@ def test_a_larger_threshold_suppresses_more(tiny_results: Path, ruleset) -> None
     html = build_html(aggregate.load(tiny_results, rules=ruleset), lang="en", min_count=50)
     for cls, sort, text in _cells(html):
         if "count" in cls.split():
-            assert text == "&lt;50" or int(text.replace(",", "")) in (0,) or int(text.replace(",", "")) >= 50
+            assert text in (MARK, MISSING) or int(text.replace(",", "")) in (0,) or int(text.replace(",", "")) >= 50
     assert "Counts below 50" in html
