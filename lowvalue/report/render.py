@@ -175,9 +175,9 @@ def _rule_definition(rule: Rule, inp: Inputs, lang: Lang, t: dict[str, str]) -> 
                          f"{pop.age_max if pop.age_max is not None else ''}")
     if pop.sex:
         pop_parts.append(f"{t['sex']} {'/'.join(pop.sex)}")
-    idx = f"{rule.index.kind}: {_codes(rule.index.codes)}"
+    idx = f"{t.get('kind_' + rule.index.kind, rule.index.kind)}: {_codes(rule.index.codes)}"
     if rule.index.settings:
-        idx += f" ({t['settings']}: {', '.join(rule.index.settings)})"
+        idx += f" ({t['settings']}: {', '.join(t.get('setting_' + x, x) for x in rule.index.settings)})"
     g = governance(rule, rs)
     status = t["governance_row"].format(
         status=STATUS_TEXT[lang][g.status], owner=g.clinical_owner or t["not_assigned"], next=g.next_review or "–",

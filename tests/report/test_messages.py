@@ -1,0 +1,94 @@
+"""One message catalogue per language (issue 17, item 5): no key without both a Swedish and an English text, and
+the Swedish report holds no English sentence."""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from pathlib import Path
+
+import pytest
+
+from lowvalue.messages import LANGS, catalogue, missing_keys
+
+
+def test_every_key_has_a_swedish_and_an_english_text() -> None:
+    assert missing_keys() == {"sv": [], "en": []}
+    for lang in LANGS:
+        for ns, keys in catalogue(lang).items():
+            empty = [k for k, v in keys.items() if not v.strip()]
+            assert not empty, f"{lang}.yaml {ns}: empty {empty}"
+
+
+def test_the_review_apps_two_dicts_have_the_same_keys() -> None:
+    from lowvalue.review.i18n import STRINGS
+
+    assert set(STRINGS["sv"]) == set(STRINGS["en"]), set(STRINGS["sv"]) ^ set(STRINGS["en"])
+
+
+def test_a_missing_key_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lowvalue.messages as m
+
+    real = m.catalogue
+
+    def fake(lang: str) -> dict[str, dict[str, str]]:
+        c = {ns: dict(d) for ns, d in real(lang).items()}
+        if lang == "sv":
+            c["report"].pop("title")
+        return c
+
+    monkeypatch.setattr(m, "catalogue", fake)
+    assert m.missing_keys()["sv"] == ["report.title"]
+
+
+def test_the_report_and_the_review_app_use_the_same_tier_words() -> None:
+    from lowvalue.review.i18n import STRINGS as REVIEW
+
+    sv = catalogue("sv")["report"]
+    assert sv["low_value"].lower() == REVIEW["sv"]["low value"].lower()
+    assert sv["likely"].lower() == REVIEW["sv"]["likely low value"].lower()
+    assert sv["eligible"] == "Bedömningsbara"
+
+
+# Common English function words; none of them is a Swedish word (Swedish "is" means ice, "of" is not used).
+ENGLISH = ("the", "and", "of", "with", "without", "which", "is", "are", "not", "for", "from", "this", "that", "be",
+           "when", "only", "each", "every", "or", "per rule", "rule", "estimated", "eligible", "flagged", "none",
+           "found", "code set", "events", "low value", "likely", "excludes", "requires", "window", "cautions", "may",
+           "flags", "should", "have", "has", "in the", "to the")
+
+
+def english_words(text: str) -> list[str]:
+    """English words in a Swedish text, with a little context each."""
+    hits = []
+    for w in ENGLISH:
+        for m in re.finditer(rf"(?<![\w`/.-]){re.escape(w)}(?![\w`/-])", text, re.I):
+            hits.append(text[max(0, m.start() - 50):m.end() + 50])
+    return hits
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees: no script, style, images, code spans (commands, file names), links' targets, ids."""
+    html = re.sub(r"<(script|style|code|cite)\b.*?</\1>", " ", html, flags=re.S)  # cite: a publication's title
+    html = re.sub(r"`[^`]*`", " ", html)
+    html = re.sub(r"<[^>]+>", " ", html)
+    text = htmllib.unescape(html)
+    text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"\b[A-Z]{2,}(?:-[A-Z0-9]+)+\b", " ", text)  # rule and trigger ids
+    text = re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", " ", text)  # code-set and condition names
+    return text
+
+
+def test_the_swedish_report_has_no_english_sentence(example_results: Path, tmp_path: Path) -> None:
+    from lowvalue.report.render import write_report
+
+    out = tmp_path / "report.html"
+    write_report(example_results, out, lang="sv")
+    hits = english_words(visible_text(out.read_text(encoding="utf-8")))
+    assert not hits, hits[:10]
+    for side in tmp_path.glob("report-*"):
+        assert not english_words(visible_text(side.read_text(encoding="utf-8"))), side.name
+
+
+def test_the_english_check_can_fail() -> None:
+    assert english_words("Uteslutningar kan inte kontrolleras, so flags may overstate")
+    assert not english_words("Lågvärdevård per 1 000 bedömningsbara; kör `lowvalue report --prices`")
