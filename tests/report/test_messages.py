@@ -92,3 +92,36 @@ def test_the_swedish_report_has_no_english_sentence(example_results: Path, tmp_p
 def test_the_english_check_can_fail() -> None:
     assert english_words("Uteslutningar kan inte kontrolleras, so flags may overstate")
     assert not english_words("Lågvärdevård per 1 000 bedömningsbara; kör `lowvalue report --prices`")
+
+
+@pytest.mark.parametrize("lang, words", [("sv", "utgångsläge 10,0"), ("en", "base 10.0")])
+def test_the_explain_plots_axis_follows_the_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lang: str,
+                                                     words: str) -> None:
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from lowvalue.risk.explain import waterfall_plot
+
+    seen: list[str] = []
+    real = Axes.set_xlabel
+    monkeypatch.setattr(Axes, "set_xlabel", lambda self, text, *a, **k: (seen.append(text), real(self, text, *a, **k))[1])
+    groups = pd.DataFrame({"group": ["rule", "age"], "label": ["regel", "ålder"], "shap": [0.2, -0.1]})
+    ex = SimpleNamespace(groups=groups, base_risk=0.1, risk=0.12, lang=lang, horizon_days=30,
+                         scale="calibrated log-odds", rule_id="LV-X", flag_id="f1")
+    waterfall_plot(ex, tmp_path / "w.png")  # type: ignore[arg-type]
+    assert words in seen[0] and ("base" not in seen[0]) == (lang == "sv") and ("kalibrerad" in seen[0]) == (lang == "sv")
+
+
+def test_the_cli_waterfall_never_ends_above_the_step_before(example_results: Path) -> None:
+    import pandas as pd
+
+    from lowvalue.cli import waterfall_lines
+
+    w = pd.read_parquet(example_results / "waterfall.parquet")
+    for line in waterfall_lines(w).splitlines()[1:]:
+        chain, _, flagged = line.partition("; ")
+        counts = [int(x) for x in re.findall(r" (\d+)(?= →|$)", chain)]
+        assert counts == sorted(counts, reverse=True), line  # each step at most the one before it
+        assert flagged.startswith("flagged (low value + likely low value)"), line
