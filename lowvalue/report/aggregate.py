@@ -85,6 +85,7 @@ class Inputs:
     model_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     units: pd.DataFrame | None = None  # rule_id, unit (None: the whole rule), event and person counts, expected
+    earlier: list["Earlier"] = field(default_factory=list)  # earlier scans given with --compare, newest first
     prices: dict[str, "Price"] | None = None
 
     @property
@@ -98,9 +99,32 @@ class Inputs:
         return self.rules.rules[rule_id]
 
 
+@dataclass
+class Earlier:
+    """An earlier scan given with ``report --compare``: its manifest, denominators and months (for the trends)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    denominators: pd.DataFrame
+    months: list[str]
+
+
+def load_earlier(path: Path | str) -> Earlier:
+    """Read an earlier results folder for the trends (its months are those its denominators count)."""
+    p = Path(path)
+    manifest = read_manifest(p)
+    if not (p / "denominators.parquet").is_file():
+        raise InputError(str(p / "denominators.parquet"), "missing: --compare needs complete results folders")
+    den = pd.read_parquet(p / "denominators.parquet")
+    months = sorted(den.month.dropna().unique())
+    if months:
+        months = [str(m) for m in pd.period_range(months[0], months[-1], freq="M")]
+    return Earlier(p, manifest, den, months)
+
+
 def load(results: Path | str, *, model: Path | str | None = None, excess: Path | str | None = None,
          verdicts: Path | str | None = None, rules: RuleSet | Path | str | None = None,
-         prices: Path | str | None = None) -> Inputs:
+         prices: Path | str | None = None, compare: list[Path | str] | tuple[Path | str, ...] = ()) -> Inputs:
     """Read a results folder. ``excess`` and ``verdicts`` default to files in it; absent files are fine;
     ``prices`` is a region's price list (:func:`load_prices`)."""
     path = Path(results)
@@ -133,6 +157,8 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
         raise InputError(str(vd), "missing")
     if prices is not None:
         inp.prices = load_prices(prices)
+    inp.earlier = sorted((load_earlier(c) for c in compare), key=lambda e: e.months[-1] if e.months else "",
+                         reverse=True)
     if model is not None:
         mp = Path(model)
         mf = mp / "metrics.json" if mp.is_dir() else mp
@@ -422,29 +448,57 @@ def _all_months(inp: Inputs) -> list[str]:
     return [str(p) for p in pd.period_range(lo.to_period("M"), hi.to_period("M"), freq="M")]
 
 
+def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str]:
+    """What a rule's counts depend on besides the data: its version and the region's code overlay."""
+    rs = manifest.get("rule_set", {})
+    return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")))
+
+
+def _monthly(inp: Inputs, rule_id: str) -> pd.DataFrame:
+    """Month by month: eligible, flagged, flagged_specific, the scan each month comes from and its ``segment``
+    (a new segment starts where the rule's version or the code overlay changed). The current scan covers its own
+    months; an earlier scan (``--compare``) only the months no later scan covers."""
+    cols = ["eligible", "flagged", "flagged_specific"]
+    scans = [(inp.denominators, _all_months(inp), _signature(inp.manifest, rule_id))]
+    scans += [(e.denominators, e.months, _signature(e.manifest, rule_id)) for e in inp.earlier]
+    parts, covered = [], set()
+    for den, months, sig in scans:
+        own = [m for m in months if m not in covered]
+        covered |= set(own)
+        d = den[(den.rule_id == rule_id) & den.unit.notna() & den.month.notna()]
+        base = pd.DataFrame({"month": own}).merge(d.groupby("month")[cols].sum(), left_on="month", right_index=True,
+                                                  how="left").fillna(0)
+        parts.append(base.assign(signature=[sig] * len(base)))
+    out = pd.concat(parts, ignore_index=True).sort_values("month", kind="mergesort").reset_index(drop=True)
+    out["segment"] = (out.signature != out.signature.shift()).cumsum() - 1 if len(out) else 0
+    return out.drop(columns="signature")
+
+
 def trend(inp: Inputs, sup: Suppressor, rule_id: str) -> tuple[pd.DataFrame, str]:
-    """Flagged interventions and eligible ones per period for one rule, with masks.
+    """Flagged interventions and eligible ones per period for one rule, with masks and p-chart limits.
 
     Months when the monthly series would be mostly suppressed, else quarters, else years
     (the finest period with at most 25 % of points suppressed). Periods without candidates are 0.
+    With earlier scans (``--compare``) the series runs over them too; a period never mixes months from before and
+    after a change of the rule or the code overlay (``segment``; ``break`` marks the first period after one), and
+    each segment has its own centre line and limits.
     """
-    d = inp.denominators
-    m = d[(d.rule_id == rule_id) & d.unit.notna() & d.month.notna()]
-    base = pd.DataFrame({"month": _all_months(inp)})
-    monthly = m.groupby("month")[["eligible", "flagged", "flagged_specific"]].sum()
-    base = base.merge(monthly, left_on="month", right_index=True, how="left").fillna(0)
+    base = _monthly(inp, rule_id)
     chosen = None
     for period in PERIODS:
-        t = base.assign(period=_period_key(base.month, period)).groupby("period", sort=True)[
+        t = base.assign(period=_period_key(base.month, period)).groupby(["segment", "period"], sort=True)[
             ["eligible", "flagged", "flagged_specific"]].sum().astype("int64").reset_index()
+        t = t.sort_values(["period", "segment"], kind="mergesort").reset_index(drop=True)
+        t["break"] = t.segment.ne(t.segment.shift()) & (t.index > 0)
         t["sup_flagged"] = sup.protect_total(t.flagged, sup.mask(t.flagged))
         t["sup_eligible"] = sup.protect_total(t.eligible, sup.mask(t.eligible))
         t["sup_specific"] = sup.protect_total(t.flagged_specific, sup.mask(t.flagged_specific))
         t["sup_rate"] = t.sup_specific | t.sup_eligible
         t["rate_per_1000"] = np.where(t.eligible > 0, 1000 * t.flagged_specific / t.eligible.where(t.eligible > 0, 1),
                                       np.nan)
-        # p-chart: centre line the rule's rate over the whole period, 3-sigma limits at each period's volume
-        pbar = float(t.flagged_specific.sum() / t.eligible.sum()) if t.eligible.sum() > 0 else np.nan
+        # p-chart: centre line the rule's rate over the segment, 3-sigma limits at each period's volume
+        seg = t.groupby("segment")[["flagged_specific", "eligible"]].transform("sum")
+        pbar = (seg.flagged_specific / seg.eligible.where(seg.eligible > 0)).astype(float)
         half = 3 * np.sqrt(pbar * (1 - pbar) / t.eligible.where(t.eligible > 0))
         t["centre"], t["lcl"], t["ucl"] = 1000 * pbar, 1000 * np.clip(pbar - half, 0, 1), 1000 * np.clip(pbar + half, 0, 1)
         chosen = (t, period)

@@ -74,6 +74,9 @@ def trend(t: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str]) ->
     ax2.set_ylim(0, 1050)
     ax2.set_ylabel(s["rate_axis"], color=ORANGE)
     ax2.yaxis.set_major_formatter(_fmt(nums))
+    if "break" in t:  # a change of the rule or the code overlay between the scans the series is built from
+        for i, xb in enumerate(x[t["break"].to_numpy()]):
+            ax.axvline(xb - 0.5, color=RED, ls="--", lw=0.9, label=s["rule_change"] if i == 0 else None)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=7, frameon=False, ncols=3)

@@ -38,10 +38,13 @@ from lowvalue.report.suppress import DEFAULT_MIN_COUNT
                    "Rules without a sourced price are shown as not priced.")
 @click.option("--top", type=click.IntRange(0), default=8, show_default=True,
               help="Rules shown in full after the decision table; the rest are collapsed.")
+@click.option("--compare", "compare", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="An earlier scan's results folder (repeatable): the trends run over it too, with a break where "
+                   "the rule or the code overlay changed.")
 @click.option("--rule", "rules", multiple=True, help="Only these rule ids (repeatable) [default: every scanned rule].")
 def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model_dir: Path | None,
            excess: Path | None, verdicts: Path | None, weights: str, funnel_limits: str, dispersion: str,
-           prices: Path | None, top: int, rules: tuple[str, ...]) -> None:
+           prices: Path | None, top: int, compare: tuple[Path, ...], rules: tuple[str, ...]) -> None:
     """Write the prioritisation report: one self-contained HTML file (optionally a PDF) from scan results, and the
     decision table as OUT-decision.csv and OUT-decision.md."""
     from lowvalue.report.aggregate import Weights
@@ -53,7 +56,7 @@ def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model
         raise click.BadParameter(str(err), param_hint="--weights") from err
     paths = write_report(results, out, lang=lang, min_count=min_count, model=model_dir,  # type: ignore[arg-type]
                          excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
-                         dispersion=dispersion, prices=prices, top=top,  # type: ignore[arg-type]
+                         dispersion=dispersion, prices=prices, top=top, compare=compare,  # type: ignore[arg-type]
                          only=list(rules) or None, pdf=pdf)
     for p in paths:
         click.echo(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")

@@ -294,7 +294,8 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
         if r.eligible > 0:
             tr, period = aggregate.trend(inp, sup, r.rule_id)
             item["trend_png"] = charts.trend(tr, sup, nums, t)
-            item["trend_caption"] = t["trend_caption"].format(period=t[period], **fmt)
+            item["trend_caption"] = t["trend_caption"].format(period=t[period], **fmt) + (
+                " " + t["trend_breaks"].format(n=int(tr["break"].sum())) if tr["break"].any() else "")
             uv = aggregate.unit_variation(inp, sup, r.rule_id, funnel_method, dispersion)
             item["funnel_png"] = charts.funnel(uv, sup, nums, t)
             item["funnel_caption"] = t["funnel_caption"].format(p0=nums.num(1000 * uv.funnel.p0), hidden=uv.hidden,
@@ -306,7 +307,7 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
                                for o in uv.outside.itertuples()]
             above = int(uv.funnel.units.position.eq("above 99.8").sum())
             extra[r.rule_id] = {"units": t["units_above"].format(k=above, n=uv.units),
-                                "trend": t["trend_" + aggregate.trend_signal(tr)] + f" ({t[period]})"}
+                                "trend": _trend_text(aggregate.trend_signal(tr), period, t)}
             item["dispersion"] = t["dispersion_caption"].format(
                 phi=nums.num(uv.funnel.phi, 2), tau=nums.num(1000 * uv.funnel.tau2 ** 0.5, 1))
         rules.append(item)
@@ -328,10 +329,10 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
            "likely": _published_total(s.likely_low_value, s.sup_likely_low_value, sup, nums),
            "cost": cost_key, "cost_note": t["key_cost_note"].format(k=len(priced), n=len(s))}
     ev = inp.evaluability[inp.evaluability.rule_id.isin(s.rule_id)].sort_values("rule_id")
-    headers = [(t["rank"], "num"), (t["rule"], "text"), (t["title_col"], "text"), (t["low_value"], "num"),
+    headers = [(t["h_rank"], "num"), (t["rule"], "text"), (t["title_col"], "text"), (t["low_value"], "num"),
                (t["likely"], "num"), (t["eligible"], "num"), (t["flagged_persons"], "num"),
                (t["eligible_persons"], "num"), (t["rate_ci"], "num"), (t["vs_region"], "text"),
-               (t["trend_col"], "text"), (t["excess"], "num"), (t["precision"], "num"), (t["cost_col"], "num"),
+               (t["trend_col"], "text"), (t["h_excess"], "num"), (t["h_precision"], "num"), (t["cost_col"], "num"),
                (t["status_col"], "text"), (t["score"], "num")]
     rows = _decision_rows(s, sup, nums, t, has_verdicts, extra, inp.rules, inp, lang)
     footnote = sup.footnote(lang, missing=True)
@@ -342,6 +343,7 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
         "period": f"{lo:%Y-%m-%d} – {hi:%Y-%m-%d}" if lo is not None and hi is not None else MISSING,
         "fingerprint": manifest.get("data", {}).get("fingerprint", MISSING),
         "digest": manifest.get("rule_set", {}).get("digest", MISSING),
+        "compared": [f"{e.path.name}: {e.months[0]} – {e.months[-1]}" for e in inp.earlier if e.months],
         "versions": ", ".join(f"{k} {v}" for k, v in sorted(manifest.get("versions", {}).items())),
         "counts": [(t.get(name, name), nums.int(c.get("read")), nums.int(c.get("accepted")),
                     nums.int(c.get("quarantined"))) for name, c in sorted(counts.items()) if isinstance(c, dict)],
@@ -385,6 +387,10 @@ GLOSSARY = ("eligible", "low_value", "likely", "candidate", "trigger", "excess",
 def _bands() -> list[str]:
     b = (0,) + aggregate.AGE_BANDS
     return [f"{lo}–{hi - 1}" for lo, hi in zip(b, b[1:])] + [f"{b[-1]}+"]
+
+
+def _trend_text(signal: str, period: str, t: dict[str, str]) -> str:
+    return MISSING if signal == "none" else f"{t['trend_' + signal]} ({t[period]})"
 
 
 def side_files(built: Built, out: Path) -> list[Path]:
@@ -439,10 +445,11 @@ def write_report(results: Path | str, out: Path | str, *, lang: Lang = "sv", min
                  model: Path | str | None = None, excess: Path | str | None = None,
                  verdicts: Path | str | None = None, weights: Weights = Weights(), funnel_method: Method = "normal",
                  dispersion: Dispersion = "additive", only: list[str] | None = None, pdf: bool = False,
-                 prices: Path | str | None = None, top: int = TOP_RULES) -> list[Path]:
+                 prices: Path | str | None = None, top: int = TOP_RULES,
+                 compare: list[Path | str] | tuple[Path | str, ...] = ()) -> list[Path]:
     """Write the HTML report and its side files (the decision table as CSV and Markdown), and with ``pdf`` a PDF
     next to it; returns the paths written."""
-    inp = aggregate.load(results, model=model, excess=excess, verdicts=verdicts, prices=prices)
+    inp = aggregate.load(results, model=model, excess=excess, verdicts=verdicts, prices=prices, compare=compare)
     built = build(inp, lang=lang, min_count=min_count, weights=weights, funnel_method=funnel_method,
                   dispersion=dispersion, only=only, top=top)
     out = Path(out)
