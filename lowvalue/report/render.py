@@ -209,7 +209,8 @@ def _price_text(inp: Inputs, rule: Rule, t: dict[str, str]) -> str:
     return t["not_priced"]
 
 
-def _model_rows(metrics: dict[str, Any], nums: Numbers, sup: Suppressor) -> dict[str, Any]:
+def _model_rows(metrics: dict[str, Any], nums: Numbers, sup: Suppressor, lang: Lang, t: dict[str, str]
+                ) -> dict[str, Any]:
     v = metrics.get("validation", {})
     rows = []
     for k, digits in (("auroc", 3), ("auprc", 3), ("brier", 4), ("calibration_intercept", 3),
@@ -220,7 +221,11 @@ def _model_rows(metrics: dict[str, Any], nums: Numbers, sup: Suppressor) -> dict
                                     digits)))
     split = metrics.get("split", {})
     val_n, val_events = v.get("n"), v.get("events")
-    return {"rows": rows, "horizon": metrics.get("horizon_days"), "population": metrics.get("population", ""),
+    population = str(metrics.get("population", ""))
+    if lang != "en":  # the model's own description is English: the catalogue's translation of the one train writes
+        population = t["model_population"] if population == strings("en")["model_population"] else (
+            t["model_population_other"] if population else "")
+    return {"rows": rows, "horizon": metrics.get("horizon_days"), "population": population,
             "n": _count(val_n, sup.is_small(val_n), sup, nums).text if val_n is not None else "–",
             "events": _count(val_events, sup.is_small(val_events), sup, nums).text if val_events is not None else "–",
             "train_period": " – ".join(map(str, split.get("train", {}).get("period", []))),
@@ -362,7 +367,7 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
             "file": inp.excess_path.name if inp.excess_path else "", "assumptions": _excess_assumptions(lang),
             "label": str(inp.excess["label"].iloc[0]) if "label" in inp.excess and len(inp.excess) else ""},
         "model": None if inp.model_metrics is None else {
-            "name": inp.model_path.name if inp.model_path else "", **_model_rows(inp.model_metrics, nums, sup)},
+            "name": inp.model_path.name if inp.model_path else "", **_model_rows(inp.model_metrics, nums, sup, lang, t)},
         "suppression_text": t["suppression_text"].format(**fmt),
         "funnel_text": t["funnel_text"].format(exact=t["exact_note"] if funnel_method == "exact" else "",
                                                dispersion=t["dispersion_" + dispersion],

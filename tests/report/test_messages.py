@@ -123,3 +123,29 @@ def test_the_cli_waterfall_never_ends_above_the_step_before(example_results: Pat
         counts = [int(x) for x in re.findall(r" (\d+)(?= →|$)", chain)]
         assert counts == sorted(counts, reverse=True), line  # each step at most the one before it
         assert flagged.startswith("flagged (low value + likely low value)"), line
+
+
+def test_the_swedish_report_with_excess_verdicts_and_model_has_no_english_sentence(example_results: Path,
+                                                                                   tmp_path: Path, ruleset) -> None:
+    import pandas as pd
+
+    from lowvalue.report import aggregate
+    from lowvalue.report.render import build_html
+    from lowvalue.results import read_manifest, stamp, write_table
+
+    from .test_words import CAUTION, _excess
+
+    excess = _excess(tmp_path, example_results, [CAUTION, None])
+    flags = pd.read_parquet(example_results / "flags.parquet", columns=["flag_id", "rule_id"]).sort_values("flag_id")
+    reviewed = flags[flags.rule_id == "LV-ABX-004"].flag_id.head(12)
+    verdicts = write_table(pd.DataFrame({"flag_id": list(reviewed), "verdict": ["confirmed", "rejected"] * 6}),
+                           tmp_path / "verdicts.parquet", stamp_of=stamp(read_manifest(example_results)))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "metrics.json").write_text(
+        '{"horizon_days": 30, "population": "eligible candidates of rules with linked harms, with complete follow-up",'
+        ' "validation": {"n": 812, "events": 41, "auroc": {"estimate": 0.74, "ci_low": 0.69, "ci_high": 0.79}}}')
+    inp = aggregate.load(example_results, excess=excess, verdicts=verdicts, model=tmp_path / "m", rules=ruleset)
+    html = build_html(inp, lang="sv", only=["LV-ABX-003", "LV-ABX-004", "LV-HOSP-028"])
+    assert "Antaganden" in html and "Ingen okontrollerad störfaktor" in html and "50 (25 till 75) % (6 av 12)" in html
+    hits = english_words(visible_text(html))
+    assert not hits, hits[:10]
