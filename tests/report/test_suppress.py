@@ -96,3 +96,44 @@ def test_a_larger_threshold_suppresses_more(tiny_results: Path, ruleset) -> None
         if "count" in cls.split():
             assert text in (MARK, MISSING) or int(text.replace(",", "")) in (0,) or int(text.replace(",", "")) >= 50
     assert "Counts below 50" in html
+
+
+def test_suppress_table_primary_secondary_and_derived() -> None:
+    from lowvalue.report.suppress import suppress_table
+
+    t = pd.DataFrame({"rule": ["A", "A", "A", "B", "B"], "unit": ["u1", "u2", "u3", "u1", "u2"],
+                      "flagged": [3, 8, 40, 0, 12], "eligible": [30, 20, 90, 6, None], "rate": [0.1, 0.4, 0.44, 0.0, None]})
+    out = suppress_table(t, ["flagged", "eligible"], {"rate": ["flagged", "eligible"]}, totals=["rule"])
+    assert out.flagged.tolist() == [MARK, MARK, 40, 0, 12]  # 3 primary; 8 secondary (the smallest other part)
+    assert out.eligible.tolist() == [30, 20, 90, 6, MISSING]
+    assert out.rate.tolist() == [MARK, MARK, 0.44, 0.0, MISSING]
+    assert t.flagged.tolist() == [3, 8, 40, 0, 12]  # the input is left alone
+    whole = suppress_table(pd.DataFrame({"n": [2, 50, 60]}), ["n"], totals=[None])
+    assert whole.n.tolist() == [MARK, MARK, 60]  # 2, and the smallest other part
+
+
+def test_indirect_standardisation_expects_the_strata_rates(tmp_path: Path) -> None:
+    # one rule, two units, two strata: stratum rates 0.5 (women 80+) and 0.1 (men 18–44)
+    rows = []
+    for unit, sex, age, n, k in [("U1", "F", 85, 10, 5), ("U1", "M", 30, 10, 1), ("U2", "F", 85, 10, 5),
+                                 ("U2", "M", 30, 30, 3)]:
+        rows += [{"candidate_id": f"{unit}{sex}{i}", "rule_id": "R", "person_id": f"P{unit}{sex}{i % 3}", "unit": unit,
+                  "index_time": pd.Timestamp("2024-01-01"), "age": age, "sex": sex, "eligible": True,
+                  "sensitive": i < k, "specific": i < k} for i in range(n)]
+    pd.DataFrame(rows).to_parquet(tmp_path / "candidates.parquet")
+    u = aggregate.unit_counts(tmp_path / "candidates.parquet").set_index("unit", drop=False)
+    assert u.loc["U1", "expected"] == pytest.approx(10 * 0.5 + 10 * 0.1)
+    assert u.loc["U2", "expected"] == pytest.approx(10 * 0.5 + 30 * 0.1)
+    assert u.loc["U2", "variance"] == pytest.approx(10 * 0.25 + 30 * 0.09)
+    assert u.loc["U1", "eligible_persons"] == 6 and u.loc["U1", "flagged_persons"] == 3 + 1
+    overall = u[u.unit.isna()].iloc[0]
+    assert overall.eligible == 60 and overall.expected == pytest.approx(overall.low_value)
+
+
+def test_wilson_matches_scipy() -> None:
+    from scipy.stats import binomtest
+
+    for k, n in [(0, 10), (3, 7), (46, 159), (20, 20)]:
+        lo, hi = aggregate.wilson(k, n)
+        ci = binomtest(k, n).proportion_ci(method="wilson")
+        assert (float(lo), float(hi)) == pytest.approx((ci.low, ci.high), abs=1e-9)
