@@ -454,7 +454,7 @@ def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str]:
     return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")))
 
 
-def _monthly(inp: Inputs, rule_id: str) -> pd.DataFrame:
+def _monthly(inp: Inputs, rule_id: str, unit: str | None = None) -> pd.DataFrame:
     """Month by month: eligible, flagged, flagged_specific, the scan each month comes from and its ``segment``
     (a new segment starts where the rule's version or the code overlay changed). The current scan covers its own
     months; an earlier scan (``--compare``) only the months no later scan covers."""
@@ -466,6 +466,8 @@ def _monthly(inp: Inputs, rule_id: str) -> pd.DataFrame:
         own = [m for m in months if m not in covered]
         covered |= set(own)
         d = den[(den.rule_id == rule_id) & den.unit.notna() & den.month.notna()]
+        if unit is not None:
+            d = d[d.unit == unit]
         base = pd.DataFrame({"month": own}).merge(d.groupby("month")[cols].sum(), left_on="month", right_index=True,
                                                   how="left").fillna(0)
         parts.append(base.assign(signature=[sig] * len(base)))
@@ -474,16 +476,16 @@ def _monthly(inp: Inputs, rule_id: str) -> pd.DataFrame:
     return out.drop(columns="signature")
 
 
-def trend(inp: Inputs, sup: Suppressor, rule_id: str) -> tuple[pd.DataFrame, str]:
+def trend(inp: Inputs, sup: Suppressor, rule_id: str, unit: str | None = None) -> tuple[pd.DataFrame, str]:
     """Flagged interventions and eligible ones per period for one rule, with masks and p-chart limits.
 
     Months when the monthly series would be mostly suppressed, else quarters, else years
     (the finest period with at most 25 % of points suppressed). Periods without candidates are 0.
     With earlier scans (``--compare``) the series runs over them too; a period never mixes months from before and
     after a change of the rule or the code overlay (``segment``; ``break`` marks the first period after one), and
-    each segment has its own centre line and limits.
+    each segment has its own centre line and limits. ``unit``: the same for one unit's candidates.
     """
-    base = _monthly(inp, rule_id)
+    base = _monthly(inp, rule_id, unit)
     chosen = None
     for period in PERIODS:
         t = base.assign(period=_period_key(base.month, period)).groupby(["segment", "period"], sort=True)[

@@ -47,9 +47,10 @@ def _fmt(nums: Numbers, digits: int = 0) -> FuncFormatter:
     return FuncFormatter(lambda v, _pos: nums.num(v, digits))
 
 
-def trend(t: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str]) -> str:
-    """Bars of flagged interventions per period, line of low value per 1 000 eligible (right axis)."""
-    fig, ax = plt.subplots(figsize=(5.6, 2.6))
+def trend(t: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str], small: bool = False) -> str:
+    """Bars of flagged interventions per period, line of low value per 1 000 eligible (right axis); ``small``: a
+    unit's chart, half the width."""
+    fig, ax = plt.subplots(figsize=(3.6, 2.2) if small else (5.6, 2.6))
     x = np.arange(len(t))
     shown = ~t.sup_flagged.to_numpy()
     ax.bar(x[shown], t.flagged.to_numpy()[shown], color=BLUE, alpha=0.8, width=0.8, label=s["flagged"])

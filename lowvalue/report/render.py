@@ -310,6 +310,12 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
                                 "crude": nums.ci(1000 * o.crude, 1000 * o.crude_lo, 1000 * o.crude_hi),
                                 "oe": nums.num(o.oe, 2), "rate": nums.num(1000 * o.rate), "position": t[o.position]}
                                for o in uv.outside.itertuples()]
+            if i < top:  # the units outside the limits, each with its own p-chart: did a change there work?
+                item["unit_trends"] = []
+                for o in uv.outside.itertuples():
+                    ut, up = aggregate.trend(inp, sup, r.rule_id, o.unit)
+                    item["unit_trends"].append({"unit": o.unit, "png": charts.trend(ut, sup, nums, t, small=True),
+                                                "period": t[up]})
             above = int(uv.funnel.units.position.eq("above 99.8").sum())
             extra[r.rule_id] = {"units": t["units_above"].format(k=above, n=uv.units),
                                 "trend": _trend_text(aggregate.trend_signal(tr), period, t)}

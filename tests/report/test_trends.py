@@ -66,3 +66,14 @@ def test_cli_compare(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert "Earlier scans (--compare)" in html and "the rule or the code overlay changed (1 time(s))" in html
+
+
+def test_units_outside_the_limits_get_their_own_p_chart(tmp_path: Path, ruleset) -> None:
+    from lowvalue.report.render import build_html
+
+    inp = aggregate.load(write_tiny(tmp_path / "now"), rules=ruleset)
+    html = build_html(inp, lang="sv", dispersion="none")  # binomial limits: VC-A (32 of 70) lies above them
+    assert 'id="trend-LV-ABX-003-1"' in html and "<b>VC-A</b>: enhetens styrdiagram" in html
+    t, _ = aggregate.trend(inp, Suppressor(), "LV-ABX-003", "VC-A")
+    assert t.flagged.sum() == 55 and t.eligible.sum() == 70  # the unit's months only
+    assert 'id="trend-LV-IMG-001-1"' not in html
