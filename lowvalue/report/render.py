@@ -217,7 +217,7 @@ def _model_rows(metrics: dict[str, Any], nums: Numbers, sup: Suppressor, lang: L
                       ("calibration_slope", 3)):
         m = v.get(k)
         if isinstance(m, dict) and "estimate" in m:
-            rows.append((k, nums.ci(m["estimate"], m.get("ci_low", float("nan")), m.get("ci_high", float("nan")),
+            rows.append((t.get("metric_" + k, k), nums.ci(m["estimate"], m.get("ci_low", float("nan")), m.get("ci_high", float("nan")),
                                     digits)))
     split = metrics.get("split", {})
     val_n, val_events = v.get("n"), v.get("events")
