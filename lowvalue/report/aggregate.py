@@ -410,9 +410,7 @@ def _mask_summary(s: pd.DataFrame, sup: Suppressor) -> None:
     small = lambda c: sup.mask(s[c])  # noqa: E731
     s["sup_eligible"] = small("eligible")
     s["sup_flagged"] = small("flagged")
-    for c in ("eligible_persons", "flagged_persons", "low_value_persons"):
-        s["sup_" + c] = small(c)
-    s["sup_person_rate"] = s.sup_low_value_persons | s.sup_eligible_persons
+
     # the tiers add up to the flagged total, which the cost reveals: protect them together
     lv, llv = small("low_value"), small("likely_low_value")
     for r in s.index:
@@ -420,6 +418,12 @@ def _mask_summary(s: pd.DataFrame, sup: Suppressor) -> None:
         m = sup.protect_total(parts, pd.Series([lv[r], llv[r]]))
         lv[r], llv[r] = bool(m[0]), bool(m[1])
     s["sup_low_value"], s["sup_likely_low_value"] = lv, llv
+    for c in ("eligible_persons", "flagged_persons", "low_value_persons"):
+        s["sup_" + c] = small(c)
+    # persons with a low-value flag can equal the low-value count (one intervention each), and beside the persons
+    # flagged in either tier they would give the other tier away: hidden whenever either tier is
+    s["sup_low_value_persons"] = s.sup_low_value_persons | s.sup_low_value | s.sup_likely_low_value
+    s["sup_person_rate"] = s.sup_low_value_persons | s.sup_eligible_persons
     s["sup_rate"] = s.sup_low_value | s.sup_eligible
     s["sup_cost"] = s.sup_flagged
     # an estimate from fewer than the threshold of people or of events in an arm could be worked back to them

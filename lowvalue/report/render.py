@@ -295,7 +295,12 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
                                 "rationale": getattr(rule.rationale, lang), "rank": r.rank, "top": i < top,
                                 "evaluability": t.get(r.evaluability, r.evaluability),
                                 "evaluability_reason": evaluability_reason(r.evaluability_reason, lang),
-                                "empty": r.eligible == 0}
+                                "empty": r.eligible == 0,
+                                "persons": t["persons_line"].format(
+                                    k=_count(r.low_value_persons, r.sup_low_value_persons, sup, nums).text,
+                                    n=_count(r.eligible_persons, r.sup_eligible_persons, sup, nums).text,
+                                    rate=_rate(r.person_rate, r.person_rate_lo, r.person_rate_hi,
+                                               r.sup_person_rate, nums).text)}
         if r.eligible > 0:
             tr, period = aggregate.trend(inp, sup, r.rule_id)
             item["trend_png"] = charts.trend(tr, sup, nums, t)

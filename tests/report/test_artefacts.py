@@ -76,6 +76,10 @@ def scan(out: Path, lang: str) -> int:
     seen = 0
     for heads, rows in _html_tables(text):
         seen += _check_table(out.name, heads, rows, t)
+    for line in re.findall(r'<p class="persons"[^>]*>([^<]*)</p>', text):  # "Persons: k of n eligible persons …"
+        k, n = re.match(r"\w+: (.+?) (?:av|of) (.+?) (?:bedömningsbara|eligible)", htmllib.unescape(line)).groups()
+        assert _ok_count(k) and _ok_count(n), line
+        seen += 2
     assert footnote(lang) in html
     side = sorted(out.parent.glob(out.stem + "-*"))
     assert {p.suffix for p in side} == {".csv", ".md"}

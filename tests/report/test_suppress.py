@@ -137,3 +137,14 @@ def test_wilson_matches_scipy() -> None:
         lo, hi = aggregate.wilson(k, n)
         ci = binomtest(k, n).proportion_ci(method="wilson")
         assert (float(lo), float(hi)) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
+def test_person_counts_do_not_give_a_suppressed_tier_away(example_results: Path, ruleset) -> None:
+    # LV-SCR-010 (issue 17): one intervention per person, low value 8 and likely 3 → both tiers hidden; the persons
+    # with a low-value flag (also 8) would give them away beside the persons flagged in either tier (11)
+    inp = aggregate.load(example_results, rules=ruleset)
+    s = aggregate.summary(inp, Suppressor()).set_index("rule_id").loc["LV-SCR-010"]
+    assert s.sup_low_value and s.sup_likely_low_value and s.low_value_persons == s.low_value >= 5
+    html = build_html(inp, lang="sv", only=["LV-SCR-010"])
+    line = re.search(r'id="persons-LV-SCR-010">([^<]*)<', html).group(1)
+    assert line.startswith(f"Personer: {MARK} av ") and f", {MARK} per 1 000" in line, line
