@@ -211,12 +211,26 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
                               progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
         (result.pseudonymised(key) if key else result).write_into(tmp)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
-    click.echo("exclusion waterfall (candidates → after each condition → flagged):")
-    for rule_id, steps in result.waterfall.groupby("rule_id", sort=True):
-        click.echo(f"  {rule_id}: " + " → ".join(
-            f"{r.condition if isinstance(r.condition, str) else r.stage} {r.remaining}" for r in steps.sort_values("step").itertuples()))
+    click.echo(waterfall_lines(result.waterfall))
     click.echo(f"wrote {out}/ (flags: {result.manifest['rows']['flags']}, triggers: {result.manifest['rows']['triggers']}, "
                f"{result.manifest['timing_seconds']['total']} s)")
+
+
+def waterfall_lines(waterfall: Any, lang: str = "en") -> str:
+    """The scan's exclusion waterfall, one line per rule: candidates → after each condition → low value, then the
+    flagged total (both tiers) apart, because it is not a step after the specific conditions and can be larger."""
+    from lowvalue.messages import messages
+
+    w = messages("cli", lang)
+    lines = [w["waterfall_head"]]
+    for rule_id, steps in waterfall.groupby("rule_id", sort=True):
+        steps = steps.sort_values("step")
+        chain = [f"{r.condition if isinstance(r.condition, str) else w.get('stage_' + r.stage, r.stage)} {r.remaining}"
+                 for r in steps.itertuples() if r.stage != "flagged"]
+        flagged = steps[steps.stage == "flagged"].remaining
+        tail = f"; {w['flagged_either'].format(n=int(flagged.iloc[0]))}" if len(flagged) else ""
+        lines.append(f"  {rule_id}: " + " → ".join(chain) + tail)
+    return "\n".join(lines)
 
 
 @main.group()

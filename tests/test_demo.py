@@ -20,6 +20,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for f in ("scan/flags.parquet", "scan/manifest.json", "scan/excess_risk.parquet", "scan/flags_scored.parquet",
               "model/model_card.md", "model/calibration.png", "explain.png", "report-en.html", "report-sv.html"):
         assert (out / f).stat().st_size > 0, f
+    from report.test_artefacts import scan  # tests/report: every shared artefact of the demo's reports, scanned
+
+    from report.test_messages import english_words, visible_text
+
+    for lang in ("en", "sv"):
+        assert scan(out / f"report-{lang}.html", lang) > 100
+    assert not english_words(visible_text((out / "report-sv.html").read_text(encoding="utf-8")))
     manifest = json.loads((out / "scan" / "manifest.json").read_text())
     assert manifest["engine"] == "duckdb" and manifest["rule_set"]["digest"] and manifest["data"]["fingerprint"]
     with sqlite3.connect(out / "review.sqlite") as con:

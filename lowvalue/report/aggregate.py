@@ -5,7 +5,13 @@ Inputs are the scan's Parquet files (``denominators``, ``flags``, ``evaluability
 layer's ``excess_risk.parquet``, reviewer ``verdicts.parquet`` (``flag_id``, ``verdict`` in
 {confirmed, rejected}) and a model folder's ``metrics.json``. Nothing here formats or
 suppresses: the tables keep true counts and carry suppression masks (``sup_*`` columns)
-computed by :mod:`lowvalue.report.suppress`; the renderer shows ``"<5"`` for them.
+computed by :mod:`lowvalue.report.suppress`; the renderer shows :data:`~lowvalue.report.suppress.MARK` for them.
+
+Units: a candidate belongs to the unit of its index encounter, the unit that performed the test or prescribed
+the drug. The listing unit (``persons.listing_unit``) is not carried into the scan's results, so the report
+cannot attribute to it (:data:`ATTRIBUTION`). Person-level counts (eligible persons, persons with at least one
+flag) come from ``candidates.parquet``, as do the age and sex strata of the indirect standardisation
+(:data:`AGE_BANDS`).
 Person and flag ids never leave this module: every output is grouped by rule, unit or period.
 """
 
@@ -20,9 +26,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from lowvalue.errors import InputError
-from lowvalue.report.funnel import Funnel, Method, funnel
+from lowvalue.report.funnel import Dispersion, Funnel, Method, funnel
 from lowvalue.report.suppress import Suppressor
 from lowvalue.results import read_derived, read_manifest
 from lowvalue.rules.library import RuleSet, load_library
@@ -30,6 +37,11 @@ from lowvalue.rules.overlay import rules_for_results
 from lowvalue.rules.model import Rule
 
 REQUIRED = ("denominators", "flags", "evaluability", "candidates")
+AGE_BANDS = (18, 45, 65, 80)
+"""Lower bounds of the age bands after the first (0–17, 18–44, 45–64, 65–79, 80+): the strata of the indirect
+standardisation together with sex (unknown age or sex is a stratum of its own)."""
+ATTRIBUTION = "performing"
+"""The unit a candidate is attributed to: the unit of its index encounter (performing or prescribing)."""
 PERIODS = ("month", "quarter", "year")
 MAX_SUPPRESSED_SHARE = 0.25
 """A trend falls back from months to quarters to years while more than this share of its points is suppressed."""
@@ -72,6 +84,9 @@ class Inputs:
     model_metrics: dict[str, Any] | None = None
     model_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    units: pd.DataFrame | None = None  # rule_id, unit (None: the whole rule), event and person counts, expected
+    earlier: list["Earlier"] = field(default_factory=list)  # earlier scans given with --compare, newest first
+    prices: dict[str, "Price"] | None = None
 
     @property
     def rule_ids(self) -> list[str]:
@@ -84,9 +99,34 @@ class Inputs:
         return self.rules.rules[rule_id]
 
 
+@dataclass
+class Earlier:
+    """An earlier scan given with ``report --compare``: its manifest, denominators and months (for the trends)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    denominators: pd.DataFrame
+    months: list[str]
+
+
+def load_earlier(path: Path | str) -> Earlier:
+    """Read an earlier results folder for the trends (its months are those its denominators count)."""
+    p = Path(path)
+    manifest = read_manifest(p)
+    if not (p / "denominators.parquet").is_file():
+        raise InputError(str(p / "denominators.parquet"), "missing: --compare needs complete results folders")
+    den = pd.read_parquet(p / "denominators.parquet")
+    months = sorted(den.month.dropna().unique())
+    if months:
+        months = [str(m) for m in pd.period_range(months[0], months[-1], freq="M")]
+    return Earlier(p, manifest, den, months)
+
+
 def load(results: Path | str, *, model: Path | str | None = None, excess: Path | str | None = None,
-         verdicts: Path | str | None = None, rules: RuleSet | Path | str | None = None) -> Inputs:
-    """Read a results folder. ``excess`` and ``verdicts`` default to files in it; absent files are fine."""
+         verdicts: Path | str | None = None, rules: RuleSet | Path | str | None = None,
+         prices: Path | str | None = None, compare: list[Path | str] | tuple[Path | str, ...] = ()) -> Inputs:
+    """Read a results folder. ``excess`` and ``verdicts`` default to files in it; absent files are fine;
+    ``prices`` is a region's price list (:func:`load_prices`)."""
     path = Path(results)
     manifest = read_manifest(path)
     for name in REQUIRED:
@@ -100,7 +140,8 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
         lo, hi = con.execute("SELECT min(index_time), max(index_time) FROM read_parquet(?)",
                              [(path / "candidates.parquet").as_posix()]).fetchone()
     inp = Inputs(path=path, rules=rs, manifest=manifest, denominators=den, flags=flags, evaluability=ev,
-                 period=(pd.Timestamp(lo) if lo is not None else None, pd.Timestamp(hi) if hi is not None else None))
+                 period=(pd.Timestamp(lo) if lo is not None else None, pd.Timestamp(hi) if hi is not None else None),
+                 units=unit_counts(path / "candidates.parquet"))
     ex = Path(excess) if excess is not None else path / "excess_risk.parquet"
     if ex.is_file():
         inp.excess, inp.excess_path = read_derived(ex, path, made_by="lowvalue risk excess RESULTS"), ex
@@ -114,6 +155,10 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
         inp.verdicts = v[[c for c in v.columns if c in ("flag_id", "verdict") or c.startswith("round_")]]
     elif verdicts is not None:
         raise InputError(str(vd), "missing")
+    if prices is not None:
+        inp.prices = load_prices(prices)
+    inp.earlier = sorted((load_earlier(c) for c in compare), key=lambda e: e.months[-1] if e.months else "",
+                         reverse=True)
     if model is not None:
         mp = Path(model)
         mf = mp / "metrics.json" if mp.is_dir() else mp
@@ -121,6 +166,106 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
             raise InputError(str(mf), "missing: train a model with `lowvalue risk train RESULTS --out models/NAME`")
         inp.model_metrics, inp.model_path = json.loads(mf.read_text()), mp
     return inp
+
+
+def _age_band_sql(col: str = "age") -> str:
+    bounds = (0,) + AGE_BANDS
+    parts = [f"WHEN {col} < {hi} THEN '{lo}-{hi - 1}'" for lo, hi in zip(bounds, bounds[1:])]
+    return f"CASE WHEN {col} IS NULL THEN 'unknown' {' '.join(parts)} ELSE '{bounds[-1]}+' END"
+
+
+def unit_counts(candidates: Path) -> pd.DataFrame:
+    """Per rule and unit (``unit`` None: the rule overall), among eligible candidates: events and persons eligible,
+    flagged (either tier) and low value (specific tier), and the low-value count expected from the rule's rates
+    in each age band × sex stratum (``expected``) with its binomial variance (``variance``).
+
+    Person ids are counted here and go no further."""
+    with duckdb.connect() as con:
+        names = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [candidates.as_posix()]).fetchall()}
+        age = _age_band_sql() if "age" in names else "'unknown'"
+        sex = "coalesce(CAST(sex AS VARCHAR), 'unknown')" if "sex" in names else "'unknown'"
+        return con.execute(f"""
+            WITH c AS (SELECT rule_id, unit, person_id, (sensitive OR specific) AS flagged, specific,
+                              {age} AS age_band, {sex} AS sex
+                       FROM read_parquet(?) WHERE eligible),
+                 strata AS (SELECT rule_id, age_band, sex, avg(CAST(specific AS DOUBLE)) AS p FROM c GROUP BY ALL)
+            SELECT rule_id, unit, count(*) AS eligible, count(DISTINCT person_id) AS eligible_persons,
+                   count(*) FILTER (WHERE flagged) AS flagged,
+                   count(DISTINCT person_id) FILTER (WHERE flagged) AS flagged_persons,
+                   count(*) FILTER (WHERE specific) AS low_value,
+                   count(DISTINCT person_id) FILTER (WHERE specific) AS low_value_persons,
+                   sum(p) AS expected, sum(p * (1 - p)) AS variance
+            FROM c JOIN strata USING (rule_id, age_band, sex)
+            GROUP BY GROUPING SETS ((rule_id), (rule_id, unit))
+            ORDER BY rule_id, unit NULLS FIRST""", [candidates.as_posix()]).df()
+
+
+def wilson(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of the proportion ``k/n`` (NaN where ``n`` is 0): it stays inside [0, 1] and keeps
+    its coverage for small counts and rates near 0 or 1, where the Wald interval does not."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    ok = n > 0
+    return np.where(ok, centre - half, np.nan), np.where(ok, centre + half, np.nan)
+
+
+@dataclass(frozen=True)
+class Price:
+    """A unit price with its source: the only kind of cost the report multiplies and sums."""
+
+    amount: float
+    currency: str
+    source: str
+    year: int
+    note: str = ""
+
+
+PRICE_COLUMNS = ("rule_id", "amount", "currency", "source", "year")
+"""Required columns of a ``report --prices`` file (``note`` is optional); see docs/report.md."""
+
+
+def load_prices(path: Path | str) -> dict[str, Price]:
+    """A region's price list (CSV, UTF-8, comma-separated, one row per rule): ``rule_id, amount, currency, source,
+    year[, note]``. Every row must name its source and year; a rule not in the list keeps the rule's own cost only
+    if that cost is sourced."""
+    p = Path(path)
+    try:
+        t = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise InputError(str(p), f"not a readable UTF-8 CSV price list ({err.__class__.__name__})") from err
+    missing = [c for c in PRICE_COLUMNS if c not in t.columns]
+    if missing:
+        raise InputError(str(p), f"price list needs columns {', '.join(PRICE_COLUMNS)}; missing {', '.join(missing)}")
+    out: dict[str, Price] = {}
+    for i, r in enumerate(t.itertuples(index=False), start=2):
+        where = f"{p}:{i}"
+        try:
+            amount, year = float(r.amount), int(r.year)
+        except ValueError as err:
+            raise InputError(where, f"amount must be a number and year a whole year ({r.amount!r}, {r.year!r})") from err
+        if not r.source.strip() or amount < 0 or not 1900 <= year <= 2100 or not r.rule_id.strip():
+            raise InputError(where, "every price needs a rule_id, a non-negative amount, a source and a year")
+        if r.rule_id in out:
+            raise InputError(where, f"rule {r.rule_id} priced twice")
+        out[r.rule_id.strip()] = Price(amount, r.currency.strip() or "SEK", r.source.strip(), year,
+                                       getattr(r, "note", "").strip())
+    return out
+
+
+def rule_price(inp: "Inputs", rule_id: str) -> Price | None:
+    """The price a rule's flags are costed at: the region's list first, else the rule's own cost when it cites a
+    source and year; None (not priced) otherwise. Costs recorded in the extract are not used: their source is
+    unknown to the report."""
+    if inp.prices and rule_id in inp.prices:
+        return inp.prices[rule_id]
+    c = inp.rule(rule_id).cost
+    if c is not None and c.source and c.year:
+        return Price(c.amount, c.currency, c.source, c.year, c.note or "")
+    return None
 
 
 # -- the summary table -----------------------------------------------------------------------------------------------
@@ -142,12 +287,23 @@ def summary(inp: Inputs, sup: Suppressor, weights: Weights = Weights(), lang: st
     s["likely_low_value"] = s.flagged - s.flagged_specific
     # the rate is of the specific tier: in most rules every eligible candidate is at least "likely low value"
     s["rate_per_1000"] = np.where(s.eligible > 0, 1000 * s.low_value / s.eligible.where(s.eligible > 0, 1), np.nan)
-    # cost: the cost recorded on each flag, or the rule's illustrative unit cost where the data have none
-    unit_cost = pd.Series({r: (inp.rule(r).cost.amount if inp.rule(r).cost else np.nan) for r in s.index}, dtype=float)
-    f = inp.flags.assign(cost=inp.flags.cost.astype(float).fillna(inp.flags.rule_id.map(unit_cost)))
-    s["cost"] = f.groupby("rule_id").cost.sum(min_count=1).reindex(s.index)
-    s.loc[s.flagged == 0, "cost"] = 0.0
-    s["currency"] = [inp.rule(r).cost.currency if inp.rule(r).cost else "SEK" for r in s.index]
+    lo, hi = wilson(s.low_value, s.eligible)
+    s["rate_lo"], s["rate_hi"] = 1000 * lo, 1000 * hi
+    # persons: eligible, with at least one flag (either tier), with at least one low-value flag
+    u = inp.units[inp.units.unit.isna()].set_index("rule_id") if inp.units is not None else pd.DataFrame()
+    for c in ("eligible_persons", "flagged_persons", "low_value_persons"):
+        s[c] = u[c].reindex(s.index).fillna(0).astype("int64") if c in u else 0
+    s["person_rate"] = np.where(s.eligible_persons > 0, 1000 * s.low_value_persons
+                                / s.eligible_persons.where(s.eligible_persons > 0, 1), np.nan)
+    plo, phi = wilson(s.low_value_persons, s.eligible_persons)
+    s["person_rate_lo"], s["person_rate_hi"] = 1000 * plo, 1000 * phi
+    # cost: flagged interventions × a sourced unit price; without one the rule is not priced (never a guess)
+    prices = {r: rule_price(inp, r) for r in s.index}
+    s["priced"] = [prices[r] is not None for r in s.index]
+    s["unit_price"] = [prices[r].amount if prices[r] else np.nan for r in s.index]
+    s["cost"] = np.where(s.priced, s.flagged * s.unit_price.fillna(0), np.nan)
+    s["currency"] = [prices[r].currency if prices[r] else "SEK" for r in s.index]
+    s["price_source"] = [f"{prices[r].source} ({prices[r].year})" if prices[r] else "" for r in s.index]
     ev = inp.evaluability.drop_duplicates("rule_id").set_index("rule_id")
     s["evaluability"] = ev.status.reindex(s.index).fillna("evaluable")
     s["evaluability_reason"] = ev.reason.reindex(s.index).fillna("")
@@ -266,6 +422,7 @@ def _mask_summary(s: pd.DataFrame, sup: Suppressor) -> None:
     small = lambda c: sup.mask(s[c])  # noqa: E731
     s["sup_eligible"] = small("eligible")
     s["sup_flagged"] = small("flagged")
+
     # the tiers add up to the flagged total, which the cost reveals: protect them together
     lv, llv = small("low_value"), small("likely_low_value")
     for r in s.index:
@@ -273,6 +430,12 @@ def _mask_summary(s: pd.DataFrame, sup: Suppressor) -> None:
         m = sup.protect_total(parts, pd.Series([lv[r], llv[r]]))
         lv[r], llv[r] = bool(m[0]), bool(m[1])
     s["sup_low_value"], s["sup_likely_low_value"] = lv, llv
+    for c in ("eligible_persons", "flagged_persons", "low_value_persons"):
+        s["sup_" + c] = small(c)
+    # persons with a low-value flag can equal the low-value count (one intervention each), and beside the persons
+    # flagged in either tier they would give the other tier away: hidden whenever either tier is
+    s["sup_low_value_persons"] = s.sup_low_value_persons | s.sup_low_value | s.sup_likely_low_value
+    s["sup_person_rate"] = s.sup_low_value_persons | s.sup_eligible_persons
     s["sup_rate"] = s.sup_low_value | s.sup_eligible
     s["sup_cost"] = s.sup_flagged
     # an estimate from fewer than the threshold of people or of events in an arm could be worked back to them
@@ -301,27 +464,61 @@ def _all_months(inp: Inputs) -> list[str]:
     return [str(p) for p in pd.period_range(lo.to_period("M"), hi.to_period("M"), freq="M")]
 
 
-def trend(inp: Inputs, sup: Suppressor, rule_id: str) -> tuple[pd.DataFrame, str]:
-    """Flagged interventions and eligible ones per period for one rule, with masks.
+def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str]:
+    """What a rule's counts depend on besides the data: its version and the region's code overlay."""
+    rs = manifest.get("rule_set", {})
+    return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")))
+
+
+def _monthly(inp: Inputs, rule_id: str, unit: str | None = None) -> pd.DataFrame:
+    """Month by month: eligible, flagged, flagged_specific, the scan each month comes from and its ``segment``
+    (a new segment starts where the rule's version or the code overlay changed). The current scan covers its own
+    months; an earlier scan (``--compare``) only the months no later scan covers."""
+    cols = ["eligible", "flagged", "flagged_specific"]
+    scans = [(inp.denominators, _all_months(inp), _signature(inp.manifest, rule_id))]
+    scans += [(e.denominators, e.months, _signature(e.manifest, rule_id)) for e in inp.earlier]
+    parts, covered = [], set()
+    for den, months, sig in scans:
+        own = [m for m in months if m not in covered]
+        covered |= set(own)
+        d = den[(den.rule_id == rule_id) & den.unit.notna() & den.month.notna()]
+        if unit is not None:
+            d = d[d.unit == unit]
+        base = pd.DataFrame({"month": own}).merge(d.groupby("month")[cols].sum(), left_on="month", right_index=True,
+                                                  how="left").fillna(0)
+        parts.append(base.assign(signature=[sig] * len(base)))
+    out = pd.concat(parts, ignore_index=True).sort_values("month", kind="mergesort").reset_index(drop=True)
+    out["segment"] = (out.signature != out.signature.shift()).cumsum() - 1 if len(out) else 0
+    return out.drop(columns="signature")
+
+
+def trend(inp: Inputs, sup: Suppressor, rule_id: str, unit: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Flagged interventions and eligible ones per period for one rule, with masks and p-chart limits.
 
     Months when the monthly series would be mostly suppressed, else quarters, else years
     (the finest period with at most 25 % of points suppressed). Periods without candidates are 0.
+    With earlier scans (``--compare``) the series runs over them too; a period never mixes months from before and
+    after a change of the rule or the code overlay (``segment``; ``break`` marks the first period after one), and
+    each segment has its own centre line and limits. ``unit``: the same for one unit's candidates.
     """
-    d = inp.denominators
-    m = d[(d.rule_id == rule_id) & d.unit.notna() & d.month.notna()]
-    base = pd.DataFrame({"month": _all_months(inp)})
-    monthly = m.groupby("month")[["eligible", "flagged", "flagged_specific"]].sum()
-    base = base.merge(monthly, left_on="month", right_index=True, how="left").fillna(0)
+    base = _monthly(inp, rule_id, unit)
     chosen = None
     for period in PERIODS:
-        t = base.assign(period=_period_key(base.month, period)).groupby("period", sort=True)[
+        t = base.assign(period=_period_key(base.month, period)).groupby(["segment", "period"], sort=True)[
             ["eligible", "flagged", "flagged_specific"]].sum().astype("int64").reset_index()
+        t = t.sort_values(["period", "segment"], kind="mergesort").reset_index(drop=True)
+        t["break"] = t.segment.ne(t.segment.shift()) & (t.index > 0)
         t["sup_flagged"] = sup.protect_total(t.flagged, sup.mask(t.flagged))
         t["sup_eligible"] = sup.protect_total(t.eligible, sup.mask(t.eligible))
         t["sup_specific"] = sup.protect_total(t.flagged_specific, sup.mask(t.flagged_specific))
         t["sup_rate"] = t.sup_specific | t.sup_eligible
         t["rate_per_1000"] = np.where(t.eligible > 0, 1000 * t.flagged_specific / t.eligible.where(t.eligible > 0, 1),
                                       np.nan)
+        # p-chart: centre line the rule's rate over the segment, 3-sigma limits at each period's volume
+        seg = t.groupby("segment")[["flagged_specific", "eligible"]].transform("sum")
+        pbar = (seg.flagged_specific / seg.eligible.where(seg.eligible > 0)).astype(float)
+        half = 3 * np.sqrt(pbar * (1 - pbar) / t.eligible.where(t.eligible > 0))
+        t["centre"], t["lcl"], t["ucl"] = 1000 * pbar, 1000 * np.clip(pbar - half, 0, 1), 1000 * np.clip(pbar + half, 0, 1)
         chosen = (t, period)
         nonzero = (t.flagged > 0).sum()
         if nonzero == 0 or t.sup_flagged.sum() / nonzero <= MAX_SUPPRESSED_SHARE:
@@ -330,36 +527,55 @@ def trend(inp: Inputs, sup: Suppressor, rule_id: str) -> tuple[pd.DataFrame, str
     return chosen
 
 
+def trend_signal(t: pd.DataFrame) -> str:
+    """The p-chart's verdict on the latest period with a shown rate: ``above``/``below`` its 3-sigma limits,
+    ``within``, or ``none`` (no shown rate)."""
+    shown = t[~t.sup_rate & t.rate_per_1000.notna()]
+    if shown.empty:
+        return "none"
+    last = shown.iloc[-1]
+    return "above" if last.rate_per_1000 > last.ucl else "below" if last.rate_per_1000 < last.lcl else "within"
+
+
 # -- unit variation --------------------------------------------------------------------------------------------------
 @dataclass
 class UnitVariation:
     """A rule's units on a funnel, after suppression.
 
-    The funnel is of the specific tier ("low value") among eligible candidates.
+    The funnel is of the specific tier ("low value") among eligible candidates, indirectly standardised by age
+    and sex (``rate`` = p0 × observed/expected) with limits widened for over-dispersion (``dispersion``).
     ``shown`` units are drawn; among them ``banded`` ones have a suppressed low-value count and are drawn as a
-    band from rate 0 to ``(threshold − 1)/n``; ``hidden`` counts the units left out because their eligible
-    volume is suppressed (they are not drawn at all, and are named nowhere).
+    tick below the axis at their volume; ``hidden`` counts the units left out because their eligible
+    volume (events or persons) is suppressed (they are not drawn at all, and are named nowhere).
     """
 
     funnel: Funnel
     hidden: int
-    outside: pd.DataFrame  # unit, eligible, flagged_specific, rate, position: unsuppressed units outside 95 % limits
+    outside: pd.DataFrame  # unsuppressed units outside the 95 % limits (see :func:`unit_variation`)
+    units: int = 0  # units with eligible candidates, shown or not
 
 
-def unit_variation(inp: Inputs, sup: Suppressor, rule_id: str, method: Method = "normal") -> UnitVariation:
-    d = inp.denominators
-    u = d[(d.rule_id == rule_id) & d.unit.notna() & d.month.isna()][["unit", "eligible", "flagged_specific"]]
-    u = u[u.eligible > 0].sort_values("unit").reset_index(drop=True)  # units with candidates but none eligible
-    tot = _rule_totals(inp).loc[rule_id] if rule_id in inp.rule_ids else None
-    p0 = float(tot.flagged_specific / tot.eligible) if tot is not None and tot.eligible > 0 else None
-    hidden = sup.protect_total(u.eligible, sup.mask(u.eligible))
-    sup_flag = sup.protect_total(u.flagged_specific, sup.mask(u.flagged_specific) | hidden)
+def unit_variation(inp: Inputs, sup: Suppressor, rule_id: str, method: Method = "normal",
+                   dispersion: Dispersion = "additive") -> UnitVariation:
+    assert inp.units is not None
+    u = inp.units[(inp.units.rule_id == rule_id) & inp.units.unit.notna()]
+    u = u[u.eligible > 0].sort_values("unit").reset_index(drop=True)
+    tot = inp.units[(inp.units.rule_id == rule_id) & inp.units.unit.isna()]
+    p0 = float(tot.low_value.iloc[0] / tot.eligible.iloc[0]) if len(tot) and tot.eligible.iloc[0] > 0 else None
+    hidden = sup.protect_total(u.eligible, sup.mask(u.eligible) | sup.mask(u.eligible_persons))
+    sup_flag = sup.protect_total(u.low_value, sup.mask(u.low_value) | hidden)
     u["hidden"], u["banded"] = hidden, sup_flag & ~hidden
-    f = funnel(u, events="flagged_specific", p0=p0, method=method)
+    f = funnel(u, events="low_value", p0=p0, method=method, dispersion=dispersion, expected="expected",
+               variance="variance")
     units = f.units
+    units["oe"] = units.low_value / units.expected.where(units.expected > 0)
+    lo, hi = wilson(units.low_value, units.eligible)
+    units["crude"], units["crude_lo"], units["crude_hi"] = units.low_value / units.eligible, lo, hi
     units.loc[units.banded | units.hidden, "position"] = "suppressed"
     shown = units[~units.hidden].reset_index(drop=True)
-    outside = shown[shown.position.str.startswith(("above", "below"))][["unit", "eligible", "flagged_specific", "rate",
-                                                                       "position"]]
-    return UnitVariation(Funnel(p0=f.p0, units=shown, method=method), int(hidden.sum()),
-                         outside.sort_values("rate", ascending=False).reset_index(drop=True))
+    outside = shown[shown.position.str.startswith(("above", "below"))][
+        ["unit", "eligible", "eligible_persons", "low_value", "low_value_persons", "crude", "crude_lo", "crude_hi",
+         "oe", "rate", "position"]]
+    return UnitVariation(Funnel(p0=f.p0, units=shown, method=method, dispersion=f.dispersion, phi=f.phi, tau2=f.tau2,
+                                standardised=f.standardised, df=f.df), int(hidden.sum()),
+                         outside.sort_values("rate", ascending=False).reset_index(drop=True), len(units))

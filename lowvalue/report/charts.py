@@ -3,10 +3,12 @@
 Every chart respects suppression (:mod:`lowvalue.report.suppress`):
 
 * trend: a period with a suppressed flagged count is drawn as a hatched band from 0 to
-  ``threshold − 1`` instead of a bar, and its rate point is left out of the line;
-* funnel: a unit with a suppressed count is drawn as a grey tick *below* the rate axis at its
-  eligible volume (its rate is not shown); units with a suppressed volume are not drawn;
-* cost: a rule whose flagged count is suppressed gets no bar, only the label "<5";
+  ``threshold − 1`` instead of a bar, and its rate point is left out of the line; the line is a p-chart
+  (centre line and 3-sigma limits at each period's volume);
+* funnel: the standardised rate with limits widened for over-dispersion; a unit with a suppressed count is drawn
+  as a grey tick *below* the rate axis at its eligible volume (its rate is not shown); units with a suppressed
+  volume are not drawn;
+* cost: priced rules only; a rule whose flagged count is suppressed gets no bar, only the mark "–";
 * harm: only estimated excesses of adverse-event triggers are drawn, with their 95 % CI as error bars.
 """
 
@@ -45,9 +47,10 @@ def _fmt(nums: Numbers, digits: int = 0) -> FuncFormatter:
     return FuncFormatter(lambda v, _pos: nums.num(v, digits))
 
 
-def trend(t: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str]) -> str:
-    """Bars of flagged interventions per period, line of low value per 1 000 eligible (right axis)."""
-    fig, ax = plt.subplots(figsize=(5.6, 2.6))
+def trend(t: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str], small: bool = False) -> str:
+    """Bars of flagged interventions per period, line of low value per 1 000 eligible (right axis); ``small``: a
+    unit's chart, half the width."""
+    fig, ax = plt.subplots(figsize=(3.6, 2.2) if small else (5.6, 2.6))
     x = np.arange(len(t))
     shown = ~t.sup_flagged.to_numpy()
     ax.bar(x[shown], t.flagged.to_numpy()[shown], color=BLUE, alpha=0.8, width=0.8, label=s["flagged"])
@@ -65,9 +68,16 @@ def trend(t: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str]) ->
     ax2.spines["right"].set_visible(True)
     rate = t.rate_per_1000.where(~t.sup_rate)
     ax2.plot(x, rate, color=ORANGE, marker="o", ms=2.5, lw=1.2, label=s["rate_axis"])
+    if "ucl" in t:  # p-chart: centre line and 3-sigma limits at each period's volume
+        ax2.plot(x, t.centre, color=ORANGE, lw=0.7, ls=":")
+        ax2.step(x, t.ucl, where="mid", color="#4a5568", lw=0.7, ls="--", label=s["pchart_limits"])
+        ax2.step(x, t.lcl, where="mid", color="#4a5568", lw=0.7, ls="--")
     ax2.set_ylim(0, 1050)
     ax2.set_ylabel(s["rate_axis"], color=ORANGE)
     ax2.yaxis.set_major_formatter(_fmt(nums))
+    if "break" in t:  # a change of the rule or the code overlay between the scans the series is built from
+        for i, xb in enumerate(x[t["break"].to_numpy()]):
+            ax.axvline(xb - 0.5, color=RED, ls="--", lw=0.9, label=s["rule_change"] if i == 0 else None)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=7, frameon=False, ncols=3)
@@ -101,7 +111,7 @@ def funnel(uv: UnitVariation, sup: Suppressor, nums: Numbers, s: dict[str, str])
     ax.axhspan(-90, 0, color="#f7fafc", zorder=0)
     ax.set_xlim(0, n_max)
     ax.set_xlabel(s["eligible_axis"])
-    ax.set_ylabel(s["rate_axis"])
+    ax.set_ylabel(s["std_rate_axis"] if uv.funnel.standardised else s["rate_axis"])
     ax.xaxis.set_major_formatter(_fmt(nums))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: nums.num(v) if v >= 0 else ""))
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=6.5, frameon=False, ncols=4)
@@ -123,8 +133,8 @@ def _hbar(labels: list[str], height: float) -> tuple[plt.Figure, plt.Axes, np.nd
 
 def cost(summary: pd.DataFrame, sup: Suppressor, nums: Numbers, s: dict[str, str],
          currency: Callable[[str], str] = lambda c: c) -> str:
-    """Cost of flagged interventions per rule; suppressed rules labelled "<5" without a bar."""
-    d = summary.sort_values("cost", ascending=False, kind="mergesort")
+    """Cost of flagged interventions per priced rule; suppressed rules marked "–" without a bar."""
+    d = summary[summary.priced].sort_values("cost", ascending=False, kind="mergesort")
     fig, ax, y = _hbar(d.rule_id.tolist(), 0.2)
     shown = ~d.sup_cost.to_numpy()
     ax.barh(y[shown], d.cost.to_numpy()[shown], color=BLUE)

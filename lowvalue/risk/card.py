@@ -130,8 +130,9 @@ def per_rule_headline(metrics: dict[str, Any], small: Any = None) -> tuple[list[
 
 
 def render(metrics: dict[str, Any], name: str, plots: bool = True) -> str:
-    """The card as Markdown. It is shared beyond the analysts, so counts below 5 show as "<5" and a rate or metric
-    built on fewer than 5 events is left out (:class:`lowvalue.report.suppress.Suppressor`)."""
+    """The card as Markdown. It is shared beyond the analysts, so counts below 5 show as the suppression mark "–"
+    (explained under the table) and a rate or metric built on fewer than 5 events is left out
+    (:class:`lowvalue.report.suppress.Suppressor`)."""
     from lowvalue.report.suppress import Suppressor
 
     sup = Suppressor()
@@ -199,6 +200,8 @@ trigger within {metrics['horizon_days']} days after a judged intervention, in el
 | rule | outcome window | followed | events | rate | excluded: short follow-up |
 |---|---|---|---|---|---|
 {rules}
+
+{sup.footnote('en')}
 
 - Predictors (TRIPOD+AI 8): rule, age, sex, setting, unit, Charlson index, chronic-condition count, frailty markers,
   distinct drugs (90 d), inpatient stays and visits (365 d), prior triggers (365 d), last Hb / creatinine / glucose

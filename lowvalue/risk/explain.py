@@ -578,7 +578,10 @@ def waterfall_plot(ex: Explanation, path: Path | str, top: int = 10) -> Path:
     g = pd.concat([ex.groups[ex.groups.group == "rule"], ex.groups[ex.groups.group != "rule"]])
     c = g.head(top)
     rest = float(g.shap.iloc[top:].sum())
-    labels = list(c.label) + (["övriga" if ex.lang == "sv" else "other groups"] if len(g) > top else [])
+    from lowvalue.messages import messages
+
+    w = messages("explain", ex.lang)
+    labels = list(c.label) + ([w["other_groups"]] if len(g) > top else [])
     vals = list(c.shap) + ([rest] if len(g) > top else [])
     start = float(np.log(ex.base_risk / (1 - ex.base_risk)))
     fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(vals) + 1.6))
@@ -591,8 +594,10 @@ def waterfall_plot(ex: Explanation, path: Path | str, top: int = 10) -> Path:
     ax.axvline(pos, color="black", lw=0.8)
     ax.set_yticks(range(len(vals)))
     ax.set_yticklabels([lab if len(lab) <= 70 else lab[:67] + "…" for lab in labels][::-1], fontsize=7)
-    horizon = f", {ex.horizon_days} d" if ex.horizon_days else ""
-    ax.set_xlabel(f"log-odds ({ex.scale}{horizon}); base {ex.base_risk:.1%} → {ex.risk:.1%}")
+    horizon = f", {ex.horizon_days} {w['days']}" if ex.horizon_days else ""
+    pct = Numbers(ex.lang).pct
+    ax.set_xlabel(w["waterfall_axis"].format(scale=w.get(ex.scale, ex.scale), horizon=horizon,
+                                             base=pct(ex.base_risk, 1), risk=pct(ex.risk, 1)))
     ax.set_title(f"{ex.rule_id} {ex.flag_id}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

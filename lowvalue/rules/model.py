@@ -250,9 +250,13 @@ class Harm(_Model):
 
 
 class Cost(_Model):
+    """A unit cost. Without ``source`` and ``year`` it is unsourced: the report shows it as not priced."""
+
     amount: float = Field(ge=0)
     currency: str = "SEK"
     note: str | None = None
+    source: str | None = None
+    year: int | None = None
 
 
 class TestEvent(_Model):

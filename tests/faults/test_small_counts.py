@@ -31,20 +31,20 @@ def test_excess_risk_md_hides_estimates_from_fewer_than_5_events_in_an_arm() -> 
     assert "suppressed: fewer than 5 events in an arm" in line and "1.77" not in line and "21.4" not in line
     md = ExcessRisk(pd.DataFrame([_row(events_treated=7, n_control=4)]), pd.DataFrame()).summary()
     line = next(l for l in md.splitlines() if l.startswith("| LV-RX-022"))
-    assert "40 / <5" in line and "suppressed: fewer than 5 people in an arm" in line
+    assert "40 / –" in line and "suppressed: fewer than 5 people in an arm" in line  # the suppression mark
     md = ExcessRisk(pd.DataFrame([_row(events_treated=7)]), pd.DataFrame()).summary()
     assert "1.77 (1.01–3.10)" in md  # enough events in both arms: shown
 
 
-def test_model_card_shows_small_counts_as_less_than_5() -> None:
+def test_model_card_shows_small_counts_as_the_suppression_mark() -> None:
     m = copy.deepcopy(METRICS)
     m["data"]["per_rule"][0].update(events=3, event_rate=3 / 2905, excluded_short_follow_up=2)
     m["subgroups"][0].update(events=4)
     card = render(m, "test", plots=False)
     row = next(l for l in card.splitlines() if l.startswith(f"| {m['data']['per_rule'][0]['rule_id']} |"))
-    assert "| <5 | – | <5 |" in row
+    assert "| – | – | – |" in row and "– suppressed: fewer than 5" in card
     sub = m["subgroups"][0]
     row = next(l for l in card.splitlines() if l.startswith(f"| {sub['factor']} | {sub['level']} | {sub['n']} |"))
     events, *figures, note = [c.strip() for c in row.strip("|").split("|")[3:]]
-    assert events == "<5" and figures and all(f == "–" for f in figures), row  # no figure of a small subgroup
+    assert events == "–" and figures and all(f == "–" for f in figures), row  # no figure of a small subgroup
     assert note == "fewer than 5 events: not shown"

@@ -26,6 +26,16 @@ def example_html_en(example_results: Path, tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@pytest.fixture(scope="session")
+def example_report_sv(example_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo report in Swedish (the default), with its side files, written once for the tests that read it."""
+    from lowvalue.report.render import write_report
+
+    out = tmp_path_factory.mktemp("report_sv") / "report.html"
+    write_report(example_results, out, lang="sv")
+    return out
+
+
 # rule, unit, month → (eligible, flagged, flagged_specific); candidates = eligible + 2
 TINY = {
     ("LV-ABX-003", "VC-A", "2024-01"): (40, 30, 20),

@@ -43,14 +43,14 @@ def test_full_english_report_has_every_part_and_no_ids(example_results: Path, ex
 def test_swedish_text_and_number_format(example_results: Path, ruleset) -> None:
     inp = aggregate.load(example_results, rules=ruleset)
     html = build_html(inp, lang="sv", only=FEW)
-    assert '<html lang="sv">' in html and "Sammanfattning per regel" in html and "inga granskningar än" in html
-    assert "Metodbilaga" in html and "Summary per rule" not in html
+    assert '<html lang="sv">' in html and "Beslutsunderlag" in html and "inga granskningar än" in html
+    assert "Metodbilaga" in html and "Decision table" not in html and "Ordlista" in html
     s = aggregate.summary(inp, aggregate.Suppressor(), lang="sv").set_index("rule_id")
-    cost = s.loc["LV-HOSP-028", "cost"]
-    assert cost >= 1000 and Numbers("sv").int(cost) in html and THIN in Numbers("sv").int(cost)
+    rate = s.loc["LV-HOSP-028", "rate_per_1000"]
+    assert Numbers("sv").ci(rate, s.loc["LV-HOSP-028", "rate_lo"], s.loc["LV-HOSP-028", "rate_hi"]) in html
     assert "0,40 × volym" in html
     en = build_html(inp, lang="en", only=FEW)
-    assert Numbers("en").int(cost) in en and "," in Numbers("en").int(cost)
+    assert Numbers("en").ci(rate, s.loc["LV-HOSP-028", "rate_lo"], s.loc["LV-HOSP-028", "rate_hi"]) in en
     assert len(re.findall(r'class="chart trend"', html)) == len(FEW)
 
 
@@ -83,9 +83,9 @@ def test_excess_and_verdicts_when_present(example_results: Path, tmp_path: Path,
     assert "12 (3 to 22)" in html and "12 (3 to 22) †" not in html  # total excess with its 95 % CI, no caution
     cautious = aggregate.load(example_results, excess=_with_caution(excess, tmp_path, example_results), rules=ruleset)
     assert "12 (3 to 22) †" in build_html(cautious, lang="en", only=FEW)
-    assert "50 % (6 of 12)" in html  # LV-ABX-004: 6 confirmed of 12 reviewed
+    assert "50 (25 to 75) % (6 of 12)" in html  # LV-ABX-004: 6 confirmed of 12 reviewed, Wilson 95 % CI
     row = re.search(r"LV-ABX-003</a></td>(.*?)</tr>", html, re.S).group(1)
-    assert "&lt;5" in row and "70 %" not in row  # 3 rejected: precision suppressed
+    assert 'class="num suppressed" data-sort="">–<' in row and "70 " not in row  # 3 rejected: precision suppressed
     assert "No unmeasured confounding" in html or "Assumptions" in html
     assert 'id="chart-harm"' in html and "data:image/png" in html.split('id="chart-harm"')[1][:300]
     s = aggregate.summary(inp, aggregate.Suppressor())
