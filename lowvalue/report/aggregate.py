@@ -83,7 +83,7 @@ class Inputs:
     verdicts: pd.DataFrame | None = None
     model_metrics: dict[str, Any] | None = None
     model_path: Path | None = None
-    notes: list[str] = field(default_factory=list)
+    precision_round: dict[str, Any] | None = None  # the sampled review round behind the precision column
     units: pd.DataFrame | None = None  # rule_id, unit (None: the whole rule), event and person counts, expected
     earlier: list["Earlier"] = field(default_factory=list)  # earlier scans given with --compare, newest first
     prices: dict[str, "Price"] | None = None
@@ -355,7 +355,8 @@ def _caution(row: pd.Series, status: str) -> str:
 def _add_precision(s: pd.DataFrame, inp: Inputs) -> None:
     """Reviewer-confirmed precision = the PPV of a sampled review round (``round_*`` columns of verdicts.parquet,
     :func:`lowvalue.review.stats.ppv_by_rule`: weighted back to the frame, Wilson 95 % CI). Verdicts from the
-    ordinary, risk-ordered queue estimate nothing and are not counted; the round and design go into the notes."""
+    ordinary, risk-ordered queue estimate nothing and are not counted; the round and design are kept
+    (``precision_round``) for the report's methods."""
     s["confirmed"], s["rejected"] = 0, 0
     s["precision"], s["precision_lcl"], s["precision_ucl"] = np.nan, np.nan, np.nan
     if inp.verdicts is None or "round_verdict" not in inp.verdicts:
@@ -369,9 +370,9 @@ def _add_precision(s: pd.DataFrame, inp: Inputs) -> None:
     for k in ("confirmed", "rejected"):
         s[k] = p[k].fillna(0).astype("int64")
     s["precision"], s["precision_lcl"], s["precision_ucl"] = p.ppv, p.ppv_lcl, p.ppv_ucl
-    inp.notes.append(f"Reviewer-confirmed precision: PPV from {v.round_design.iloc[0]}, with a Wilson 95 % CI "
-                     f"(weighted back to the sampling frame where stratified); the rank uses its lower limit, and a rule "
-                     f"with fewer than {MIN_SAMPLED} judged sampled flags is not ranked on it.")
+    first = v.iloc[0]
+    inp.precision_round = {"round_id": int(first.round_id), "strata": str(first.get("round_strata", "") or ""),
+                           "seed": first.get("round_seed", "?")}
 
 
 def _scaled_log(x: pd.Series) -> pd.Series:

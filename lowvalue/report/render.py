@@ -93,7 +93,7 @@ def _decision_rows(s: pd.DataFrame, sup: Suppressor, nums: Numbers, t: dict[str,
         elif r.sup_precision:
             prec = Cell(MARK, "", "num suppressed")
         else:
-            lo, hi = aggregate.wilson(r.confirmed, r.reviewed)
+            lo, hi = r.precision_lcl, r.precision_ucl  # weighted back to the round's sampling frame
             prec = Cell(f"{nums.ci(100 * r.precision, 100 * float(lo), 100 * float(hi))} %"
                         f" ({t['confirmed_of'].format(c=nums.int(r.confirmed), n=nums.int(r.reviewed))})",
                         f"{r.precision:.6g}", "num")
@@ -272,6 +272,16 @@ class Built:
     footnote: str
 
 
+def _precision_text(inp: aggregate.Inputs, lang: str, t: dict[str, str]) -> str:
+    """Which sampled review round the precision column comes from, named in the report's language."""
+    if inp.precision_round is None:
+        return t["precision_none"]
+    from lowvalue.review.sampling import describe_design
+    from lowvalue.review.stats import MIN_SAMPLED
+
+    return t["precision_text"].format(round=describe_design(inp.precision_round, lang), min=MIN_SAMPLED)
+
+
 def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT, weights: Weights = Weights(),
           funnel_method: Method = "normal", dispersion: Dispersion = "additive", only: list[str] | None = None,
           top: int = TOP_RULES) -> Built:
@@ -384,6 +394,7 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
                                                dispersion=t["dispersion_" + dispersion],
                                                bands=", ".join(_bands())),
         "glossary": [(t[f"gloss_{k}"], t[f"gloss_{k}_text"]) for k in GLOSSARY],
+        "precision_text": _precision_text(inp, lang, t),
     }
     env = Environment(loader=PackageLoader("lowvalue.report", "templates"), autoescape=select_autoescape(["j2", "html"]),
                       trim_blocks=True, lstrip_blocks=True)

@@ -110,8 +110,10 @@ def _final(d: pd.DataFrame) -> pd.Series:
 
 def round_labels(store: Store, round_id: int | None = None) -> pd.DataFrame:
     """The final label of every judged flag (not unflagged candidates) of a sampled round, with its design columns:
-    flag_id, rule_id, round_id, round_design, round_tier, round_stratum, round_frame_n, round_verdict. Empty without rounds."""
-    cols = ["flag_id", "rule_id", "round_id", "round_design", "round_tier", "round_stratum", "round_frame_n", "round_verdict"]
+    flag_id, rule_id, round_id, round_design (English words), round_strata and round_seed (so a report can name the
+    design in its own language), round_tier, round_stratum, round_frame_n, round_verdict. Empty without rounds."""
+    cols = ["flag_id", "rule_id", "round_id", "round_design", "round_strata", "round_seed", "round_tier", "round_stratum",
+            "round_frame_n", "round_verdict"]
     round_id = round_id if round_id is not None else latest_round(store)
     if round_id is None:
         return pd.DataFrame(columns=cols)
@@ -120,7 +122,7 @@ def round_labels(store: Store, round_id: int | None = None) -> pd.DataFrame:
     d["round_verdict"] = _final(d)
     d = d[d.round_verdict.notna() & (d.tier != UNFLAGGED)]
     return pd.DataFrame({"flag_id": d.flag_id, "rule_id": d.rule_id, "round_id": round_id, "round_design": describe_design(row),
-                         "round_tier": d.tier, "round_stratum": d.stratum, "round_frame_n": d.frame_n.astype("int64"),
+                         "round_strata": row["strata"], "round_seed": row["seed"], "round_tier": d.tier, "round_stratum": d.stratum, "round_frame_n": d.frame_n.astype("int64"),
                          "round_verdict": d.round_verdict})[cols].reset_index(drop=True)
 
 

@@ -138,7 +138,11 @@ def test_the_swedish_report_with_excess_verdicts_and_model_has_no_english_senten
     excess = _excess(tmp_path, example_results, [CAUTION, None])
     flags = pd.read_parquet(example_results / "flags.parquet", columns=["flag_id", "rule_id"]).sort_values("flag_id")
     reviewed = flags[flags.rule_id == "LV-ABX-004"].flag_id.head(12)
-    verdicts = write_table(pd.DataFrame({"flag_id": list(reviewed), "verdict": ["confirmed", "rejected"] * 6}),
+    labels = ["confirmed", "rejected"] * 6
+    verdicts = write_table(pd.DataFrame({"flag_id": list(reviewed), "verdict": labels, "round_id": 1,
+                                         "round_design": "review round 1 (simple random sample, seed 1)",
+                                         "round_strata": "", "round_seed": 1, "round_tier": "specific",
+                                         "round_stratum": "all", "round_frame_n": 40, "round_verdict": labels}),
                            tmp_path / "verdicts.parquet", stamp_of=stamp(read_manifest(example_results)))
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "metrics.json").write_text(
@@ -147,5 +151,6 @@ def test_the_swedish_report_with_excess_verdicts_and_model_has_no_english_senten
     inp = aggregate.load(example_results, excess=excess, verdicts=verdicts, model=tmp_path / "m", rules=ruleset)
     html = build_html(inp, lang="sv", only=["LV-ABX-003", "LV-ABX-004", "LV-HOSP-028"])
     assert "Antaganden" in html and "Ingen okontrollerad störfaktor" in html and "50 (25 till 75) % (6 av 12)" in html
+    assert "granskningsomgång 1 (obundet slumpmässigt urval, frö 1)" in html
     hits = english_words(visible_text(html))
     assert not hits, hits[:10]

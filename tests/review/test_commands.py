@@ -143,7 +143,7 @@ def test_export_counts_leaves_out_unsure_and_feeds_triage(db: Path, results: Pat
     assert r.exit_code == 0 and "2 confirmed, 1 rejected (1 unsure left out" in r.output, r.output
     v = pd.read_parquet(out)
     assert list(v.columns) == ["flag_id", "verdict", "reason", "reviewer", "reviewed_at", "sampled", "round_id",
-                               "round_design", "round_tier", "round_stratum", "round_frame_n", "round_verdict"]
+                               "round_design", "round_strata", "round_seed", "round_tier", "round_stratum", "round_frame_n", "round_verdict"]
     assert not v.sampled.any() and v.round_verdict.isna().all()  # the ordinary queue: no sampled round
     assert dict(zip(v.flag_id, v.verdict)) == {ids[0]: "confirmed", ids[1]: "rejected", ids[3]: "confirmed"}
     assert v.set_index("flag_id").loc[ids[3], "reviewer"] == "bertil"
