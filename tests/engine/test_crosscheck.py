@@ -21,9 +21,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 try:  # `tests/engine` on sys.path (pytest's default rootdir insertion) or `tests` as a package
-    from strategies import cases, rule_yaml, ruleset
+    from strategies import _subset, cases, code_refs, extracts, rule_dicts, rule_kinds, rule_yaml, ruleset
 except ImportError:  # pragma: no cover
-    from tests.engine.strategies import cases, rule_yaml, ruleset
+    from tests.engine.strategies import _subset, cases, code_refs, extracts, rule_dicts, rule_kinds, rule_yaml, ruleset
+from hypothesis import assume
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from lowvalue.data.schema import SETTINGS
+from lowvalue.rules.model import Rule
 
 from lowvalue.engine import reference, sql
 
@@ -155,3 +161,64 @@ def test_any_of_evidence_is_the_holding_criteria_events_capped():
     assert evidence == [("L1", "2024-02-28", "require"), ("L1", "2024-02-27", "require"),
                         ("X01", "2024-02-26", "require")]
     check_agreement(rule, (persons, encounters, ev))
+
+
+# --------------------------------------------------------------------------------------------------
+# Target trial (anchor): reference.trial vs sql.compile_trial
+# --------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def trial_cases(draw: st.DrawFn) -> tuple[Rule, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """A random rule with a random anchor (kind, codes, settings, grace period) whose eligibility names the rule's
+    conditions that look at time zero and before only; an extract biased towards the kinds both look at."""
+    data = draw(rule_dicts())
+    kind = draw(st.sampled_from(["diagnosis", "procedure", "medication", "lab", "encounter"]))
+    anchor: dict[str, Any] = {"kind": kind, "codes": draw(code_refs(kind)),
+                              "grace_period": draw(st.sampled_from(["0d", "1d", "2d", "7d", "0h", "12h", "24h"]))}
+    if draw(st.integers(0, 3)) == 0:
+        anchor["settings"] = _subset(draw, list(SETTINGS))
+    baseline = []
+    for name in data["conditions"]:
+        try:
+            Rule.model_validate({**data, "anchor": {**anchor, "eligibility": [name]}})
+            baseline.append(name)
+        except ValidationError:
+            pass
+    anchor["eligibility"] = _subset(draw, baseline, min_size=0) if baseline else []
+    try:
+        rule = Rule.model_validate({**data, "anchor": anchor})
+    except ValidationError:
+        assume(False)
+        raise
+    return rule, draw(extracts(rule_kinds(rule) + [kind]))
+
+
+def check_trial_agreement(rule: Rule, extract: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+    persons, encounters, events = extract
+    expected = reference.trial(persons, encounters, events, rule, RULESET)
+    got = sql.trial_frames(persons, encounters, events, rule, RULESET)
+    context = f"\n\nrule:\n{rule_yaml(rule)}\nanchor: {rule.anchor}\n{_timeline(persons, encounters, events)}\n"
+    assert list(got.columns) == list(expected.columns), f"columns differ: {list(got.columns)}{context}"
+    ref_rows, sql_rows = _by_content(_rows(expected)), _by_content(_rows(got))
+    assert ref_rows == sql_rows, (f"{len(ref_rows)} reference rows, {len(sql_rows)} duckdb rows; "
+                                  f"{_first_difference(ref_rows, sql_rows, list(expected.columns))}{context}")
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
+@given(trial_cases())
+def test_trial_duckdb_agrees_with_reference(case):
+    rule, extract = case
+    check_trial_agreement(rule, extract)
+
+
+def test_trial_anchor_eligibility_rejects_a_look_after_time_zero():
+    """A trial's eligibility may use data up to time zero only: a condition whose window ends after 0 is refused."""
+    base = {"id": "LV-T", "title": {"sv": "t", "en": "t"}, "rationale": {"sv": "r", "en": "r"},
+            "index": {"kind": "medication", "codes": {"ATC": ["X01"]}},
+            "conditions": {"later": {"exclude": {"kind": "diagnosis", "codes": {"ICD-10-SE": ["A01"]}, "window": "[-3d, 3d]"}},
+                           "before": {"exclude": {"kind": "diagnosis", "codes": {"ICD-10-SE": ["A01"]}, "window": "[-3d, 1d)"}}}}
+    anchor = {"kind": "diagnosis", "codes": {"ICD-10-SE": ["B10"]}, "grace_period": "3d"}
+    with pytest.raises(ValidationError, match="looks after time zero"):
+        Rule.model_validate({**base, "anchor": {**anchor, "eligibility": ["later"]}})
+    assert Rule.model_validate({**base, "anchor": {**anchor, "eligibility": ["before"]}}).anchor.grace_period.amount == 3
