@@ -252,6 +252,9 @@ class Anchor(_Model):
     settings: list[Setting] | None = None
     grace_period: Duration
     eligibility: list[str] = Field(default_factory=list)
+    negative_controls: list["Harm"] = Field(default_factory=list)
+    """Triggers the intervention is not expected to cause but that share its confounders (windows from time zero):
+    an association with them signals residual confounding."""
     description: str | None = None
 
     @field_validator("grace_period", mode="before")
@@ -289,6 +292,9 @@ class Harm(_Model):
     @classmethod
     def _window(cls, v: Any) -> Window:
         return Window.parse(v)
+
+
+Anchor.model_rebuild()
 
 
 class Cost(_Model):
