@@ -97,7 +97,10 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(df.round(3).to_string(index=False))
     print()
-    print(summarise(df).round(3).to_markdown(index=False))
+    summary = summarise(df).round(3)
+    print("| " + " | ".join(summary.columns) + " |\n|" + "---|" * len(summary.columns))
+    for row in summary.itertuples(index=False):
+        print("| " + " | ".join(str(v) for v in row) + " |")
     print(f"\n{a.mode}: {a.seeds} seeds in {time.perf_counter() - t0:.0f} s")
 
 

@@ -44,6 +44,7 @@ CT_SPEC = Spec(
     dept="KIR",
 )
 BACTERIAL = ("J01.0", "J01.1", "J01.8")
+SITE_SPECIFIED = ("J01.0", "J01.0", "J01.4", "J01.8")
 # J02/J03 only after the antibiotic: before it they would make it an LV-ABX-006 candidate.
 COMPETING = ("J18.9", "H66.9", "N39.0", "L03.1", "J02.9", "J03.9")
 COMORBIDITY = ("J44.9", "J43.9", "D84.9", "B20", "C34.9", "E84.9")
@@ -179,16 +180,18 @@ def plant_sinus_ct(ck: Chunk, persons: np.ndarray) -> None:
     bt.reason[bt.is_("age")] = "age 17"
     lag = _lag(ck, bt, 30, 31, 40)
     chronic = bt.is_("chronic only")
-    code = np.where(chronic, pick(ck, CHRONIC, n), pick(ck, ("J01.9", "J01.9", "J01.0", "J01.4"), n))
+    # site-specified acute sinusitis only: J01.9 is reserved for LV-ABX-005's target trial, whose anchors must all get
+    # its outcome draws (an untreated anchor without one would have no risk at all and bias the trial)
+    code = np.where(chronic, pick(ck, CHRONIC, n), pick(ck, SITE_SPECIFIED, n))
     bt.reason[chronic] = [f"chronic sinusitis {x} only" for x in code[chronic]]
     context_dx(ck, bt.p, day - lag, code)
     # the same episode: a second acute visit exactly 30 days before the CT
     again = bt.planted & (lag < 30) & (rng.random(n) < 0.2)
-    context_dx(ck, bt.p[again], day[again] - 30, "J01.9")
+    context_dx(ck, bt.p[again], day[again] - 30, "J01.0")
 
     earlier = bt.is_("earlier sinusitis")
     when = edge_back(ck, day, 31, 365, 0.3)
-    x = pick(ck, ("J01.9", "J32.0"), n)
+    x = pick(ck, ("J01.4", "J32.0"), n)
     context_dx(ck, bt.p[earlier], when[earlier], x[earlier])
     bt.reason[earlier] = [f"earlier sinusitis {y} day -{k}" for y, k in zip(x[earlier], (day - when)[earlier])]
     flag = bt.is_("red flag")
