@@ -40,17 +40,17 @@ def simulated(seeds: int, persons: int, rr: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def region(seeds: int, persons: int) -> pd.DataFrame:
+def region(seeds: int, persons: int, first: int = 100) -> pd.DataFrame:
     import lowvalue
     from lowvalue.data.synth import generate
     from lowvalue.data.synth.adverse import TRIALS
     from lowvalue.risk.excess import excess_risk
 
     rows = []
-    for s in range(seeds):
+    for s in range(first, first + seeds):
         with tempfile.TemporaryDirectory(prefix="lowvalue-excess-") as tmp:
             data, res = Path(tmp) / "data", Path(tmp) / "results"
-            generate(persons=persons, seed=100 + s, out=data)
+            generate(persons=persons, seed=s, out=data)
             truth = json.loads((data / "truth" / "effects.json").read_text())["trials"]
             only = sorted(set(TRIALS) | {spec["negative_control"]["trigger"] for spec in truth.values()})
             lowvalue.scan(data, codes=data / "region-codes", only=only).write(res)
@@ -59,7 +59,7 @@ def region(seeds: int, persons: int) -> pd.DataFrame:
                 for nc in (False, True):
                     sel = t[(t.rule_id == rid) & (t.negative_control.astype(bool) == nc)]
                     r = sel[sel.trigger_id == (spec["negative_control"]["trigger"] if nc else spec["trigger"])].iloc[0]
-                    rows.append({"rule_id": rid + (" (negative control)" if nc else ""), "seed": 100 + s,
+                    rows.append({"rule_id": rid + (" (negative control)" if nc else ""), "seed": s,
                                  "truth": 1.0 if nc else spec["true_risk_ratio"],
                                  **{k: r.get(k, np.nan) for k in ("rr_crude", "rr", "rr_lo", "rr_hi", "max_smd_before",
                                                                   "max_smd_after")}, "status": r.status})
@@ -87,13 +87,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--persons", type=int, default=None, help="simulated: 1500 persons; region: 20000")
     ap.add_argument("--rr", type=float, default=2.0, help="simulated mode's true risk ratio")
+    ap.add_argument("--first-seed", type=int, default=100, help="region mode: seeds first-seed .. first-seed + seeds - 1")
     a = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
     t0 = time.perf_counter()
     with threadpool_limits(1):
         df = (simulated(a.seeds, a.persons or 1500, a.rr) if a.mode == "simulated"
-              else region(a.seeds, a.persons or 20000))
+              else region(a.seeds, a.persons or 20000, a.first_seed))
     pd.set_option("display.width", 200)
     print(df.round(3).to_string(index=False))
     print()

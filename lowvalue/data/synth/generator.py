@@ -129,11 +129,13 @@ def effects(summary: SynthSummary) -> dict:
             "anchor": "acute sinusitis J01.9 at a visit",
             "grace_days": grace,
             "outcome_days_after_anchor": [7, 32],
-            "negative_control": {"trigger": nc, "true_risk_ratio": 1.0, "formula": f"P = {share} * p0(frailty)"},
-            "baseline": {"formula": "p0 = a + b * frailty; P(event | treated within grace) = RR * p0; otherwise p0",
-                         "a": adverse.P0_INTERCEPT, "b": adverse.P0_SLOPE},
+            "negative_control": {"trigger": nc, "true_risk_ratio": 1.0, "formula": f"P = {share} * p0(age)"},
+            "baseline": {"formula": "p0 = 0.02 + 0.004 * (age - 18), age in completed years on the anchor day; "
+                         "P(event | treated within grace) = RR * p0; otherwise p0"},
             "confounding": "treated (planted or treated lookalike) rises with frailty (logit slope "
-            f"{FRAILTY_SLOPE}); untreated: the 'no antibiotic' and 'outside window' lookalikes; p0 rises with frailty",
+            f"{FRAILTY_SLOPE}), and frailty with age; a planted instance becomes 'no antibiotic' with probability "
+            "0.7 / (1 + exp((age - 45) / 8)); untreated: the 'no antibiotic' and 'outside window' lookalikes; "
+            "p0 rises with age (recorded exactly), so adjustment can remove the confounding",
             "counts": {k[len("trial_"):]: v for k, v in sorted(c.items()) if k.startswith("trial_")},
         }
     return {
