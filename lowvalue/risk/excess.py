@@ -367,6 +367,10 @@ def excess_risk(results: Results | Path | str, extract: Any = None, *, rule_ids:
                    "events_treated": int(t.outcome[t.treated].sum()), "events_control": int(t.outcome[~t.treated].sum()),
                    "deaths_treated": int(t.died[t.treated].sum()), "deaths_control": int(t.died[~t.treated].sum()),
                    "excluded_short_follow_up": trials.excluded(rid, k), "n_low_value_scanned": n_scanned}
+            if row["n"] == 0:
+                row["status"] = "not estimated: no eligible anchors (people with the anchor condition) in the extract"
+                rows.append(row)
+                continue
             if row["n_control"] == 0:
                 row["status"] = ("not emulated: no untreated comparators with the anchor condition "
                                  "(everyone eligible got the intervention within the grace period)")
