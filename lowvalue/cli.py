@@ -348,7 +348,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     ctx.invoke(risk.commands["train"], results=results, out=model, horizon=30, seed=1, n_boot=100)
     ctx.invoke(risk.commands["score"], results=results, model_dir=model)
     click.echo("5. estimated excess of adverse-event triggers per rule (an adjusted association, not a causal effect)")
-    ctx.invoke(excess, results=results, out=None, n_boot=100, seed=1, rules=())
+    ctx.invoke(excess, results=results, out=None, data=data, n_boot=None, seed=1, rules=(), memory_limit=None)
     scored = read_derived(results / "flags_scored.parquet", results, made_by="lowvalue risk score")
     top = scored[(scored.variant == "specific") & scored.risk.notna()].sort_values(["risk", "flag_id"]).iloc[-1]
     click.echo(f"6. explain the highest-risk low-value flag ({top.flag_id}), in Swedish, for an ethics-support discussion")

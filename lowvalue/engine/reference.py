@@ -25,6 +25,7 @@ Conditions                 :func:`condition_holds`, :func:`criterion_holds`,
                            :func:`value_test_holds`, :func:`most_recent`,
                            :func:`covered_day_offsets`
 Tiers                      :func:`tiers`
+Target trial (anchor)      :func:`trial`, :func:`treatment_time`
 =========================  ===================================================
 
 Where the page is silent, the choice made here is marked ``READING:`` in the
@@ -561,3 +562,44 @@ def evaluate(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFra
     for c in columns[len(INDEX_COLUMNS):]:
         out[c] = out[c].astype(bool)
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Target trial: anchors, baseline eligibility, the intervention within the grace period
+# --------------------------------------------------------------------------------------------------
+
+TRIAL_COLUMNS = ["person_id", "encounter_id", "anchor_time", "anchor_system", "anchor_code", "eligible",
+                 "treated", "treatment_time"]
+TRIAL_SORT_COLUMNS = ["person_id", "anchor_time", "anchor_system", "anchor_code", "encounter_id"]
+
+
+def treatment_time(anchor: Event, timeline: list[Event], rule: Rule, ruleset: RuleSet) -> pd.Timestamp | None:
+    """The earliest index intervention of the rule (kind, code set, settings, own value) whose offset from the anchor
+    lies in the grace window ``[0, grace_period]`` (days: calendar dates, so an intervention earlier on the anchor's
+    day counts; hours: exact), or None: the anchor's person was not treated within the grace period."""
+    assert rule.anchor is not None
+    grace = rule.anchor.grace_window
+    times = [e.time for e in timeline if passes_index(e, rule, ruleset) and in_window(e, anchor, grace)]
+    return min(times) if times else None
+
+
+def trial(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame,
+          rule: Rule, ruleset: RuleSet) -> pd.DataFrame:
+    """One row per anchor of ``rule``: the anchor's columns, ``eligible`` (every ``anchor.eligibility`` condition
+    holds with the anchor as index), ``treated`` and ``treatment_time`` (:func:`treatment_time`), then
+    ``cond__<name>`` per anchor eligibility condition. Anchors are the candidates of :meth:`Rule.trial_rule`."""
+    trial_rule = rule.trial_rule()
+    judged = evaluate(persons, encounters, events, trial_rule, ruleset)
+    by_person = timelines(encounters, events)
+    treated_at = []
+    for row in judged.to_dict("records"):
+        key = (row["index_time"], row["index_system"], row["index_code"], row["encounter_id"])
+        anchor = next(e for e in by_person[str(row["person_id"])]
+                      if (e.time, e.system, e.code, e.encounter_id) == key)
+        treated_at.append(treatment_time(anchor, by_person[anchor.person_id], rule, ruleset))
+    out = judged.rename(columns={"index_time": "anchor_time", "index_system": "anchor_system",
+                                 "index_code": "anchor_code"})
+    out["treated"] = pd.Series([t is not None for t in treated_at], dtype=bool)
+    out["treatment_time"] = pd.Series(treated_at, dtype="datetime64[us]")
+    conds = [f"cond__{n}" for n in trial_rule.conditions]
+    return out[TRIAL_COLUMNS + conds].reset_index(drop=True)

@@ -599,6 +599,70 @@ SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, {column
 FROM judged{ev_join}""" + (f"\nORDER BY {order}" if ordered else "")
 
 
+TRIAL_COLUMNS = ["trial_id", "person_id", "encounter_id", "anchor_time", "anchor_system", "anchor_code", "setting",
+                 "unit", "age", "sex", "eligible", "treated", "treatment_time"]
+"""The columns of :func:`compile_trial`, before its ``cond__<name>`` columns (one per anchor eligibility condition)."""
+
+
+def compile_trial(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool = True) -> str:
+    """The SQL of the rule's target trial: one row per anchor (``docs/rule-language.md``, *Target trial*).
+
+    The anchors are the candidates of :meth:`Rule.trial_rule` and its conditions are judged by the same CTEs as any
+    rule's (windows from the anchor); ``tx`` adds the earliest index intervention in the grace window. ``trial_id``
+    is a digest of the rule and the anchor's key, as ``candidate_id`` is of a candidate's.
+    """
+    assert rule.anchor is not None
+    q, ident = d["str"], d["ident"]
+    tr = rule.trial_rule()
+    ctes, cols, hs = _conditions(tr, rs, d)
+    vs = rs.valueset(rule.index.codes)
+    on = ["e.person_id = c.person_id", f"e.cs = {codeset_key(vs)}", f"e.kind = {q(rule.index.kind)}",
+          window_sql(rule.anchor.grace_window, "e", "c", d)]
+    if rule.index.settings:
+        on.append(f"e.setting IN ({', '.join(q(s) for s in rule.index.settings)})")
+    if rule.index.value is not None:
+        on.append(f"{value_sql(vs, 'e', d)} {rule.index.value.op} {_threshold(rule.index.value, vs, d)}")
+    ctes = [_candidates(tr, rs, d)] + ctes + [f"""tx AS (
+  SELECT c.cand_id, min(e.time) AS treatment_time FROM cand c JOIN lv_hit e ON {' AND '.join(on)} GROUP BY c.cand_id
+)"""]
+    elig = " AND ".join(ident(f"cond__{n}") for n in tr.eligibility) or "TRUE"
+    key = (f"concat_ws('|', person_id, coalesce(encounter_id, ''), {d['strftime']('anchor_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
+           f"anchor_system, anchor_code, coalesce({d['text']('index_value', 'double')}, ''), coalesce(index_unit, ''))")
+    order = d["order_by"](["person_id", "anchor_time", "anchor_system", "anchor_code", "encounter_id", "cand_id"])
+    conds = "".join(f", {ident(f'cond__{n}')}" for n in tr.conditions)
+    return f"""WITH {', '.join(ctes)}
+SELECT substr(md5({q(rule.id)} || '|anchor|' || {key}), 1, 16) AS trial_id, person_id, encounter_id, anchor_time,
+       anchor_system, anchor_code, setting, unit, age, sex, {elig} AS eligible, treatment_time IS NOT NULL AS treated,
+       treatment_time{conds}
+FROM (SELECT c.cand_id, c.person_id, c.encounter_id, c.index_time AS anchor_time, c.index_system AS anchor_system,
+             c.index_code AS anchor_code, c.index_value, c.index_unit, c.setting, c.care_unit AS unit, c.age, c.sex,
+             tx.treatment_time{''.join(', ' + col for col in cols)}
+      FROM cand c {_joins(hs + ['tx'])}) t""" + (f"\nORDER BY {order}" if ordered else "")
+
+
+def evaluate_trial(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> pd.DataFrame:
+    """The rule's target trial on the extract in ``con`` (after :func:`prepare`): :func:`compile_trial`'s rows."""
+    ensure_sets(con, code_sets(rs, [rule]))
+    if con.execute("SELECT count(*) FROM lv_set_keys WHERE cs NOT IN (SELECT cs FROM lv_hit_keys)").fetchall()[0][0]:
+        build_hits(con)
+    return con.execute(compile_trial(rule, rs)).df()
+
+
+def trial_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, rule: Rule,
+                 rs: RuleSet) -> pd.DataFrame:
+    """The rule's target trial on pandas frames; the reference evaluator's columns (:func:`reference.trial`)."""
+    from lowvalue.engine.reference import TRIAL_COLUMNS as REF
+
+    con = duckdb.connect()
+    try:
+        load_frames(con, persons, encounters, events)
+        prepare(con)
+        df = evaluate_trial(con, rule, rs)
+    finally:
+        con.close()
+    return df[REF + [c for c in df.columns if c.startswith("cond__")]].reset_index(drop=True)
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, rule: Rule, rs: RuleSet) -> pd.DataFrame:
     """Judge every candidate of ``rule`` on the extract in ``con`` (after :func:`prepare`)."""
     ensure_sets(con, code_sets(rs, [rule]))

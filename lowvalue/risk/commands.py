@@ -51,14 +51,21 @@ def score(results: Path, model_dir: Path) -> None:
 @risk.command()
 @click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder [default: RESULTS].")
-@click.option("--n-boot", type=click.IntRange(20), default=200, show_default=True)
+@click.option("--extract", "data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The extract the results were scanned from: the trial's anchors (people with the anchor condition, "
+                   "treated or not) are judged on it.")
+@click.option("--n-boot", type=click.IntRange(0), default=None, hidden=True,
+              help="Ignored: CIs are clustered influence-function intervals now (kept for old scripts).")
 @click.option("--seed", type=click.IntRange(0), default=1, show_default=True)
 @click.option("--rule", "rules", multiple=True, help="Only these rule ids (repeatable).")
-def excess(results: Path, out: Path | None, n_boot: int, seed: int, rules: tuple[str, ...]) -> None:
-    """Estimated excess of adverse-event triggers per rule (AIPW, target-trial emulation): an adjusted association, not a causal effect."""
+@click.option("--memory-limit", default=None, help="DuckDB memory limit when opening the extract, e.g. 4GB.")
+def excess(results: Path, out: Path | None, data: Path | None, n_boot: int | None, seed: int, rules: tuple[str, ...],
+           memory_limit: str | None) -> None:
+    """Estimated excess of adverse-event triggers per rule: an emulated target trial per anchored rule (clone-censor-weight,
+    cross-fitted AIPW): an adjusted association, not a causal effect."""
     from lowvalue.risk.excess import excess_risk
 
-    e = excess_risk(results, rule_ids=list(rules) or None, n_boot=n_boot, seed=seed)
+    e = excess_risk(results, data, rule_ids=list(rules) or None, seed=seed, memory_limit=memory_limit)
     path = e.write(out or results)
     click.echo(e.summary())
     click.echo(f"wrote {path} and {path.with_suffix('.md').name}")

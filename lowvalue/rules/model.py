@@ -20,6 +20,10 @@ Reading a rule, top to bottom:
 * ``variants``: ``sensitive`` and ``specific`` each add conditions; a candidate
   that is eligible and passes the specific ones is "low value", one that passes
   only the sensitive ones is "likely low value" (Schwartz et al. 2014).
+* ``anchor`` (optional): the eligibility event of the rule's emulated target trial
+  (e.g. an acute sinusitis diagnosis), distinct from the index intervention: time
+  zero, baseline exclusions judged up to it, and the two strategies "the index
+  intervention within ``grace_period``" versus "not within it".
 """
 
 from __future__ import annotations
@@ -232,6 +236,47 @@ class Index(_Model):
         return self
 
 
+class Anchor(_Model):
+    """Time zero of the rule's emulated target trial: the condition that makes a person eligible, not the intervention.
+
+    Every event of ``kind`` in ``codes`` (at an encounter in ``settings`` when given), of a person in the rule's
+    population on its date, is an anchor. An anchor is *eligible* when the rule's conditions named in
+    ``eligibility`` hold with the anchor in the index's place; those conditions may look only at time zero and
+    before (every window ends at or before 0, measured from the index), because a trial's eligibility cannot
+    depend on the future. The strategies compared are "the rule's index intervention within ``grace_period`` after
+    the anchor" (treated) versus "not within it"; the linked harms' windows are measured from the anchor.
+    """
+
+    kind: EventKind
+    codes: CodeRef
+    settings: list[Setting] | None = None
+    grace_period: Duration
+    eligibility: list[str] = Field(default_factory=list)
+    negative_controls: list["Harm"] = Field(default_factory=list)
+    """Triggers the intervention is not expected to cause but that share its confounders (windows from time zero):
+    an association with them signals residual confounding."""
+    description: str | None = None
+
+    @field_validator("grace_period", mode="before")
+    @classmethod
+    def _grace(cls, v: Any) -> Duration:
+        d = Duration.parse(v)
+        if d.amount < 0:
+            raise ValueError(f"must be a duration of zero or more like '3d'. Got {v!r} instead.")
+        return d
+
+    @property
+    def grace_window(self) -> Window:
+        """Offsets from the anchor at which the intervention counts as given within the grace period: ``[0, grace]``."""
+        return Window(0, self.grace_period.amount, self.grace_period.unit)
+
+
+class NoTrial(_Model):
+    """Why the rule's target trial cannot be emulated from coded data (shown instead of a figure)."""
+
+    reason: Text
+
+
 class Variants(_Model):
     sensitive: list[str] = Field(default_factory=list)
     specific: list[str] = Field(default_factory=list)
@@ -247,6 +292,9 @@ class Harm(_Model):
     @classmethod
     def _window(cls, v: Any) -> Window:
         return Window.parse(v)
+
+
+Anchor.model_rebuild()
 
 
 class Cost(_Model):
@@ -333,6 +381,9 @@ class Rule(_Model):
     eligibility: list[str] = Field(default_factory=list)
     variants: Variants = Field(default_factory=Variants)
     harms: list[Harm] = Field(default_factory=list)
+    anchor: Anchor | None = None
+    no_trial: NoTrial | None = None
+    """A rule with harms but no ``anchor`` says here why its target trial cannot be emulated."""
     cost: Cost | None = None
     authored_by: str | None = None
     checked_by: str | None = None
@@ -362,6 +413,27 @@ class Rule(_Model):
                 raise ValueError(f"{where} names unknown condition(s) {unknown}; defined: {sorted(self.conditions)}")
         return self
 
+    @model_validator(mode="after")
+    def _baseline_anchor(self) -> "Rule":
+        if self.anchor is None:
+            return self
+        if self.no_trial is not None:
+            raise ValueError("give either 'anchor' or 'no_trial', not both")
+        for name in self.anchor.eligibility:
+            cond = self.conditions.get(name)
+            if cond is None:
+                raise ValueError(f"anchor.eligibility names unknown condition {name!r}; defined: {sorted(self.conditions)}")
+            if cond.index_setting is not None or cond.hospital_onset is not None:
+                raise ValueError(f"anchor.eligibility: condition {name!r} tests the index event itself; "
+                                 "use anchor.settings instead")
+            for crit in cond.criteria:
+                last = crit.window.int_bounds()[1] if crit.window.unit == "d" else crit.window.end
+                if crit.anchor != "index" or last > 0:
+                    raise ValueError(f"anchor.eligibility: condition {name!r} looks after time zero (window "
+                                     f"{crit.window}{', from discharge' if crit.anchor != 'index' else ''}); a trial's "
+                                     "eligibility may use data up to time zero only")
+        return self
+
     def conditions_of(self, variant: Literal["eligibility", "sensitive", "specific"]) -> list[str]:
         """Condition names a candidate must pass for a tier, in the order they are reported."""
         if variant == "eligibility":
@@ -377,4 +449,19 @@ class Rule(_Model):
         """``(condition, role, kind, code set)`` for the index (condition ``index``) and every criterion, index first."""
         out: list[tuple[str, str, str, CodeRef]] = [("index", "index", self.index.kind, self.index.codes)]
         out += [(name, c.role, crit.kind, crit.codes) for name, c in self.conditions.items() for crit in c.criteria]
+        if self.anchor is not None:
+            out.append(("anchor", "require", self.anchor.kind, self.anchor.codes))
         return out
+
+    def trial_rule(self) -> "Rule":
+        """The rule's anchor seen as a rule: the anchor as index, its eligibility conditions as the only ones.
+
+        Both engines judge a trial's eligibility with the machinery that judges candidates (windows from the
+        anchor), so the trial needs no second implementation of the conditions.
+        """
+        assert self.anchor is not None
+        a = self.anchor
+        return self.model_copy(update={
+            "index": Index(kind=a.kind, codes=a.codes, settings=a.settings),
+            "conditions": {n: self.conditions[n] for n in a.eligibility}, "eligibility": list(a.eligibility),
+            "variants": Variants(), "anchor": None, "tests": []})

@@ -30,6 +30,12 @@ LINKED: dict[str, tuple[str, float]] = {
 }
 """pattern -> (trigger id, true risk ratio within 30 days), from docs/patterns.md."""
 
+TRIALS: dict[str, tuple[str, float, int, str, float]] = {
+    "LV-ABX-005": ("TR-CDIFF", 2.0, 3, "TR-FALL-FRACTURE", 0.5),
+}
+"""pattern -> (trigger, true causal risk ratio of the intervention within the grace period, grace days,
+negative-control trigger, its share of p0) of the rule's target trial (docs/patterns.md, "Target trials")."""
+
 
 def p0(frailty: np.ndarray) -> np.ndarray:
     """Baseline 30-day risk: 3 % for the fittest, 25 % for the frailest."""

@@ -118,8 +118,29 @@ def effects(summary: SynthSummary) -> dict:
                 "adverse_lookalikes": c.get("adverse_lookalikes", 0),
             },
         }
+    trials = {}
+    for pattern, (trigger, rr, grace, nc, share) in adverse.TRIALS.items():
+        c = summary.patterns.get(pattern, {})
+        trials[pattern] = {
+            "trigger": trigger,
+            "true_risk_ratio": rr,
+            "estimand": "causal risk ratio of the intervention within the grace period vs not, among anchors "
+            "(constant: min(1, RR * p0) never binds, so the marginal ratio equals RR)",
+            "anchor": "acute sinusitis J01.9 at a visit",
+            "grace_days": grace,
+            "outcome_days_after_anchor": [7, 32],
+            "negative_control": {"trigger": nc, "true_risk_ratio": 1.0, "formula": f"P = {share} * p0(age)"},
+            "baseline": {"formula": "p0 = 0.02 + 0.004 * (age - 18), age in completed years on the anchor day; "
+                         "P(event | treated within grace) = RR * p0; otherwise p0"},
+            "confounding": "treated (planted or treated lookalike) rises with frailty (logit slope "
+            f"{FRAILTY_SLOPE}), and frailty with age; a planted instance becomes 'no antibiotic' with probability "
+            "0.7 / (1 + exp((age - 45) / 8)); untreated: the 'no antibiotic' and 'outside window' lookalikes; "
+            "p0 rises with age (recorded exactly), so adjustment can remove the confounding",
+            "counts": {k[len("trial_"):]: v for k, v in sorted(c.items()) if k.startswith("trial_")},
+        }
     return {
         "generator_version": GENERATOR_VERSION,
+        "trials": trials,
         "seed": summary.seed,
         "persons": summary.persons,
         "chunk_size": summary.chunk_size,

@@ -143,7 +143,7 @@ def episode_rates(pop: Population) -> np.ndarray:
     female = pop.sex == "F"
     new = {
         "LV-RX-002": 0.025 * (age >= 17),
-        "LV-ABX-005": 0.03 * (age >= 17),
+        "LV-ABX-005": 0.12 * (age >= 17),  # also the target trial's anchors (treated or not): a larger cohort
         "LV-ABX-006": 0.03 * (age >= 2),
         "LV-IMG-007": 0.02 * (age >= 17),
         "LV-SCR-009": 0.25 * (female & (age >= 69)),

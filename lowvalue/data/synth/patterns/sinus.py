@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from collections import Counter
+
+from .. import adverse
 from .. import coding as c
-from ..clock import PERIOD_START
+from ..clock import MIN_PER_DAY, PERIOD_START
 from .antibiotics import ANTIBIOTICS, competing_dx, prior_course
-from .common import AFTERNOON, Chunk, Spec, back, context_dx, edge_back, finish, pick, prepare, visit
+from .common import AFTERNOON, Batch, Chunk, Spec, age_on, back, context_dx, edge_back, finish, pick, prepare, visit
 
 _SETTINGS = (("primary_care", 0.75), ("digital", 0.25))
 SINUS_ABX_SPEC = Spec(
     "LV-ABX-005",
     0.3,
-    {"outside window": 2.0, "bacterial": 2.0, "prior antibiotic": 2.0, "competing": 2.5, "comorbidity": 2.0, "chronic sinusitis": 1.5, "age": 0.5},
+    {"outside window": 2.0, "bacterial": 2.0, "prior antibiotic": 2.0, "competing": 2.5, "comorbidity": 2.0, "chronic sinusitis": 1.5, "age": 0.5,
+     "no antibiotic": 14.0},
     frozenset({"outside window", "age"}),
     18,
     age_kind="age",
@@ -40,6 +44,7 @@ CT_SPEC = Spec(
     dept="KIR",
 )
 BACTERIAL = ("J01.0", "J01.1", "J01.8")
+SITE_SPECIFIED = ("J01.0", "J01.0", "J01.4", "J01.8")
 # J02/J03 only after the antibiotic: before it they would make it an LV-ABX-006 candidate.
 COMPETING = ("J18.9", "H66.9", "N39.0", "L03.1", "J02.9", "J03.9")
 COMORBIDITY = ("J44.9", "J43.9", "D84.9", "B20", "C34.9", "E84.9")
@@ -65,11 +70,20 @@ def _lag(ck: Chunk, bt, top: int, out_lo: int, out_hi: int) -> np.ndarray:
 def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
     """An antibiotic 0-3 days after acute sinusitis J01.9; lookalikes with a bacterial J01 code, the diagnosis
     on day -4, a course in the 30 days before, a competing infection within 3 days, COPD/immunodeficiency/
-    cancer or chronic sinusitis in the year before, or at age 17."""
+    cancer or chronic sinusitis in the year before, or at age 17; and the target trial's untreated arm: J01.9 at a
+    visit and no antibiotic ("no antibiotic": no index event, no truth row). Being planted (treated) rises with
+    frailty, so the untreated are fitter: confounding by indication. Then the trial's outcomes (:func:`trial_outcomes`)."""
     bt = prepare(ck, SINUS_ABX_SPEC, persons)
     rng, n, day, b = ck.rng, bt.n, bt.day, ck.b
     bt.reason[bt.is_("age")] = "age 17"
     lag = _lag(ck, bt, 3, 4, 7)
+    # confounding by indication through age (which also sets the trial's baseline risk, trial_p0): the younger are
+    # more often left untreated; the switched instances leave the planted set (no index event, no truth row)
+    age = age_on(ck, bt.p, day)
+    young = bt.planted & (rng.random(n) < 0.7 / (1 + np.exp((age - 45) / 8)))
+    bt.kind[young] = "no antibiotic"
+    untreated = bt.is_("no antibiotic")
+    lag[untreated] = 0
     dx_code = np.where(bt.is_("bacterial"), pick(ck, BACTERIAL, n), "J01.9")
     bt.reason[bt.is_("bacterial")] = [f"bacterial {x}" for x in dx_code[bt.is_("bacterial")]]
     same = lag == 0
@@ -77,7 +91,8 @@ def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
     enc, t = visit(ck, bt.p, day, bt.setting, bt.unit, hours=AFTERNOON, minutes=20)
     c.dx(b, bt.p[same], enc[same], t[same] + 3, dx_code[same])
     drug = pick(ck, ANTIBIOTICS, n)
-    c.drug(b, bt.p, enc, t + 10, drug, rng.integers(5, 11, n))
+    supply = rng.integers(5, 11, n)
+    c.drug(b, bt.p[~untreated], enc[~untreated], t[~untreated] + 10, drug[~untreated], supply[~untreated])
 
     prior_course(ck, bt, lag, bt.spec.pattern, "no sinusitis diagnosis")
 
@@ -90,7 +105,53 @@ def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
         bt.reason[m_] = [f"{kind} {y}" for y in x]
     stale = bt.planted & (rng.random(n) < 0.1) & (day - 400 >= PERIOD_START)
     context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), pick(ck, ("J44.9", "J32.9"), stale.sum()))
-    finish(ck, bt, enc, t + 10, "medication", c.ATC, drug)
+    trial_outcomes(ck, bt, dx_code, lag, untreated)
+    k = ~untreated
+    sub = Batch(bt.spec, bt.p[k], day[k], bt.kind[k], bt.setting[k], bt.unit[k], bt.reason[k])
+    finish(ck, sub, enc[k], t[k] + 10, "medication", c.ATC, drug[k])
+
+
+def trial_p0(age: np.ndarray) -> np.ndarray:
+    """The trial's baseline risk of C. difficile: 2 % at 18, rising 0.4 points per year of age (about 31 % at 90).
+
+    It depends on age only, which the extract records exactly, so adjusting for the baseline features can remove the
+    confounding: being treated rises with frailty (which rises with age), so the crude ratio is biased upwards, while
+    the part of frailty no code shows does not act on the outcome."""
+    return 0.02 + 0.004 * np.maximum(age - 18, 0)
+
+
+def trial_outcomes(ck: Chunk, bt: Batch, dx_code: np.ndarray, lag: np.ndarray, untreated: np.ndarray) -> None:
+    """The LV-ABX-005 target trial's outcomes (:data:`adverse.TRIALS`): for every acute sinusitis J01.9 anchor, C.
+    difficile with probability :func:`trial_p0`, times the true risk ratio when an antibiotic came within the 3-day
+    grace period; the event falls 7-32 days after the anchor (after the grace period, inside the harm window).
+    A negative control, a fall with hip fracture at ``NC_SHARE * trial_p0`` whatever the treatment, shares the
+    confounding but not the effect."""
+    rng, b = ck.rng, ck.b
+    trigger, rr, grace, nc_trigger, nc_share = adverse.TRIALS[bt.spec.pattern]
+    anchor = dx_code == "J01.9"
+    treated = anchor & ~untreated & (lag <= grace)
+    p = bt.p[anchor]
+    anchor_day = (bt.day - lag)[anchor]
+    base = trial_p0(age_on(ck, p, anchor_day))
+    anchor_min = anchor_day * MIN_PER_DAY
+    tr = treated[anchor]
+    u = rng.random(len(p))
+    happens = u < base * np.where(tr, rr, 1.0)
+    excess = happens & (u >= base)
+    rows = np.flatnonzero(happens)
+    t_ae = adverse.EMITTERS[trigger](b, p[rows], anchor_min[rows] + 4 * MIN_PER_DAY)
+    b.adverse(p[rows], t_ae, trigger, np.where(excess[rows], bt.spec.pattern, ""), anchor_min[rows], excess[rows],
+              bt.spec.pattern)
+    nc = rng.random(len(p)) < nc_share * base
+    rows = np.flatnonzero(nc)
+    t_nc = adverse.EMITTERS[nc_trigger](b, p[rows], anchor_min[rows] + 4 * MIN_PER_DAY)
+    b.adverse(p[rows], t_nc, nc_trigger, "", anchor_min[rows], False, "")
+    cnt = ck.counts.setdefault(bt.spec.pattern, Counter())
+    cnt["trial_anchors_treated"] += int(tr.sum())
+    cnt["trial_anchors_untreated"] += int((~tr).sum())
+    cnt["trial_events_treated"] += int((happens & tr).sum())
+    cnt["trial_events_untreated"] += int((happens & ~tr).sum())
+    cnt["trial_negative_control_events"] += int(nc.sum())
 
 
 def plant_throat_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
@@ -137,16 +198,18 @@ def plant_sinus_ct(ck: Chunk, persons: np.ndarray) -> None:
     bt.reason[bt.is_("age")] = "age 17"
     lag = _lag(ck, bt, 30, 31, 40)
     chronic = bt.is_("chronic only")
-    code = np.where(chronic, pick(ck, CHRONIC, n), pick(ck, ("J01.9", "J01.9", "J01.0", "J01.4"), n))
+    # site-specified acute sinusitis only: J01.9 is reserved for LV-ABX-005's target trial, whose anchors must all get
+    # its outcome draws (an untreated anchor without one would have no risk at all and bias the trial)
+    code = np.where(chronic, pick(ck, CHRONIC, n), pick(ck, SITE_SPECIFIED, n))
     bt.reason[chronic] = [f"chronic sinusitis {x} only" for x in code[chronic]]
     context_dx(ck, bt.p, day - lag, code)
     # the same episode: a second acute visit exactly 30 days before the CT
     again = bt.planted & (lag < 30) & (rng.random(n) < 0.2)
-    context_dx(ck, bt.p[again], day[again] - 30, "J01.9")
+    context_dx(ck, bt.p[again], day[again] - 30, "J01.0")
 
     earlier = bt.is_("earlier sinusitis")
     when = edge_back(ck, day, 31, 365, 0.3)
-    x = pick(ck, ("J01.9", "J32.0"), n)
+    x = pick(ck, ("J01.4", "J32.0"), n)
     context_dx(ck, bt.p[earlier], when[earlier], x[earlier])
     bt.reason[earlier] = [f"earlier sinusitis {y} day -{k}" for y, k in zip(x[earlier], (day - when)[earlier])]
     flag = bt.is_("red flag")
