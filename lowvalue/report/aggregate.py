@@ -324,7 +324,10 @@ def _add_excess(s: pd.DataFrame, inp: Inputs) -> None:
     s["excess_caution"] = ""
     if inp.excess is None:
         return
-    ex = inp.excess.drop_duplicates("rule_id").set_index("rule_id")
+    ex = inp.excess
+    if "primary" in ex:  # one row per rule and outcome: the rule's first linked trigger is its headline
+        ex = ex[ex.primary == True]  # noqa: E712
+    ex = ex.drop_duplicates("rule_id").set_index("rule_id")
     s["excess_status"] = "no harm linked"
     for r in s.index:
         if r not in ex.index:

@@ -139,7 +139,7 @@ WORDS = {
            "perf_missing": "modellens mått saknar uppgift per regel",
            "perf_few": "för få fall eller inga händelser i valideringen",
            "excess": "Skattat överskott av skademarkörer (justerat samband) för regeln: {per1000} per 1 000 "
-                     "lågvärdeåtgärder (95 % KI {lo} till {hi}); justerad riskkvot {rr} ({rr_lo} till {rr_hi}); "
+                     "ankarhändelser (95 % KI {lo} till {hi}); justerad riskkvot {rr} ({rr_lo} till {rr_hi}); "
                      "utfall: {window}.",
            "excess_caveat": "Förbehåll: ett justerat samband i regelns population, inte en orsakseffekt och inget om "
                             "denna patient; skademarkörer är kodade markörer, inte granskade skador; gäller endast "
@@ -210,8 +210,8 @@ WORDS = {
            "perf_none": "The model's discrimination within the rule: not available ({why}).",
            "perf_missing": "the model's metrics hold no per-rule figure",
            "perf_few": "too few cases or no events in the validation period",
-           "excess": "Estimated excess of triggers (adjusted association) for the rule: {per1000} per 1,000 low-value "
-                     "interventions (95 % CI {lo} to {hi}); adjusted risk ratio {rr} ({rr_lo} to {rr_hi}); "
+           "excess": "Estimated excess of triggers (adjusted association) for the rule: {per1000} per 1,000 "
+                     "anchor events (95 % CI {lo} to {hi}); adjusted risk ratio {rr} ({rr_lo} to {rr_hi}); "
                      "outcome: {window}.",
            "excess_caveat": "Caveats: an adjusted association in the rule's population, not a causal effect and nothing "
                             "about this patient; triggers are coded markers, not reviewed harm; valid only if there is "
@@ -455,7 +455,7 @@ def _excess_lines(results: Results, rule: Any, outcome_names: dict[str, str], la
     rows = table[table.rule_id == rule.id] if "rule_id" in table else table.iloc[:0]
     if rows.empty:
         return [w["excess_none"].format(why=w["excess_norule"])]
-    r = rows.iloc[0]
+    r = rows[rows.primary == True].iloc[0] if "primary" in rows and (rows.primary == True).any() else rows.iloc[0]  # noqa: E712
     sup = Suppressor()
     small = any(sup.is_small(int(r[k])) for k in ("n_treated", "n_control", "events_treated", "events_control")
                 if k in r and pd.notna(r[k]))
