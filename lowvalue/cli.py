@@ -305,9 +305,9 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.engine.truth import compare_with_truth
     from lowvalue.results import read_derived
-    from lowvalue.rules.library import DEFAULT_LIBRARY
+    from lowvalue.shipped import shipped
 
-    data = data or DEFAULT_LIBRARY.parent / "examples" / "synthetic_data"
+    data = data or shipped("examples/synthetic_data")
     if not (data / "persons.parquet").exists():
         from lowvalue.data.synth import generate
 

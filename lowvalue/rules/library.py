@@ -1,6 +1,6 @@
 """Loading a rule library from disk: rules, triggers and code sets, with located errors.
 
-Layout of a library folder (the shipped one is ``rules/`` at the top of the repo)::
+Layout of a library folder (the shipped one is ``rules/`` at the top of the repo, package data when installed)::
 
     rules/*.yaml            one do-not-do rule a file
     rules/triggers/*.yaml   one adverse-event trigger a file
@@ -24,8 +24,10 @@ from pydantic import ValidationError
 from lowvalue.errors import RuleError
 from lowvalue.rules.codes import CodeEntry, Units, ValueSet
 from lowvalue.rules.model import CodeRef, Rule
+from lowvalue.shipped import shipped
 
-DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "rules"
+DEFAULT_LIBRARY = shipped("rules")
+"""The shipped library: the repository's ``rules/``, package data in an installed wheel (:mod:`lowvalue.shipped`)."""
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
