@@ -84,4 +84,4 @@ def test_wheel_runs_in_a_fresh_venv_outside_the_checkout(wheel: Path, tmp_path: 
     assert "wrote results/" in out
     _run([lv, "report", "results", "--out", "report.html", "--lang", "en"], work, env)
     assert (work / "report.html").stat().st_size > 10_000
-    # RULES_SNAPSHOT
+    assert (work / "results" / "rules" / "LV-IMG-001.yaml").is_file()  # the scan kept its rule set

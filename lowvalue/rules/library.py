@@ -14,7 +14,8 @@ fixes a file in one pass.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,8 @@ class RuleSet:
     digest: str = ""
     overlay: Any = None
     """The region's code overlay applied to the code sets (:class:`lowvalue.rules.overlay.Overlay`), if any."""
+    root: Path | None = None
+    """The library folder the rules were read from (what :func:`snapshot` copies), if any."""
 
     @property
     def do_not_do(self) -> list[Rule]:
@@ -167,8 +170,7 @@ class RuleSet:
         if missing:
             raise RuleError("--only", f"unknown rule id(s) {missing}; known: {sorted(self.rules)}")
         keep = set(only) | {h.trigger for i in only for h in self.rules[i].harms}
-        return RuleSet({k: v for k, v in self.rules.items() if k in keep}, self.valuesets, self.files, self.digest,
-                       self.overlay)
+        return replace(self, rules={k: v for k, v in self.rules.items() if k in keep})
 
 
 def parse_rule(text: str, file: str = "<string>") -> Rule:
@@ -178,6 +180,47 @@ def parse_rule(text: str, file: str = "<string>") -> Rule:
         return Rule.model_validate(data)
     except ValidationError as err:
         raise pydantic_errors(err, file, text)[0] from None
+
+
+LIBRARY_FILES = "*.y*ml"
+"""The files of a library folder (at any depth): what the digest covers and what a snapshot copies."""
+
+SNAPSHOT = "rules"
+"""The folder inside a results folder that holds the rule library a scan used (see :func:`snapshot`)."""
+
+
+def _library_files(root: Path) -> list[Path]:
+    return sorted(root.rglob(LIBRARY_FILES))
+
+
+def library_digest(root: Path | str | None = None) -> str:
+    """The digest of a library folder's files (relative paths and bytes), as :func:`load_library` computes it,
+    without parsing anything: enough to tell whether two folders hold the same library."""
+    root = Path(root) if root else DEFAULT_LIBRARY
+    if not root.is_dir():
+        raise RuleError(str(root), "rule library folder not found")
+    h = hashlib.sha256()
+    for path in _library_files(root):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def snapshot(rs: RuleSet, results: Path) -> Path | None:
+    """Copy the library ``rs`` was read from into ``results/rules/`` (same relative paths and bytes, so the same
+    digest): every later command reads the rules through this copy, so a region's own rules travel with their results.
+
+    A rule set built in memory (no ``root``) has nothing to copy.
+    """
+    if rs.root is None:
+        return None
+    dst = results / SNAPSHOT
+    if dst.exists():
+        shutil.rmtree(dst)
+    for path in _library_files(rs.root):
+        target = dst / path.relative_to(rs.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return dst
 
 
 def load_library(root: Path | str | None = None, *, collect: list[RuleError] | None = None) -> RuleSet:
@@ -190,9 +233,9 @@ def load_library(root: Path | str | None = None, *, collect: list[RuleError] | N
     if not root.is_dir():
         raise RuleError(str(root), "rule library folder not found")
     problems: list[RuleError] = []
-    rs = RuleSet()
+    rs = RuleSet(root=root)
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.y*ml")):
+    for path in _library_files(root):
         rel = path.relative_to(root).as_posix()
         raw = path.read_bytes()
         h.update(rel.encode() + b"\0" + raw + b"\0")
