@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from lowvalue import __version__
 from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command
@@ -24,9 +23,6 @@ from lowvalue.report.commands import report
 from lowvalue.risk.commands import explain, risk
 from lowvalue.review.commands import review
 from lowvalue.rules.commands import CODES_OPTION, codes
-
-console = Console(stderr=True)
-
 
 def one_line(err: BaseException) -> str | None:
     """The one line for an error a user can act on (bad input, a file system, a damaged file), or None for a bug.
@@ -172,11 +168,10 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
 
     The results folder is written whole or not at all and replaces an earlier one (derived files included).
     """
-    from rich.progress import BarColumn, Progress, TextColumn
-
     from lowvalue.data.extract import memory_limit_bytes
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.privacy import key_from_env
+    from lowvalue.progress import bar
     from lowvalue.results import writing
     from lowvalue.rules.overlay import load_rules
     from lowvalue.workdir import private_workdir
@@ -197,9 +192,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
     rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
     with writing(out) as tmp, private_workdir("convert") as work:
         converted = work / "converted" if key else tmp / "converted"  # a canonical copy keeps the source's ids
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("scanning", total=len(rs.rules))
+        with bar("scanning", len(rs.rules)) as advance:
             canonical = _canonical(data, fmt, converted)
             if key and canonical == converted:  # the conversion's rejected rows go where the user said, not away
                 quarantine_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +201,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
                         shutil.move(converted / f, quarantine_dir / ("conversion" if f == "quarantine" else f))
             result = run_scan(canonical, rs, quarantine_dir=quarantine_dir or tmp / "quarantine", engine=engine,
                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit,
-                              progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
+                              progress=lambda rid, s: advance(description=f"{rid} ({s:.2f}s)"))
         (result.pseudonymised(key) if key else result).write_into(tmp)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
     click.echo("exclusion waterfall (candidates → after each condition → flagged):")
@@ -229,22 +222,42 @@ def rules() -> None:
 @CODES_OPTION
 @click.option("--only", multiple=True, help="Rule id to test (repeatable).")
 def rules_test(rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, ...]) -> None:
-    """Run every rule's test deck on every engine."""
+    """Run every rule's test deck on every engine (DuckDB and the reference evaluator).
+
+    The cases of all decks are one small extract, loaded once per engine; each rule is judged once on it.
+
+    \b
+    Example:
+      lowvalue rules test --rules my-rules/ --only LV-IMG-001
+    """
+    from lowvalue.engine import reference, sql
     from lowvalue.errors import LowvalueError
-    from lowvalue.rules.decks import run_deck
+    from lowvalue.progress import bar
+    from lowvalue.rules.decks import frames_engine, run_decks_batched
     from lowvalue.rules.overlay import load_rules
 
     rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
+    rules = sorted((r for r in rs.rules.values() if r.tests), key=lambda r: r.id)
     cases, failures = 0, []
-    for rule in sorted(rs.rules.values(), key=lambda r: r.id):
-        n, fails = run_deck(rule, rs)
-        cases += n
-        failures += fails
-        click.echo(f"{'FAIL' if fails else 'ok  '} {rule.id}: {n} case(s)")
+    engines = {"duckdb": sql.evaluate_frames, "reference": reference.evaluate}
+    with bar("rule decks", len(rules) * len(engines)) as advance:
+        for name, evaluate in engines.items():
+            load, judge = frames_engine(evaluate)
+
+            def judged(rule, rs, judge=judge, name=name):  # noqa: ANN001, ANN202 - advances the bar per rule
+                out = judge(rule, rs)
+                advance(description=f"{name}: {rule.id}")
+                return out
+
+            cases, fails = run_decks_batched(rules, rs, load, judged, name) if rules else (0, [])
+            failures += fails
+    failed = {(f.rule_id, f.case) for f in failures}
+    for rule in rules:
+        click.echo(f"{'FAIL' if any(f.rule_id == rule.id for f in failures) else 'ok  '} {rule.id}: "
+                   f"{len(rule.tests)} case(s)")
     for f in failures:
         click.echo(f"  {f}", err=True)
-    click.echo(f"{cases - len({(f.rule_id, f.case) for f in failures})} passed, "
-               f"{len({(f.rule_id, f.case) for f in failures})} failed")
+    click.echo(f"{cases - len(failed)} passed, {len(failed)} failed")
     if failures:
         raise LowvalueError(f"{len(failures)} deck failure(s)")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from lowvalue.report.suppress import DEFAULT_MIN_COUNT
+from lowvalue.report import DEFAULT_MIN_COUNT
 
 
 @click.command()
@@ -35,6 +35,7 @@ from lowvalue.report.suppress import DEFAULT_MIN_COUNT
 def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model_dir: Path | None,
            excess: Path | None, verdicts: Path | None, weights: str, funnel_limits: str, rules: tuple[str, ...]) -> None:
     """Write the prioritisation report: one self-contained HTML file (optionally a PDF) from scan results."""
+    from lowvalue.progress import bar
     from lowvalue.report.aggregate import Weights
     from lowvalue.report.render import write_report
 
@@ -42,8 +43,9 @@ def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model
         w = Weights.parse(weights)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--weights") from err
-    paths = write_report(results, out, lang=lang, min_count=min_count, model=model_dir,  # type: ignore[arg-type]
-                         excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
-                         only=list(rules) or None, pdf=pdf)
+    with bar("writing the report"):
+        paths = write_report(results, out, lang=lang, min_count=min_count, model=model_dir,  # type: ignore[arg-type]
+                             excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
+                             only=list(rules) or None, pdf=pdf)
     for p in paths:
         click.echo(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")

@@ -23,7 +23,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-DEFAULT_MIN_COUNT = 5
+from lowvalue.report import DEFAULT_MIN_COUNT
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,12 @@ def review() -> None:
 @DB_OPTION
 def init(results: Path, db: Path) -> None:
     """Load a results folder's flags (with scores and triage when present); re-running keeps existing verdicts."""
+    from lowvalue.progress import bar
     from lowvalue.review.store import Store
 
-    with Store.open(db, create=True) as st:
-        click.echo(st.load_results(results).describe())
+    with Store.open(db, create=True) as st, bar("loading the flags"):
+        loaded = st.load_results(results)
+    click.echo(loaded.describe())
     click.echo(f"review database: {db}")
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lowvalue.progress import steps
 from lowvalue.report.suppress import Suppressor
 from lowvalue.risk.metrics import person_bootstrap
 from lowvalue.risk.outcomes import harm_outcomes
@@ -243,7 +244,7 @@ def _rule_estimate(df: pd.DataFrame, start: pd.Timestamp, *, folds: int, n_boot:
     # Person-cluster bootstrap: whole persons are resampled and the full cross-fitted analysis is redone.
     sample = person_bootstrap(groups, np.random.default_rng(seed + 1))
     boots: dict[str, list[float]] = {k: [] for k in ("rr_crude", "rd_crude", "rr", "rd", "excess_per_1000", "rr_ipw")}
-    for b in range(n_boot):
+    for b in steps(range(n_boot), "bootstrap"):
         idx, clusters = sample()
         tb, yb = t[idx], y[idx]
         if tb.min() == tb.max() or yb[tb == 0].sum() == 0:
@@ -284,7 +285,7 @@ def excess_risk(results: Results | Path | str, *, rule_ids: list[str] | None = N
     oc = harm_outcomes(results, rule_ids)
     feats = results.features.drop(columns=["rule_id"])
     rows, bal = [], []
-    for rid in (rule_ids or results.harmful_rules()):
+    for rid in steps(rule_ids or results.harmful_rules(), "excess per rule"):
         df = oc.table[oc.table.rule_id == rid].merge(feats, on="candidate_id", how="left")
         df = df.sort_values(["index_time", "candidate_id"], kind="mergesort").reset_index(drop=True)
         n_scanned = int(results.candidates.loc[results.candidates.rule_id == rid, "specific"].sum())
