@@ -296,6 +296,7 @@ def rules_list(rules_dir: Path | None, codes_dir: Path | None, fmt: str, lang: s
 
 def _print_frame(df, title: str) -> None:  # noqa: ANN001
     import pandas as pd
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
