@@ -20,3 +20,18 @@ def example_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("example") / "results"
     lowvalue.scan(EXAMPLE, codes=EXAMPLE / "region-codes").write(out)
     return out
+
+
+SLOW = {"test_spark.py": "spark", "test_spark_scan.py": "spark", "test_crosscheck.py": None, "test_demo.py": None,
+        "test_package.py": None}
+"""Test files marked ``slow`` (Spark, long property tests, the demo, the wheel in a fresh venv), and their xdist group:
+with ``-n 2 --dist loadgroup`` (``make test``) the Spark tests run on one worker, so one JVM starts, not two."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        if name in SLOW:
+            item.add_marker(pytest.mark.slow)
+            if SLOW[name]:
+                item.add_marker(pytest.mark.xdist_group(SLOW[name]))
