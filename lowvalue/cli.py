@@ -225,10 +225,6 @@ def rules_test(rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, 
     """Run every rule's test deck on every engine (DuckDB and the reference evaluator).
 
     The cases of all decks are one small extract, loaded once per engine; each rule is judged once on it.
-
-    \b
-    Example:
-      lowvalue rules test --rules my-rules/ --only LV-IMG-001
     """
     from lowvalue.engine import reference, sql
     from lowvalue.errors import LowvalueError
@@ -301,11 +297,40 @@ def _print_frame(df, title: str) -> None:  # noqa: ANN001
 
     table = Table(title=title)
     for col in df.columns:
-        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
         table.add_row(*["" if v is None or v is pd.NA or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
                         for v in row])
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="How many flags to list.")
+@click.option("--rule", "rules", multiple=True, help="Only these rule ids (repeatable).")
+@click.option("--tier", type=click.Choice(["low value", "likely low value"]), default=None,
+              help="Only this tier [default: both].")
+def flags(results: Path, top: int, rules: tuple[str, ...], tier: str | None) -> None:
+    """List flags with their ids (for `lowvalue explain FLAG_ID`): the highest risk first once `risk score` has run,
+    else the latest first. No person or encounter ids are shown."""
+    import pandas as pd
+
+    from lowvalue.results import read_derived, read_manifest
+
+    read_manifest(results)
+    scored = results / "flags_scored.parquet"
+    df = (read_derived(scored, results, made_by="lowvalue risk score") if scored.is_file()
+          else pd.read_parquet(results / "flags.parquet"))
+    if rules:
+        df = df[df.rule_id.isin(rules)]
+    if tier:
+        df = df[df.tier == tier]
+    by = ["risk", "index_time", "flag_id"] if "risk" in df.columns else ["index_time", "flag_id"]
+    df = df.sort_values(by, ascending=False, na_position="last", kind="mergesort").head(top)
+    cols = ["flag_id", "rule_id", "tier", "index_time", "unit", "setting", "index_code"] + (
+        ["risk"] if "risk" in df.columns else [])
+    _print_frame(df[cols].assign(index_time=df.index_time.dt.strftime("%Y-%m-%d %H:%M")),
+                 f"{len(df)} flag(s) in {results}" + (" (highest risk first)" if "risk" in df.columns else ""))
 
 
 @main.command()
@@ -364,6 +389,50 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     click.echo(f"   next: lowvalue review add-user NAME --db {db} && "
                f"lowvalue review serve --db {db} --results {results} --model {model}")
     click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html, {db}")
+
+
+EXAMPLES: dict[str, list[str]] = {
+    "synth": ["lowvalue synth --persons 100000 --seed 1 --out region/"],
+    "validate": ["lowvalue validate region/ --extract-end 2024-12-31"],
+    "convert": ["lowvalue convert --from synthea synthea/output/csv --out canonical/"],
+    "scan": ["lowvalue scan region/ --codes region/region-codes --out results/",
+             "lowvalue scan omop_cdm/ --from omop --rules my-rules/ --out results/"],
+    "flags": ["lowvalue flags results/ --top 10", "lowvalue flags results/ --rule LV-IMG-001 --tier 'low value'"],
+    "rules test": ["lowvalue rules test", "lowvalue rules test --rules my-rules/ --only LV-IMG-001"],
+    "rules lint": ["lowvalue rules lint --rules my-rules/"],
+    "rules list": ["lowvalue rules list --lang sv", "lowvalue rules list --format markdown > docs/rules.md"],
+    "codes template": ["lowvalue codes template extract/ --out region-codes/"],
+    "codes lint": ["lowvalue codes lint region-codes/"],
+    "risk train": ["lowvalue risk train results/ --out models/region"],
+    "risk score": ["lowvalue risk score results/ --model models/region"],
+    "risk excess": ["lowvalue risk excess results/ --rule LV-HOSP-027"],
+    "risk triage": ["lowvalue risk triage results/"],
+    "explain": ["lowvalue flags results/ --top 5      # pick a FLAG_ID",
+                "lowvalue explain FLAG_ID --results results/ --model models/region --lang sv --out case.png"],
+    "report": ["lowvalue report results/ --model models/region --out report.html --lang sv",
+               "lowvalue report results/ --out report.html --pdf"],
+    "review init": ["lowvalue review init results/ --db review.sqlite"],
+    "review add-user": ["lowvalue review add-user anna --db review.sqlite",
+                        "LOWVALUE_REVIEW_PASSWORD='a long passphrase' lowvalue review add-user anna --db review.sqlite"],
+    "review disable-user": ["lowvalue review disable-user anna --db review.sqlite"],
+    "review serve": ["lowvalue review serve --db review.sqlite --results results/ --model models/region"],
+    "review export": ["lowvalue review export --db review.sqlite"],
+    "demo": ["lowvalue demo --out demo-output"],
+}
+"""An example for every command's ``--help`` (kept here, beside the registration, for the commands of every
+sub-package); ``tests/test_cli_help.py`` checks that no command lacks one."""
+
+
+def _add_examples(group: click.Group, prefix: str = "") -> None:
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            _add_examples(command, f"{path} ")
+        elif path in EXAMPLES and not command.epilog:
+            command.epilog = "\b\nExample:\n" + "\n".join(f"  {line}" for line in EXAMPLES[path])
+
+
+_add_examples(main)
 
 
 if __name__ == "__main__":  # pragma: no cover
