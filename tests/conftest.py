@@ -28,6 +28,7 @@ SLOW = {"test_spark.py": "spark", "test_spark_scan.py": "spark", "test_crosschec
 with ``-n 2 --dist loadgroup`` (``make test``) the Spark tests run on one worker, so one JVM starts, not two."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's hook, which reads the xdist_group marks to group the tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         name = item.path.name
