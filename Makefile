@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
-# Test workers (pytest-xdist); Spark tests share one worker (one JVM), see tests/conftest.py.
+# Test workers (pytest-xdist); a file's tests stay on one worker (--dist loadfile), see tests/conftest.py.
 WORKERS ?= 2
 
 .PHONY: demo test test-fast venv clean docs wheel
@@ -29,11 +29,11 @@ demo: $(DEMO_STAMP)
 	$(BIN)/lowvalue demo --out demo-output
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 # Without the Spark and long property tests (marked `slow`): a quick check while editing.
 test-fast: $(TEST_STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile -m "not slow"
 
 wheel: $(TEST_STAMP)
 	$(BIN)/pip wheel --no-deps --no-build-isolation -q -w dist .
