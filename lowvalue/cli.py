@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from lowvalue import __version__
 from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command
@@ -24,9 +23,6 @@ from lowvalue.report.commands import report
 from lowvalue.risk.commands import explain, risk
 from lowvalue.review.commands import review
 from lowvalue.rules.commands import CODES_OPTION, codes
-
-console = Console(stderr=True)
-
 
 def one_line(err: BaseException) -> str | None:
     """The one line for an error a user can act on (bad input, a file system, a damaged file), or None for a bug.
@@ -172,11 +168,10 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
 
     The results folder is written whole or not at all and replaces an earlier one (derived files included).
     """
-    from rich.progress import BarColumn, Progress, TextColumn
-
     from lowvalue.data.extract import memory_limit_bytes
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.privacy import key_from_env
+    from lowvalue.progress import bar
     from lowvalue.results import writing
     from lowvalue.rules.overlay import load_rules
     from lowvalue.workdir import private_workdir
@@ -197,9 +192,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
     rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
     with writing(out) as tmp, private_workdir("convert") as work:
         converted = work / "converted" if key else tmp / "converted"  # a canonical copy keeps the source's ids
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("scanning", total=len(rs.rules))
+        with bar("scanning", len(rs.rules)) as advance:
             canonical = _canonical(data, fmt, converted)
             if key and canonical == converted:  # the conversion's rejected rows go where the user said, not away
                 quarantine_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +201,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
                         shutil.move(converted / f, quarantine_dir / ("conversion" if f == "quarantine" else f))
             result = run_scan(canonical, rs, quarantine_dir=quarantine_dir or tmp / "quarantine", engine=engine,
                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit,
-                              progress=lambda rid, s: bar.update(task, advance=1, description=f"{rid} ({s:.2f}s)"))
+                              progress=lambda rid, s: advance(description=f"{rid} ({s:.2f}s)"))
         (result.pseudonymised(key) if key else result).write_into(tmp)
     _print_frame(result.summary(), f"lowvalue scan: {data}")
     click.echo(waterfall_lines(result.waterfall))
@@ -243,22 +236,38 @@ def rules() -> None:
 @CODES_OPTION
 @click.option("--only", multiple=True, help="Rule id to test (repeatable).")
 def rules_test(rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, ...]) -> None:
-    """Run every rule's test deck on every engine."""
+    """Run every rule's test deck on every engine (DuckDB and the reference evaluator).
+
+    The cases of all decks are one small extract, loaded once per engine; each rule is judged once on it.
+    """
+    from lowvalue.engine import reference, sql
     from lowvalue.errors import LowvalueError
-    from lowvalue.rules.decks import run_deck
+    from lowvalue.progress import bar
+    from lowvalue.rules.decks import frames_engine, run_decks_batched
     from lowvalue.rules.overlay import load_rules
 
     rs = load_rules(rules_dir, codes_dir).select(list(only) or None)
+    rules = sorted((r for r in rs.rules.values() if r.tests), key=lambda r: r.id)
     cases, failures = 0, []
-    for rule in sorted(rs.rules.values(), key=lambda r: r.id):
-        n, fails = run_deck(rule, rs)
-        cases += n
-        failures += fails
-        click.echo(f"{'FAIL' if fails else 'ok  '} {rule.id}: {n} case(s)")
+    engines = {"duckdb": sql.evaluate_frames, "reference": reference.evaluate}
+    with bar("rule decks", len(rules) * len(engines)) as advance:
+        for name, evaluate in engines.items():
+            load, judge = frames_engine(evaluate)
+
+            def judged(rule, rs, judge=judge, name=name):  # noqa: ANN001, ANN202 - advances the bar per rule
+                out = judge(rule, rs)
+                advance(description=f"{name}: {rule.id}")
+                return out
+
+            cases, fails = run_decks_batched(rules, rs, load, judged, name) if rules else (0, [])
+            failures += fails
+    failed = {(f.rule_id, f.case) for f in failures}
+    for rule in rules:
+        click.echo(f"{'FAIL' if any(f.rule_id == rule.id for f in failures) else 'ok  '} {rule.id}: "
+                   f"{len(rule.tests)} case(s)")
     for f in failures:
         click.echo(f"  {f}", err=True)
-    click.echo(f"{cases - len({(f.rule_id, f.case) for f in failures})} passed, "
-               f"{len({(f.rule_id, f.case) for f in failures})} failed")
+    click.echo(f"{cases - len(failed)} passed, {len(failed)} failed")
     if failures:
         raise LowvalueError(f"{len(failures)} deck failure(s)")
 
@@ -297,15 +306,45 @@ def rules_list(rules_dir: Path | None, codes_dir: Path | None, fmt: str, lang: s
 
 def _print_frame(df, title: str) -> None:  # noqa: ANN001
     import pandas as pd
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     for col in df.columns:
-        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
         table.add_row(*["" if v is None or v is pd.NA or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
                         for v in row])
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True, help="How many flags to list.")
+@click.option("--rule", "rules", multiple=True, help="Only these rule ids (repeatable).")
+@click.option("--tier", type=click.Choice(["low value", "likely low value"]), default=None,
+              help="Only this tier [default: both].")
+def flags(results: Path, top: int, rules: tuple[str, ...], tier: str | None) -> None:
+    """List flags with their ids (for `lowvalue explain FLAG_ID`): the highest risk first once `risk score` has run,
+    else the latest first. No person or encounter ids are shown."""
+    import pandas as pd
+
+    from lowvalue.results import read_derived, read_manifest
+
+    read_manifest(results)
+    scored = results / "flags_scored.parquet"
+    df = (read_derived(scored, results, made_by="lowvalue risk score") if scored.is_file()
+          else pd.read_parquet(results / "flags.parquet"))
+    if rules:
+        df = df[df.rule_id.isin(rules)]
+    if tier:
+        df = df[df.tier == tier]
+    by = ["risk", "index_time", "flag_id"] if "risk" in df.columns else ["index_time", "flag_id"]
+    df = df.sort_values(by, ascending=False, na_position="last", kind="mergesort").head(top)
+    cols = ["flag_id", "rule_id", "tier", "index_time", "unit", "setting", "index_code"] + (
+        ["risk"] if "risk" in df.columns else [])
+    _print_frame(df[cols].assign(index_time=df.index_time.dt.strftime("%Y-%m-%d %H:%M")),
+                 f"{len(df)} flag(s) in {results}" + (" (highest risk first)" if "risk" in df.columns else ""))
 
 
 @main.command()
@@ -319,9 +358,9 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.engine.truth import compare_with_truth
     from lowvalue.results import read_derived
-    from lowvalue.rules.library import DEFAULT_LIBRARY
+    from lowvalue.shipped import shipped
 
-    data = data or DEFAULT_LIBRARY.parent / "examples" / "synthetic_data"
+    data = data or shipped("examples/synthetic_data")
     if not (data / "persons.parquet").exists():
         from lowvalue.data.synth import generate
 
@@ -372,6 +411,56 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
 from lowvalue.export.commands import export as _export  # noqa: E402 - registered last, beside the other commands
 
 main.add_command(_export)
+
+
+EXAMPLES: dict[str, list[str]] = {
+    "synth": ["lowvalue synth --persons 100000 --seed 1 --out region/"],
+    "validate": ["lowvalue validate region/ --extract-end 2024-12-31"],
+    "convert": ["lowvalue convert --from synthea synthea/output/csv --out canonical/"],
+    "scan": ["lowvalue scan region/ --codes region/region-codes --out results/",
+             "lowvalue scan omop_cdm/ --from omop --rules my-rules/ --out results/"],
+    "flags": ["lowvalue flags results/ --top 10", "lowvalue flags results/ --rule LV-IMG-001 --tier 'low value'"],
+    "rules test": ["lowvalue rules test", "lowvalue rules test --rules my-rules/ --only LV-IMG-001"],
+    "rules lint": ["lowvalue rules lint --rules my-rules/"],
+    "rules list": ["lowvalue rules list --lang sv", "lowvalue rules list --format markdown > docs/rules.md"],
+    "codes template": ["lowvalue codes template extract/ --out region-codes/"],
+    "codes lint": ["lowvalue codes lint region-codes/"],
+    "risk train": ["lowvalue risk train results/ --out models/region"],
+    "risk score": ["lowvalue risk score results/ --model models/region"],
+    "risk excess": ["lowvalue risk excess results/ --rule LV-HOSP-027"],
+    "risk triage": ["lowvalue risk triage results/"],
+    "explain": ["lowvalue flags results/ --top 5      # pick a FLAG_ID",
+                "lowvalue explain FLAG_ID --results results/ --model models/region --lang sv --out case.png"],
+    "report": ["lowvalue report results/ --model models/region --out report.html --lang sv",
+               "lowvalue report results/ --out report.html --pdf"],
+    "review init": ["lowvalue review init results/ --db review.sqlite"],
+    "review add-user": ["lowvalue review add-user anna --db review.sqlite",
+                        "LOWVALUE_REVIEW_PASSWORD='a long passphrase' lowvalue review add-user anna --db review.sqlite"],
+    "review disable-user": ["lowvalue review disable-user anna --db review.sqlite"],
+    "review serve": ["lowvalue review serve --db review.sqlite --results results/ --model models/region"],
+    "review export": ["lowvalue review export --db review.sqlite"],
+    "review sample": ["lowvalue review sample results/ --db review.sqlite --per-rule 30 --unflagged 10 --seed 1",
+                      "lowvalue review sample results/ --db review.sqlite --per-rule 20 --strata unit --reviewers anna,erik "
+                      "--double --seed 2"],
+    "review stats": ["lowvalue review stats --db review.sqlite --lang sv", "lowvalue review stats --db review.sqlite --out stats.csv"],
+    "export": ["lowvalue export results/ --to xlsx --out flags.xlsx --locale sv",
+               "lowvalue export results/ --to sql --url postgresql+psycopg://user@dwh/quality --schema lowvalue"],
+    "demo": ["lowvalue demo --out demo-output"],
+}
+"""An example for every command's ``--help`` (kept here, beside the registration, for the commands of every
+sub-package); ``tests/test_cli_help.py`` checks that no command lacks one."""
+
+
+def _add_examples(group: click.Group, prefix: str = "") -> None:
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            _add_examples(command, f"{path} ")
+        elif path in EXAMPLES and not command.epilog:
+            command.epilog = "\b\nExample:\n" + "\n".join(f"  {line}" for line in EXAMPLES[path])
+
+
+_add_examples(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -154,6 +154,19 @@ def _replaceable(out: Path) -> None:
                                    "(a scan replaces its whole --out folder)")
 
 
+def _lock(fh: Any) -> None:
+    """Take the writer's lock on an open file without waiting (``OSError`` when another process holds it); released
+    when the file is closed. ``flock`` on POSIX, ``msvcrt.locking`` on Windows."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 @contextmanager
 def writing(out: Path | str) -> Iterator[Path]:
     """A fresh private folder to write a scan into; on success it replaces ``out`` whole, on failure it is removed.
@@ -161,16 +174,14 @@ def writing(out: Path | str) -> Iterator[Path]:
     Only one writer at a time (a lock beside ``out``); leftovers of a killed writer are removed when the next one
     starts. Derived files of the earlier scan go with the folder they were in.
     """
-    import fcntl
-
     out = Path(out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     _replaceable(out)
     lock = open(out.with_name(f".{out.name}.lock"), "a+")  # noqa: SIM115 - held until the end of the block
     try:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock(lock)
+        except OSError:
             raise InputError(str(out), "another scan is writing this results folder now; wait for it, or give "
                                        "another --out") from None
         for stale in out.parent.glob(f".{out.name}.partial-*"):  # a killed writer's folder: we hold the lock

@@ -17,13 +17,17 @@ from pathlib import Path
 
 
 def root() -> Path:
-    r = Path(tempfile.gettempdir()) / f"lowvalue-{os.getuid()}"
+    import getpass
+
+    r = Path(tempfile.gettempdir()) / f"lowvalue-{os.getuid() if hasattr(os, 'getuid') else getpass.getuser()}"
     r.mkdir(mode=0o700, exist_ok=True)
     os.chmod(r, 0o700)
     return r
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there: a killed command's folder waits in %TEMP%
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

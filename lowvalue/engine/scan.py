@@ -85,7 +85,7 @@ class ScanResult:
         return Path(out)
 
     def write_into(self, folder: Path) -> Path:
-        """Every table as Parquet, the code overlay the scan used, and last the manifest that says it is complete."""
+        """Every table as Parquet, the rule library and code overlay the scan used, and last the manifest that says it is complete."""
         from lowvalue.results import MANIFEST, write_table, write_text
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -94,10 +94,13 @@ class ScanResult:
                 self._copy(name, folder / f"{name}.parquet")
             else:
                 write_table(getattr(self, name), folder / f"{name}.parquet")
-        if self.rules is not None and self.rules.overlay is not None:
+        if self.rules is not None:  # the rule set the scan used, read by every later command
+            from lowvalue.rules.library import snapshot as keep_library
             from lowvalue.rules.overlay import snapshot
 
-            snapshot(self.rules.overlay, folder)
+            keep_library(self.rules, folder)
+            if self.rules.overlay is not None:
+                snapshot(self.rules.overlay, folder)
         manifest = {**self.manifest, "tables": list(self.TABLES), "complete": True}
         write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", folder / MANIFEST)
         return folder

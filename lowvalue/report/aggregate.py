@@ -32,7 +32,7 @@ from lowvalue.errors import InputError
 from lowvalue.report.funnel import Dispersion, Funnel, Method, funnel
 from lowvalue.report.suppress import Suppressor
 from lowvalue.results import read_derived, read_manifest
-from lowvalue.rules.library import RuleSet, load_library
+from lowvalue.rules.library import RuleSet
 from lowvalue.rules.overlay import rules_for_results
 from lowvalue.rules.model import Rule
 
@@ -132,7 +132,7 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
     for name in REQUIRED:
         if not (path / f"{name}.parquet").is_file():
             raise InputError(str(path / f"{name}.parquet"), "missing: run `lowvalue scan DATA --out RESULTS` first")
-    rs = rules if isinstance(rules, RuleSet) else load_library(rules) if rules else rules_for_results(path, manifest)
+    rs = rules if isinstance(rules, RuleSet) else rules_for_results(path, manifest, library=rules)
     den = pd.read_parquet(path / "denominators.parquet")
     flags = pd.read_parquet(path / "flags.parquet", columns=["flag_id", "rule_id", "variant", "cost"])
     ev = pd.read_parquet(path / "evaluability.parquet")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from lowvalue.report.suppress import DEFAULT_MIN_COUNT
+from lowvalue.report import DEFAULT_MIN_COUNT
 
 
 @click.command()
@@ -47,6 +47,7 @@ def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model
            prices: Path | None, top: int, compare: tuple[Path, ...], rules: tuple[str, ...]) -> None:
     """Write the prioritisation report: one self-contained HTML file (optionally a PDF) from scan results, and the
     decision table as OUT-decision.csv and OUT-decision.md."""
+    from lowvalue.progress import bar
     from lowvalue.report.aggregate import Weights
     from lowvalue.report.render import write_report
 
@@ -54,9 +55,10 @@ def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model
         w = Weights.parse(weights)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--weights") from err
-    paths = write_report(results, out, lang=lang, min_count=min_count, model=model_dir,  # type: ignore[arg-type]
-                         excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
-                         dispersion=dispersion, prices=prices, top=top, compare=compare,  # type: ignore[arg-type]
-                         only=list(rules) or None, pdf=pdf)
+    with bar("writing the report"):
+        paths = write_report(results, out, lang=lang, min_count=min_count, model=model_dir,  # type: ignore[arg-type]
+                             excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
+                             dispersion=dispersion, prices=prices, top=top, compare=compare,  # type: ignore[arg-type]
+                             only=list(rules) or None, pdf=pdf)
     for p in paths:
         click.echo(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")

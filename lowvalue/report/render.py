@@ -30,7 +30,8 @@ from lowvalue.rules.governance import STATUS_TEXT, governance, status_counts
 from lowvalue.rules.library import RuleSet
 from lowvalue.rules.model import Rule
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "msedge",
+                  "microsoft-edge")
 
 
 @dataclass(frozen=True)

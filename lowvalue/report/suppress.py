@@ -30,7 +30,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-DEFAULT_MIN_COUNT = 5
+from lowvalue.report import DEFAULT_MIN_COUNT
 MARK = "–"
 """How a suppressed cell is shown, everywhere (HTML, PDF, Markdown, CSV, Excel)."""
 MISSING = ".."

@@ -26,10 +26,12 @@ def review() -> None:
 @DB_OPTION
 def init(results: Path, db: Path) -> None:
     """Load a results folder's flags (with scores and triage when present); re-running keeps existing verdicts."""
+    from lowvalue.progress import bar
     from lowvalue.review.store import Store
 
-    with Store.open(db, create=True) as st:
-        click.echo(st.load_results(results).describe())
+    with Store.open(db, create=True) as st, bar("loading the flags"):
+        loaded = st.load_results(results)
+    click.echo(loaded.describe())
     click.echo(f"review database: {db}")
 
 
@@ -123,7 +125,7 @@ def disable_user(name: str, db: Path) -> None:
 @click.option("--model", "model_dir", type=click.Path(exists=True, path_type=Path), default=None,
               help="Risk model folder (models/NAME): adds the SHAP explanation to each case.")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Rule library folder the scan used [default: the shipped library]; the scan's code overlay is added.")
+              help="Rule library folder the scan used [default: the copy kept in the results]; another library is refused.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address only.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 def serve(db: Path, results: Path, model_dir: Path | None, rules_dir: Path | None, host: str, port: int) -> None:

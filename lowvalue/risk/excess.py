@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lowvalue.progress import steps
 from lowvalue.report.suppress import Suppressor
 from lowvalue.risk.results import Results, load_results
 
@@ -346,7 +347,7 @@ def excess_risk(results: Results | Path | str, extract: Any = None, *, rule_ids:
     anchored = [rid for rid, r in rules.items() if r.anchor is not None]
     trials = trial_tables(results, extract, anchored, memory_limit=memory_limit) if extract is not None and anchored else None
     rows, bal, ovl = [], [], []
-    for rid, rule in rules.items():
+    for rid, rule in steps(list(rules.items()), "excess per rule"):
         outcomes = [(h.trigger, h.window, False) for h in rule.harms]
         if rule.anchor is not None:
             outcomes += [(h.trigger, h.window, True) for h in rule.anchor.negative_controls]

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from lowvalue.progress import steps
+
 AGE_BANDS = [0, 18, 45, 65, 75, 85, 200]
 AGE_LABELS = ["0-17", "18-44", "45-64", "65-74", "75-84", "85+"]
 
@@ -138,7 +140,7 @@ def evaluate(y: Any, p: Any, *, groups: Any = None, n_boot: int = 200, seed: int
     rng = np.random.default_rng(seed)
     persons = person_bootstrap(groups, rng) if groups is not None else None
     boots = {k: [] for k in METRICS}
-    for _ in range(n_boot):
+    for _ in steps(range(n_boot), f"bootstrap ({len(y):,} rows)"):
         i = persons()[0] if persons else rng.integers(0, len(y), len(y))
         if y[i].min() == y[i].max():
             continue

@@ -17,7 +17,7 @@ import pandas as pd
 
 from lowvalue.errors import InputError
 from lowvalue.results import read_manifest
-from lowvalue.rules.library import RuleSet, load_library
+from lowvalue.rules.library import RuleSet
 from lowvalue.rules.overlay import rules_for_results
 
 
@@ -68,6 +68,6 @@ def load_results(path: Path | str, rules: RuleSet | Path | str | None = None) ->
     times = [tables["candidates"].index_time.max(), tables["triggers"].time.max() if len(tables["triggers"]) else None]
     seen = max(pd.Timestamp(t) for t in times if t is not None and not pd.isna(t))
     end, source = _data_end(manifest, seen)
-    rs = rules if isinstance(rules, RuleSet) else load_library(rules) if rules else rules_for_results(path, manifest)
+    rs = rules if isinstance(rules, RuleSet) else rules_for_results(path, manifest, library=rules)
     return Results(path=path, manifest=manifest, data_start=pd.Timestamp(tables["candidates"].index_time.min()),
                    data_end=end, data_end_source=source, rules=rs, **tables)

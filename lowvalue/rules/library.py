@@ -1,6 +1,6 @@
 """Loading a rule library from disk: rules, triggers and code sets, with located errors.
 
-Layout of a library folder (the shipped one is ``rules/`` at the top of the repo)::
+Layout of a library folder (the shipped one is ``rules/`` at the top of the repo, package data when installed)::
 
     rules/*.yaml            one do-not-do rule a file
     rules/triggers/*.yaml   one adverse-event trigger a file
@@ -14,7 +14,10 @@ fixes a file in one pass.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import os
+import pickle
+import shutil
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,10 @@ from pydantic import ValidationError
 from lowvalue.errors import RuleError
 from lowvalue.rules.codes import CodeEntry, Units, ValueSet
 from lowvalue.rules.model import CodeRef, Rule
+from lowvalue.shipped import shipped
 
-DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "rules"
+DEFAULT_LIBRARY = shipped("rules")
+"""The shipped library: the repository's ``rules/``, package data in an installed wheel (:mod:`lowvalue.shipped`)."""
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -139,6 +144,8 @@ class RuleSet:
     digest: str = ""
     overlay: Any = None
     """The region's code overlay applied to the code sets (:class:`lowvalue.rules.overlay.Overlay`), if any."""
+    root: Path | None = None
+    """The library folder the rules were read from (what :func:`snapshot` copies), if any."""
 
     @property
     def do_not_do(self) -> list[Rule]:
@@ -165,8 +172,7 @@ class RuleSet:
         if missing:
             raise RuleError("--only", f"unknown rule id(s) {missing}; known: {sorted(self.rules)}")
         keep = set(only) | {h.trigger for i in only for h in self.rules[i].harms}
-        return RuleSet({k: v for k, v in self.rules.items() if k in keep}, self.valuesets, self.files, self.digest,
-                       self.overlay)
+        return replace(self, rules={k: v for k, v in self.rules.items() if k in keep})
 
 
 def parse_rule(text: str, file: str = "<string>") -> Rule:
@@ -178,22 +184,144 @@ def parse_rule(text: str, file: str = "<string>") -> Rule:
         raise pydantic_errors(err, file, text)[0] from None
 
 
+LIBRARY_FILES = "*.y*ml"
+"""The files of a library folder (at any depth): what the digest covers and what a snapshot copies."""
+
+SNAPSHOT = "rules"
+"""The folder inside a results folder that holds the rule library a scan used (see :func:`snapshot`)."""
+
+
+def _library_files(root: Path) -> list[Path]:
+    return sorted(root.rglob(LIBRARY_FILES))
+
+
+def _digest(root: Path, files: list[tuple[Path, bytes]]) -> str:
+    h = hashlib.sha256()
+    for path, raw in files:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
+    return h.hexdigest()
+
+
+def library_digest(root: Path | str | None = None) -> str:
+    """The digest of a library folder's files (relative paths and bytes), as :func:`load_library` computes it,
+    without parsing anything: enough to tell whether two folders hold the same library."""
+    root = Path(root) if root else DEFAULT_LIBRARY
+    if not root.is_dir():
+        raise RuleError(str(root), "rule library folder not found")
+    return _digest(root, [(p, p.read_bytes()) for p in _library_files(root)])
+
+
+def snapshot(rs: RuleSet, results: Path) -> Path | None:
+    """Copy the library ``rs`` was read from into ``results/rules/`` (same relative paths and bytes, so the same
+    digest): every later command reads the rules through this copy, so a region's own rules travel with their results.
+
+    A rule set built in memory (no ``root``) has nothing to copy.
+    """
+    if rs.root is None:
+        return None
+    dst = results / SNAPSHOT
+    if dst.exists():
+        shutil.rmtree(dst)
+    for path in _library_files(rs.root):
+        target = dst / path.relative_to(rs.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return dst
+
+
+_LOADED: dict[str, RuleSet] = {}
+"""Libraries loaded in this process, by cache key: a command that reads the rules twice parses them once."""
+
+CACHE_ENV = "LOWVALUE_RULE_CACHE"
+"""Set to ``0`` to neither read nor write the on-disk cache of parsed libraries."""
+
+
+def _cache_key(root: Path, digest: str) -> str:
+    """What a parsed library depends on: its files, where they are (messages name them), and the code that parses
+    them (this package's rule modules and pydantic), so a changed parser never reads an old cache entry."""
+    import pydantic
+
+    from lowvalue import __version__
+
+    where = f"{root}\0{'' if root.is_absolute() else Path.cwd()}"  # paths are kept as given
+    h = hashlib.sha256(f"{digest}\0{where}\0{__version__}\0{pydantic.VERSION}".encode())
+    for src in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(src.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_dir() -> Path | None:
+    """The user's own cache folder (``$XDG_CACHE_HOME/lowvalue`` or ``~/.cache/lowvalue``), or None where it cannot
+    be trusted: a cache entry is a pickle, so it is read only from a folder that only this user can write."""
+    if os.environ.get(CACHE_ENV) == "0" or not hasattr(os, "getuid"):
+        return None
+    try:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lowvalue"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except (OSError, RuntimeError):
+        return None
+    return folder if st.st_uid == os.getuid() and not st.st_mode & 0o022 else None
+
+
+def _read_cache(key: str) -> RuleSet | None:
+    folder = _cache_dir()
+    f = folder / f"rules-{key}.pickle" if folder else None
+    try:
+        if f is None or not f.is_file() or f.stat().st_uid != os.getuid() or f.stat().st_mode & 0o022:
+            return None
+        rs = pickle.loads(f.read_bytes())  # noqa: S301 - our own file, in a folder only this user can write
+    except Exception:  # noqa: BLE001 - a damaged or foreign entry is a cache miss, never an error
+        return None
+    return rs if isinstance(rs, RuleSet) else None
+
+
+def _write_cache(key: str, rs: RuleSet) -> None:
+    folder = _cache_dir()
+    if folder is None:
+        return
+    tmp = folder / f".rules-{key}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(pickle.dumps(rs, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, folder / f"rules-{key}.pickle")
+    except Exception:  # noqa: BLE001 - a full disk or an unpicklable object: no cache, same result
+        tmp.unlink(missing_ok=True)
+
+
 def load_library(root: Path | str | None = None, *, collect: list[RuleError] | None = None) -> RuleSet:
     """Load every rule, trigger and code set below ``root`` (default: the shipped library).
 
     With ``collect`` given, problems are appended to it and loading goes on;
     without it the first problem is raised.
+
+    A library without problems is parsed once: kept for the process, and in the user's cache folder keyed by the
+    digest of its files (:func:`_cache_key`), so a command starts without parsing a few hundred YAML files again
+    (``LOWVALUE_RULE_CACHE=0`` turns the on-disk cache off).
     """
     root = Path(root) if root else DEFAULT_LIBRARY
     if not root.is_dir():
         raise RuleError(str(root), "rule library folder not found")
+    files = [(p, p.read_bytes()) for p in _library_files(root)]
+    digest = _digest(root, files)
+    key = _cache_key(root, digest)
+    rs = _LOADED.get(key) or _read_cache(key)
+    if rs is None:
+        rs, problems = _parse_library(root, files, digest)
+        if collect is not None:
+            collect.extend(problems)
+        elif problems:
+            raise problems[0]
+        if problems:
+            return rs
+        _write_cache(key, rs)
+    _LOADED[key] = rs
+    return replace(rs, rules=dict(rs.rules), valuesets=dict(rs.valuesets), files=dict(rs.files))
+
+
+def _parse_library(root: Path, files: list[tuple[Path, bytes]], digest: str) -> tuple[RuleSet, list[RuleError]]:
     problems: list[RuleError] = []
-    rs = RuleSet()
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.y*ml")):
-        rel = path.relative_to(root).as_posix()
-        raw = path.read_bytes()
-        h.update(rel.encode() + b"\0" + raw + b"\0")
+    rs = RuleSet(root=root, digest=digest)
+    for path, raw in files:
         try:
             if path.parent.name == "valuesets":
                 vs = _load_valueset(path)
@@ -215,13 +343,8 @@ def load_library(root: Path | str | None = None, *, collect: list[RuleError] | N
             rs.files[rule.id] = str(path)
         except RuleError as err:
             problems.append(err)
-    rs.digest = h.hexdigest()
     for rule in rs.rules.values():  # a missing code set is the rule's problem: name the rule and its file
         for condition, _, _, ref in rule.code_uses():
             if isinstance(ref, str) and ref not in rs.valuesets:
                 problems.append(RuleError(rs.files[rule.id], f"{rule.id} {condition}: unknown code set {ref!r}"))
-    if collect is not None:
-        collect.extend(problems)
-    elif problems:
-        raise problems[0]
-    return rs
+    return rs, problems

@@ -16,8 +16,8 @@ Entries are only ever *added* to a code set: an overlay cannot remove a code
 the library lists. Every entry says where it comes from and who checked it,
 because a local code is a fact about the region, not about the rule. The
 overlay's digest goes into a scan's manifest next to the library's, and the
-scan keeps a copy of the overlay in its results folder (``region-codes/``) so
-the risk layer, the report and the review app read the same codes.
+scan keeps a copy of the overlay in its results folder (``region-codes/``), beside the copy of the library
+(``rules/``), so the risk layer, the report and the review app read the same rules and codes.
 """
 
 from __future__ import annotations
@@ -210,21 +210,38 @@ def snapshot(overlay: Overlay, results: Path) -> None:
 
 def rules_for_results(results: Path | str, manifest: dict[str, Any] | None = None, *,
                       library: Path | str | None = None) -> RuleSet:
-    """The rules a results folder was scanned with: the library (``library``, default the shipped one) plus the
-    overlay snapshot the scan kept.
+    """The rules a results folder was scanned with: the library copy the scan kept (``results/rules/``) plus the
+    overlay snapshot it kept (``results/region-codes/``).
 
-    A snapshot whose digest differs from the manifest's is refused: the folder was changed after the scan.
+    A copy whose digest differs from the manifest's is refused (the folder was changed after the scan), and so is a
+    ``library`` folder that holds another library than the copy: a later command cannot swap the rules under its
+    results. Results from before the copy was kept are read with ``library`` (default the shipped one), refused when
+    its digest differs from the manifest's.
     """
     import json
 
-    from lowvalue.rules.library import load_library
+    from lowvalue.rules.library import SNAPSHOT as LIBRARY_SNAPSHOT, library_digest, load_library
 
     results = Path(results)
     if manifest is None:
         f = results / "manifest.json"
         manifest = json.loads(f.read_text()) if f.is_file() else {}
     recorded = (manifest.get("rule_set") or {}).get("codes_overlay")
-    rs = load_library(library)
+    scanned = (manifest.get("rule_set") or {}).get("digest")
+    kept = results / LIBRARY_SNAPSHOT
+    if kept.is_dir():
+        rs = load_library(kept)
+        if scanned and rs.digest != scanned:
+            raise RuleError(str(kept), "the rule library kept with these results was changed after the scan; scan again")
+        if library is not None and library_digest(library) != rs.digest:
+            raise RuleError(str(library), f"is not the rule library these results were scanned with (kept in {kept}); "
+                                          "leave out --rules, or scan again with it")
+    else:
+        rs = load_library(library)
+        if scanned and rs.digest != scanned:
+            raise RuleError(str(library or rs.root), f"is not the rule library the results in {results} were scanned "
+                                                     "with, and they keep no copy of theirs: give that library with "
+                                                     "--rules, or scan again")
     if not recorded:
         return rs
     snap = results / SNAPSHOT

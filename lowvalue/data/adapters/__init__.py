@@ -13,11 +13,12 @@ and ``conversion.json``. See :mod:`lowvalue.data.adapters.common` for the shared
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-
-from lowvalue.data.adapters.common import ConversionReport, Run, finish
 from lowvalue.errors import InputError
+
+if TYPE_CHECKING:
+    from lowvalue.data.adapters.common import ConversionReport
 
 FORMATS = ("synthea", "omop", "meds", "mimic-iv")
 ALIASES = {"mimic": "mimic-iv", "mimiciv": "mimic-iv", "mimic-iv": "mimic-iv", "synthea": "synthea", "omop": "omop",
@@ -35,6 +36,8 @@ def convert(fmt: str, src: Path, out: Path, *, memory_limit: str = "2GB", thread
 
     Raises :class:`InputError` (one line naming file and column) when ``src`` is not that format.
     """
+    from lowvalue.data.adapters.common import Run, finish
+
     key = ALIASES.get(str(fmt).lower())
     if key is None:
         raise InputError(str(src), f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
@@ -55,6 +58,8 @@ def convert(fmt: str, src: Path, out: Path, *, memory_limit: str = "2GB", thread
 
 def detect_format(src: Path) -> str | None:
     """The format of a source folder from the files present, or None when none (or more than one) fits."""
+    import duckdb
+
     from lowvalue.data.adapters.common import _files_for, csv_header
 
     src = Path(src)
@@ -97,6 +102,15 @@ def detect_format(src: Path) -> str | None:
     finally:
         con.close()
     return found[0] if len(found) == 1 else None
+
+
+def __getattr__(name: str) -> Any:
+    """``ConversionReport`` on first use: importing the package (for ``lowvalue --help``) loads no engine."""
+    if name == "ConversionReport":
+        from lowvalue.data.adapters.common import ConversionReport
+
+        return ConversionReport
+    raise AttributeError(name)
 
 
 __all__ = ["FORMATS", "ConversionReport", "convert", "detect_format"]

@@ -32,8 +32,10 @@ def resolve_format(fmt: str | None, src: Path) -> str:
 def convert_command(fmt: str, src: Path, out: Path, memory_limit: str) -> None:
     """Convert a Synthea, OMOP CDM, MEDS or MIMIC-IV folder SRC into a canonical extract in --out."""
     from lowvalue.data.adapters import convert
+    from lowvalue.progress import bar
 
-    report = convert(resolve_format(fmt, src), src, out, memory_limit=memory_limit)
+    with bar(f"converting {src}"):
+        report = convert(resolve_format(fmt, src), src, out, memory_limit=memory_limit)
     click.echo(report.summary())
     click.echo(f"wrote {out}/persons.parquet, encounters.parquet, events.parquet, source_codes.parquet, conversion.json"
                + (f", quarantine/ ({report.quarantined:,} source rows)" if report.quarantined else ""))

@@ -47,6 +47,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from importlib.resources import files
 from typing import Iterable
 
 import duckdb
@@ -58,7 +59,7 @@ from lowvalue.data.schema import EVENT_KINDS, SETTINGS
 from lowvalue.data.validation import REASON_CODES, date_sql, number_sql, timestamp_sql
 from lowvalue.errors import InputError
 
-MAPPINGS = Path(__file__).with_name("mappings")
+MAPPINGS = Path(str(files("lowvalue.data.adapters") / "mappings"))  # package data, on disk
 
 DIRECT_IDENTIFIER_COLUMNS = frozenset({
     "ssn", "drivers", "passport", "prefix", "first", "middle", "last", "suffix", "maiden", "name", "given", "family",
