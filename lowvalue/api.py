@@ -100,13 +100,15 @@ def score(results: Path | str, model: Path | str) -> pd.DataFrame:
     return read(results, "flags_scored")
 
 
-def excess(results: Path | str, *, rules: list[str] | None = None, n_boot: int = 200, seed: int = 1,
-           out: Path | str | None = None) -> pd.DataFrame:
-    """``lowvalue risk excess``: estimated excess of adverse-event triggers per rule (an adjusted association, not a
-    causal effect); writes ``excess_risk.parquet`` into ``out`` (default: the results folder) and returns it."""
+def excess(results: Path | str, extract: Path | str | None = None, *, rules: list[str] | None = None, seed: int = 1,
+           memory_limit: str | None = None, out: Path | str | None = None) -> pd.DataFrame:
+    """``lowvalue risk excess``: per anchored rule, the emulated target trial's estimated excess of adverse-event
+    triggers (an adjusted association, not a measured harm) from the scanned ``extract``; rules without an anchor, or
+    without ``extract``, say why instead of a figure. Writes ``excess_risk.parquet`` into ``out`` (default: the
+    results folder) and returns it."""
     from lowvalue.risk.excess import excess_risk
 
-    e = excess_risk(results, rule_ids=list(rules) if rules else None, n_boot=n_boot, seed=seed)
+    e = excess_risk(results, extract, rule_ids=list(rules) if rules else None, seed=seed, memory_limit=memory_limit)
     e.write(out or results)
     return e.table
 
@@ -122,14 +124,17 @@ def explain(flag_id: str, results: Path | str, model: Path | str, *, lang: str =
 def report(results: Path | str, out: Path | str = "report.html", *, lang: str = "sv", pdf: bool = False,
            min_count: int = DEFAULT_MIN_COUNT, model: Path | str | None = None, excess: Path | str | None = None,
            verdicts: Path | str | None = None, weights: str = "volume=0.4,harm=0.4,confidence=0.2",
-           funnel_limits: str = "normal", rules: list[str] | None = None) -> list[Path]:
+           funnel_limits: str = "normal", dispersion: str = "additive", prices: Path | str | None = None,
+           top: int | None = None, compare: list[Path | str] = (), rules: list[str] | None = None) -> list[Path]:
     """``lowvalue report``: the aggregated, suppressed HTML (and PDF) report; returns the paths written."""
     from lowvalue.report.aggregate import Weights
-    from lowvalue.report.render import write_report
+    from lowvalue.report.render import TOP_RULES, write_report
 
     return write_report(results, out, lang=lang, min_count=min_count, model=model,  # type: ignore[arg-type]
                         excess=excess, verdicts=verdicts, weights=Weights.parse(weights),
-                        funnel_method=funnel_limits, only=list(rules) if rules else None, pdf=pdf)  # type: ignore[arg-type]
+                        funnel_method=funnel_limits, dispersion=dispersion, prices=prices,  # type: ignore[arg-type]
+                        top=TOP_RULES if top is None else top, compare=list(compare),
+                        only=list(rules) if rules else None, pdf=pdf)
 
 
 def export(results: Path | str, to: str, out: Path | str | None = None, **options: Any) -> list[Path] | dict[str, int]:
