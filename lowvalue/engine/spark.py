@@ -208,6 +208,15 @@ def open_parquet(spark: Any, folder: Path | str, conf: dict[str, str]) -> None:
         _view(spark, name, spark.read.parquet(str(Path(folder) / f"{name}.parquet")))
 
 
+def open_frames(spark: Any, frames: dict[str, Any], conf: dict[str, str]) -> None:
+    """The views ``persons``, ``encounters``, ``events`` over Spark DataFrames with ``_lv_rowid`` (the accepted
+    tables of :func:`lowvalue.data.spark_extract.open_extract`), with the session settings ``conf`` in local mode."""
+    if spark.sparkContext.master.startswith("local"):
+        _tune(spark, conf)
+    for name in ("persons", "encounters", "events"):
+        _view(spark, name, frames[name])
+
+
 def _prepare(spark: Any, sets: list[ValueSet]) -> None:
     """The code sets' matches on the distinct codes and ``lv_hit`` (see :func:`sql.prepare`), and ``persons``,
     each materialised once (every rule reads them several times)."""
