@@ -237,16 +237,19 @@ def _read_csv(spark: Any, files: _Files, table: str, f: _File, relation: str, ke
 
     try:
         df = read(encoding)
-        if encoding.startswith("utf-8") and _replaced(df, stored):
+        bad = _odd_rows(df, stored if encoding.startswith("utf-8") else [])
+        if any(replaced for _, _, replaced in bad):
             if f.local is None:
                 raise InputError(label, "bytes that are not UTF-8 after the first MiB (Spark would replace them); "
                                         "save the file as UTF-8")
             encoding = readers.detect_encoding(f.local)  # Windows-1252, or InputError with the line
             df = read(encoding)
-        bad = df.where(F.col(_CORRUPT).isNotNull()).select(readers.ROW_COLUMN, _CORRUPT).limit(1000).collect()
+            bad = _odd_rows(df, [])
     except PySparkException as exc:
         raise InputError(label, f"malformed CSV: {_first_line(exc)}") from None
-    for row, text in bad:  # Spark marks short and long lines alike; DuckDB pads short ones, refuses long ones
+    for row, text, _ in bad:  # Spark marks short and long lines alike; DuckDB pads short ones, refuses long ones
+        if text is None:
+            continue
         fields = next(csv.reader(io.StringIO(text), delimiter=delim, quotechar='"'), [])
         if len(fields) > len(names):
             raise InputError(label, f"malformed CSV on data row {row}: Expected Number of Columns: {len(names)} "
@@ -270,14 +273,12 @@ def _head_cp1252(head: bytes, label: str) -> str:
     return "cp1252"
 
 
-def _replaced(df: Any, cols: list[str]) -> bool:
-    """Whether any text holds U+FFFD (what Spark puts where bytes were not UTF-8)."""
-    from pyspark.sql import functions as F
-
-    if not cols:
-        return False
-    cond = " OR ".join(f"instr({SPARK['ident'](c)}, '\ufffd') > 0" for c in cols)
-    return bool(df.where(F.expr(cond)).limit(1).count())
+def _odd_rows(df: Any, cols: list[str]) -> list[tuple[int, str | None, bool]]:
+    """(source row, the line if Spark found it malformed, whether its text holds U+FFFD) of the first 1000 rows that
+    are malformed or, among ``cols``, hold U+FFFD (what Spark puts where bytes were not UTF-8): one pass."""
+    replaced = " OR ".join(f"instr({SPARK['ident'](c)}, '\ufffd') > 0" for c in cols) or "FALSE"
+    return [(int(r[0]), r[1], bool(r[2])) for r in df.selectExpr(readers.ROW_COLUMN, _CORRUPT, f"({replaced})")
+            .where(f"{_CORRUPT} IS NOT NULL OR ({replaced})").limit(1000).collect()]
 
 
 def _java_error(exc: Any) -> str:
@@ -378,17 +379,24 @@ def open_extract(spark: Any, source: str | Path, *, quarantine_dir: Path | None 
             except (PySparkException, Py4JJavaError) as exc:  # a file that fails only when its pages are read
                 raise InputError(label, f"cannot read {r.fmt}: {_first_line(exc)}") from None
             staged.createOrReplaceTempView(stage)
-            r.rows = staged.count()  # one row per row read (the stage is a projection of the raw table)
             dup_sql = (validation.duplicate_keys_sql(r.table, stage, SPARK) if t in ("persons", "encounters")
                        else validation.duplicate_rows_sql(r.table, stage, SPARK))
             spark.sql(dup_sql).createOrReplaceTempView(dups)
             bad = _materialise(spark.sql(validation.problems_sql(r.table, stage, dups, parents, SPARK)), keep)
             bad.createOrReplaceTempView(problems)
-            tally = spark.sql(f"SELECT code, count(*) FROM (SELECT explode(split(reason_code, ';')) AS code "
-                              f"FROM {problems}) GROUP BY code UNION ALL SELECT NULL, count(*) FROM {problems}").collect()
-            n_bad = next(int(n) for code, n in tally if code is None)
-            reasons = {code: int(n) for code, n in sorted(((c, n) for c, n in tally if c is not None),
-                                                          key=lambda kv: (-kv[1], kv[0]))}
+            cols_sql = ", ".join(f"s.{SPARK['ident'](c)}" for c in r.table.columns)
+            # a view over the materialised stage and problems (the scan materialises what it reads often)
+            ok = spark.sql(f"SELECT s.source_row - 1 AS {ROWID}, {cols_sql} FROM {stage} s "
+                           f"LEFT ANTI JOIN {problems} q ON q.source_row = s.source_row")
+            ok.createOrReplaceTempView(f"_lv_ok_{t}")
+            # every count in one query: reasons, quarantined (''), read (the stage: one row per row read), accepted
+            tally = dict(spark.sql(
+                f"SELECT code, count(*) FROM (SELECT explode(split(reason_code, ';')) AS code FROM {problems}) "
+                f"GROUP BY code UNION ALL SELECT '', count(*) FROM {problems} "
+                f"UNION ALL SELECT ' read', count(*) FROM {stage} "
+                f"UNION ALL SELECT ' accepted', count(*) FROM _lv_ok_{t}").collect())
+            n_bad, r.rows, accepted = (int(tally.pop(k)) for k in ("", " read", " accepted"))
+            reasons = {code: int(n) for code, n in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))}
             if quarantine_dir is not None:
                 target = Path(quarantine_dir) / f"{t}.parquet"
                 if n_bad:
@@ -399,13 +407,7 @@ def open_extract(spark: Any, source: str | Path, *, quarantine_dir: Path | None 
                     qfiles[t] = target
                 elif target.is_file():
                     target.unlink()  # a stale quarantine from an earlier run would mislead
-            cols_sql = ", ".join(f"s.{SPARK['ident'](c)}" for c in r.table.columns)
-            # a view over the materialised stage and problems (the scan materialises what it reads often)
-            ok = spark.sql(f"SELECT s.source_row - 1 AS {ROWID}, {cols_sql} FROM {stage} s "
-                           f"LEFT ANTI JOIN {problems} q ON q.source_row = s.source_row")
-            ok.createOrReplaceTempView(f"_lv_ok_{t}")
             frames[t] = ok
-            accepted = ok.count()
             if r.rows != accepted + n_bad:  # pragma: no cover - an internal bug, never data
                 raise AssertionError(f"{t}: read {r.rows} != accepted {accepted} + quarantined {n_bad}")
             counts[t] = TableCount(t, sources[t], r.rows, accepted, n_bad, reasons)

@@ -236,7 +236,10 @@ def _spark_text(x: str, raw_type: str) -> str:
 
     if raw_type == "VARCHAR":
         return x
-    return RULES["text"](x, "double") if raw_type in ("DOUBLE", "FLOAT") else f"CAST({x} AS STRING)"
+    if raw_type not in ("DOUBLE", "FLOAT"):
+        return f"CAST({x} AS STRING)"
+    return (f"(CASE WHEN isnan({x}) THEN 'nan' WHEN {x} = CAST('Infinity' AS DOUBLE) THEN 'inf' "
+            f"WHEN {x} = CAST('-Infinity' AS DOUBLE) THEN '-inf' ELSE {RULES['text'](x, 'double')} END)")
 
 
 SPARK: Dialect = {
