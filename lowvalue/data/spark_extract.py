@@ -171,6 +171,7 @@ class _Files:
 
 
 def _read_parquet(spark: Any, table: str, files: list[_File], relation: str, label: str) -> RawTable:
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
@@ -193,13 +194,14 @@ def _read_parquet(spark: Any, table: str, files: list[_File], relation: str, lab
                          row.cast("bigint").alias(readers.ROW_COLUMN))
         view.createOrReplaceTempView(relation)
         raw = readers._map_columns(TABLES[table], label, names, types)
-    except PySparkException as exc:
+    except (PySparkException, Py4JJavaError) as exc:
         raise InputError(label, f"cannot read Parquet: {_first_line(exc)}") from None
     raw.relation, raw.fmt, raw.stored, raw.row_sql = relation, "parquet", stored, readers.ROW_COLUMN
     return raw
 
 
 def _read_csv(spark: Any, files: _Files, table: str, f: _File, relation: str, keep: list[Any]) -> RawTable:
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -245,7 +247,7 @@ def _read_csv(spark: Any, files: _Files, table: str, f: _File, relation: str, ke
             encoding = readers.detect_encoding(f.local)  # Windows-1252, or InputError with the line
             df = read(encoding)
             bad = _odd_rows(df, [])
-    except PySparkException as exc:
+    except (PySparkException, Py4JJavaError) as exc:
         raise InputError(label, f"malformed CSV: {_first_line(exc)}") from None
     for row, text, _ in bad:  # Spark marks short and long lines alike; DuckDB pads short ones, refuses long ones
         if text is None:
