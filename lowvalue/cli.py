@@ -8,7 +8,6 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
