@@ -69,6 +69,8 @@ class _Work:
         self.extract, self.folder, self.codes = extract, folder, codes
         if folder is not None:
             self._remove = weakref.finalize(self, shutil.rmtree, str(folder), True)
+        if hasattr(extract, "frames"):  # the tables Spark checked: their materialised rows released with the result
+            self._release = weakref.finalize(self, extract.close)
 
 
 def scan_data(data: Any, rs: RuleSet, *, quarantine_dir: Path | None, extract_end: Any, memory_limit: str | None,
