@@ -8,7 +8,6 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -146,7 +145,7 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 
 
 @main.command()
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=str))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the results.")
 @FROM_OPTION
 @END_OPTION
@@ -161,7 +160,7 @@ RULES_OPTION = click.option("--rules", "rules_dir", type=click.Path(path_type=Pa
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the rules run (spark: a local Spark session; needs the 'spark' extra).")
 @MEMORY_OPTION
-def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Path | None, codes_dir: Path | None,
+def scan(data: str, out: Path, fmt: str | None, extract_end: Any, rules_dir: Path | None, codes_dir: Path | None,
          only: tuple[str, ...], pseudonymise: bool, quarantine_dir: Path | None, engine: str,
          memory_limit: str | None) -> None:
     """Run the rules over an extract; write flags, candidates, denominators, waterfall, triggers, manifest.
@@ -169,6 +168,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
     The results folder is written whole or not at all and replaces an earlier one (derived files included).
     """
     from lowvalue.data.extract import memory_limit_bytes
+    from lowvalue.data.spark_extract import is_remote, local_path
     from lowvalue.engine.scan import scan as run_scan
     from lowvalue.privacy import key_from_env
     from lowvalue.progress import bar
@@ -178,9 +178,13 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
 
     memory_limit_bytes(memory_limit)  # a bad value is one line before any work
     key = key_from_env() if pseudonymise else None
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(data)):  # hdfs://, s3a://, dbfs:/ (click made // one /)
-        raise LowvalueError(f"{data}: extracts are read and validated on this machine for now, also with --engine "
-                            "spark: copy or mount the folder here (see docs/spark.md)")
+    remote = is_remote(data)  # hdfs://, s3a://, dbfs:/: read by Spark only
+    if remote and engine != "spark":
+        raise LowvalueError(f"{data}: DuckDB reads extracts on this machine; scan a remote extract with --engine spark "
+                            "(see docs/spark.md), or copy or mount the folder here")
+    if remote and fmt is not None:
+        raise LowvalueError(f"{data}: --from converts a folder on this machine; convert it first, then scan the "
+                            "canonical extract")
     if key and engine == "spark":
         raise LowvalueError("--pseudonymise is not available with --engine spark yet: scan with the DuckDB engine")
     if key and quarantine_dir is None:
@@ -193,7 +197,7 @@ def scan(data: Path, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pa
     with writing(out) as tmp, private_workdir("convert") as work:
         converted = work / "converted" if key else tmp / "converted"  # a canonical copy keeps the source's ids
         with bar("scanning", len(rs.rules)) as advance:
-            canonical = _canonical(data, fmt, converted)
+            canonical = data if remote else _canonical(local_path(data), fmt, converted)
             if key and canonical == converted:  # the conversion's rejected rows go where the user said, not away
                 quarantine_dir.mkdir(parents=True, exist_ok=True)
                 for f in ("quarantine", "conversion.json"):

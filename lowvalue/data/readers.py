@@ -300,9 +300,14 @@ def read_header(path: Path, encoding: str) -> tuple[str, list[str]]:
     with _open_bytes(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig" if encoding.startswith("utf-8") else encoding, newline="")
         first = text.readline()
+    return parse_header(first, str(path))
+
+
+def parse_header(first: str, source: str) -> tuple[str, list[str]]:
+    """Delimiter and column names of a CSV header line (decoded; its line break and a BOM are dropped)."""
     first = first.rstrip("\r\n").lstrip("\ufeff")
     if not first.strip():
-        raise InputError(str(path), "empty file or empty header line (a CSV file must start with a header)", row=1)
+        raise InputError(source, "empty file or empty header line (a CSV file must start with a header)", row=1)
     counts = {d: first.count(d) for d in DELIMITERS}
     delim = max(DELIMITERS, key=lambda d: (counts[d], -DELIMITERS.index(d)))
     if counts[delim] == 0:
@@ -359,6 +364,11 @@ def quick_encoding(path: Path) -> str | None:
             head = fh.read(_CHUNK)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(str(path), f"cannot read file: {exc}") from None
+    return head_encoding(head)
+
+
+def head_encoding(head: bytes) -> str | None:
+    """:func:`quick_encoding` of a file's first bytes (also for files the driver cannot open, read through Spark)."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     if _BAD_UTF8_BYTES.search(head) or b"\x00" in head.split(b"\n", 1)[0]:

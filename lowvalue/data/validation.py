@@ -168,48 +168,155 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- parsing (SQL builders)
+# --------------------------------------------------------------------------- dialects
+
+Dialect = dict[str, Callable[..., str]]
+"""How validation's SQL differs between engines: one definition of each check below, rendered through a table of
+small renderers (as :data:`lowvalue.engine.sql.DUCKDB`/``SPARK`` for rules). :data:`DUCKDB` renders exactly the SQL
+this module always wrote; :data:`SPARK` renders the same checks for Spark SQL, where every function that could
+accept more than DuckDB's cast does (Spark's casts take ``2025`` as a date, ``1d`` as a number, a trailing zone) is
+gated by a regular expression of what DuckDB accepts, and every parse is a ``try_`` function (Spark 4 runs in ANSI
+mode, where a failed cast is an error, not NULL)."""
 
 
-def _isin(expr: str, values) -> str:
-    """``expr IN (values)`` (values without NULL) for a non-NULL ``expr``; false for NULL, where IN gives NULL
-    (every use has the same outcome either way). Not IN or ``list_contains``: DuckDB plans those as a join against the
-    list, a hash join per column that also gives up the source order a single-table scan keeps (the accepted table
-    is written in that order, see :func:`finish_table`)."""
+def _duck_isin(expr: str, values) -> str:
     return "(list_position([" + ", ".join(quote_literal(v) for v in values) + f"], {expr}) IS NOT NULL)"
 
 
-def number_sql(s: str) -> str:
+DUCKDB: Dialect = {
+    "str": quote_literal,
+    "ident": quote_ident,
+    "type": lambda t: t,
+    "isin": _duck_isin,
+    "full_match": lambda s, p: f"regexp_full_match({s}, {quote_literal(p)})",
+    "matches": lambda s, p: f"regexp_matches({s}, {quote_literal(p)})",
+    "extract": lambda s, p, g: f"regexp_extract({s}, {quote_literal(p)}, {g})",
+    "replace_all": lambda s, p, r: f"regexp_replace({s}, {quote_literal(p)}, {quote_literal(r)}, 'g')",
+    "double": lambda s: f"TRY_CAST({s} AS DOUBLE)",
+    "isfinite": lambda x: f"isfinite({x})",
+    "date": lambda s: f"TRY_CAST({s} AS DATE)",
+    "compact_date": lambda s: f"CAST(try_strptime({s}, '%Y%m%d') AS DATE)",
+    "compact_timestamp": lambda s, fmts: f"try_strptime({s}, [{', '.join(quote_literal(f) for f in fmts)}])",
+    "timestamp": lambda s: f"TRY_CAST({s} AS TIMESTAMP)",
+    "try_int": lambda s: f"TRY_CAST({s} AS INTEGER)",
+    "bool_int": lambda b: f"({b})::INTEGER",
+    "minus_minutes": lambda ts, m: f"{ts} - to_minutes({m})",
+    "strpos": lambda s, sub: f"strpos({s}, {sub})",
+    "nul": lambda: "chr(0)",
+    "text": lambda x, raw_type: x if raw_type == "VARCHAR" else f"CAST({x} AS VARCHAR)",
+    "num_text": lambda x, t: x,  # a number in a reason text (DuckDB's || casts it)
+    "utc": lambda x: f"({x} AT TIME ZONE 'UTC')",
+    "row_hash": lambda cols: ROW_HASH.format(cols=cols),
+}
+
+
+def _spark_regex(p: str) -> str:
+    """A pattern for Java's regex engine: ``$`` at the end means the end of the text (Java's ``$`` also matches
+    before a final line break)."""
+    return p[:-1] + "\\z" if p.endswith("$") else p
+
+
+def _spark_str(text: str) -> str:
+    return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _spark_gated(pattern: str, parse: Callable[[str], str]) -> Callable[[str], str]:
+    """``parse(s)`` only where ``s`` fully matches ``pattern`` (what DuckDB's cast accepts), else NULL."""
+    return lambda s: f"(CASE WHEN {s} RLIKE {_spark_str(chr(92) + 'A(?:' + pattern + ')' + chr(92) + 'z')} THEN {parse(s)} END)"
+
+
+_SPARK_FORMAT = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "T": "'T'"}
+_NUMBER_RE = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+_TIME_RE = r"([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,6})?)?"
+_DATE_RE = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}|[0-9]{4} [0-9]{1,2} [0-9]{1,2}"
+
+
+def _spark_text(x: str, raw_type: str) -> str:
+    from lowvalue.engine.sql import SPARK as RULES  # the rules' dialect: a DOUBLE written as DuckDB writes it
+
+    if raw_type == "VARCHAR":
+        return x
+    if raw_type not in ("DOUBLE", "FLOAT"):
+        return f"CAST({x} AS STRING)"
+    return (f"(CASE WHEN isnan({x}) THEN 'nan' WHEN {x} = CAST('Infinity' AS DOUBLE) THEN 'inf' "
+            f"WHEN {x} = CAST('-Infinity' AS DOUBLE) THEN '-inf' ELSE {RULES['text'](x, 'double')} END)")
+
+
+SPARK: Dialect = {
+    "str": _spark_str,
+    "ident": lambda name: "`" + str(name).replace("`", "``") + "`",
+    "type": lambda t: {"VARCHAR": "STRING", "INTEGER": "INT"}.get(t, t),
+    "isin": lambda expr, values: f"coalesce({expr} IN ({', '.join(_spark_str(v) for v in values)}), FALSE)",
+    "full_match": lambda s, p: f"({s} RLIKE {_spark_str(chr(92) + 'A(?:' + p + ')' + chr(92) + 'z')})",
+    "matches": lambda s, p: f"({s} RLIKE {_spark_str(_spark_regex(p))})",
+    "extract": lambda s, p, g: f"regexp_extract({s}, {_spark_str(_spark_regex(p))}, {g})",
+    "replace_all": lambda s, p, r: f"regexp_replace({s}, {_spark_str(_spark_regex(p))}, {_spark_str(r)})",
+    "double": _spark_gated(_NUMBER_RE, lambda s: f"try_cast({s} AS DOUBLE)"),
+    "isfinite": lambda x: f"(abs({x}) < CAST('Infinity' AS DOUBLE))",
+    # DuckDB: yyyy-m-d with one separator (-, / or blank), optionally followed by a time, which it drops
+    "date": _spark_gated(f"({_DATE_RE})([ T]{_TIME_RE})? *", lambda s: (
+        f"try_cast(regexp_replace(regexp_extract({s}, '^([0-9]{{4}})[-/ ]([0-9]{{1,2}})[-/ ]([0-9]{{1,2}})', 0), "
+        f"'[/ ]', '-') AS DATE)")),
+    "compact_date": lambda s: f"CAST(try_to_timestamp({s}, 'yyyyMMdd') AS DATE)",
+    "compact_timestamp": lambda s, fmts: "coalesce(" + ", ".join(
+        f"try_to_timestamp({s}, {_spark_str(re.sub('%.|T', lambda m: _SPARK_FORMAT[m[0]], f))})" for f in fmts) + ")",
+    "timestamp": _spark_gated(f"({_DATE_RE.split('|')[0]})([ T]{_TIME_RE})? *",
+                              lambda s: f"try_cast(trim({s}) AS TIMESTAMP)"),
+    "try_int": lambda s: f"try_cast({s} AS INT)",
+    "bool_int": lambda b: f"CAST(({b}) AS INT)",
+    "minus_minutes": lambda ts, m: f"timestampadd(MINUTE, -({m}), {ts})",
+    "strpos": lambda s, sub: f"instr({s}, {sub})",
+    "nul": lambda: "char(0)",
+    "text": _spark_text,
+    "num_text": _spark_text,
+    "utc": lambda x: x,  # a Spark TIMESTAMP is an instant; the session zone is UTC (engine/spark.py)
+    "row_hash": lambda cols: f"xxhash64({cols})",
+}
+
+
+# --------------------------------------------------------------------------- parsing (SQL builders)
+
+
+def _isin(expr: str, values, d: Dialect = DUCKDB) -> str:
+    """``expr IN (values)`` (values without NULL) for a non-NULL ``expr``; false for NULL, where IN gives NULL
+    (every use has the same outcome either way). On DuckDB not IN or ``list_contains``: DuckDB plans those as a join
+    against the list, a hash join per column that also gives up the source order a single-table scan keeps (the
+    accepted table is written in that order, see :func:`finish_table`)."""
+    return d["isin"](expr, values)
+
+
+def number_sql(s: str, d: Dialect = DUCKDB) -> str:
     """DOUBLE from text: ``12.5``, ``12,5`` (decimal comma), ``1 234,5`` (space/NBSP thousands); finite only."""
-    compact = f"regexp_replace({s}, '[ \u00a0\u202f'']', '', 'g')"
+    compact = d["replace_all"](s, "[ \u00a0\u202f']", "")
     comma = (
-        f"CASE WHEN strpos({compact}, '.') = 0 AND length({compact}) - length(replace({compact}, ',', '')) = 1 "
+        f"CASE WHEN {d['strpos'](compact, chr(39) + '.' + chr(39))} = 0 AND "
+        f"length({compact}) - length(replace({compact}, ',', '')) = 1 "
         f"THEN replace({compact}, ',', '.') ELSE {compact} END"
     )
-    parsed = f"COALESCE(TRY_CAST({s} AS DOUBLE), TRY_CAST({comma} AS DOUBLE))"
-    return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
+    parsed = f"COALESCE({d['double'](s)}, {d['double'](comma)})"
+    return f"(CASE WHEN {d['isfinite'](parsed)} THEN {parsed} END)"
 
 
 _AMBIGUOUS_RE = "[+-]?[1-9][0-9]{0,2},[0-9]{3}"
 
 
-def ambiguous_sql(s: str) -> str:
+def ambiguous_sql(s: str, d: Dialect = DUCKDB) -> str:
     """True for ``1,234``-like text: a comma that may be a thousands separator or a decimal comma."""
-    return f"regexp_full_match({s}, {quote_literal(_AMBIGUOUS_RE)})"
+    return d["full_match"](s, _AMBIGUOUS_RE)
 
 
 _CENSOR_RE = "^(<=?|>=?|≤|≥)\\s*(.*)$"
 
 
-def censored_sql(s: str) -> str:
+def censored_sql(s: str, d: Dialect = DUCKDB) -> str:
     """True for a censored result: ``<5``, ``>90``, ``< 0,5``, ``<=0.1``, ``≥ 1 000``."""
-    bound = f"regexp_extract({s}, {quote_literal(_CENSOR_RE)}, 2)"
-    return (f"(regexp_matches({s}, {quote_literal(_CENSOR_RE)}) AND "
-            f"({number_sql(bound)} IS NOT NULL OR {ambiguous_sql(bound)}))")
+    bound = d["extract"](s, _CENSOR_RE, 2)
+    return (f"({d['matches'](s, _CENSOR_RE)} AND "
+            f"({number_sql(bound, d)} IS NOT NULL OR {ambiguous_sql(bound, d)}))")
 
 
-def censor_sign_sql(s: str) -> str:
-    return f"(CASE WHEN {_isin(f'left({s}, 1)', ('<', '≤'))} THEN '<' ELSE '>' END)"
+def censor_sign_sql(s: str, d: Dialect = DUCKDB) -> str:
+    return f"(CASE WHEN {_isin(f'left({s}, 1)', ('<', '≤'), d)} THEN '<' ELSE '>' END)"
 
 
 QUALITATIVE_RESULTS: tuple[str, ...] = (
@@ -224,24 +331,26 @@ QUALITATIVE_RESULTS: tuple[str, ...] = (
 a fault ("x", "nan") than a result, and the list is where a region adds its laboratory's words."""
 
 
-def qualitative_sql(s: str) -> str:
+def qualitative_sql(s: str, d: Dialect = DUCKDB) -> str:
     """True for a qualitative result: one of :data:`QUALITATIVE_RESULTS` (``neg``, ``Positiv``, ``ej påvisad``)."""
-    norm = f"regexp_replace(regexp_replace(lower(trim({s})), '\\s+', ' ', 'g'), '\\.$', '')"
-    return f"({_isin(norm, QUALITATIVE_RESULTS)})"
+    norm = d["replace_all"](d["replace_all"](f"lower(trim({s}))", "\\s+", " "), "\\.$", "")
+    return f"({_isin(norm, QUALITATIVE_RESULTS, d)})"
 
 
-def date_sql(s: str) -> str:
+def date_sql(s: str, d: Dialect = DUCKDB) -> str:
     """DATE from text: ISO ``2025-03-01`` (a trailing time is dropped), ``20250301``, ``2025/03/01``."""
     return (
-        f"(CASE WHEN regexp_full_match({s}, '\\d{{8}}') THEN CAST(try_strptime({s}, '%Y%m%d') AS DATE) "
-        f"ELSE TRY_CAST({s} AS DATE) END)"
+        f"(CASE WHEN {d['full_match'](s, chr(92) + 'd{8}')} THEN {d['compact_date'](s)} "
+        f"ELSE {d['date'](s)} END)"
     )
 
 
 _TZ_RE = r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|z|[+-]\d{2}(?::?\d{2})?)$"
+_COMPACT_FORMATS = ("%Y%m%d", "%Y%m%d %H%M", "%Y%m%d%H%M", "%Y%m%d %H%M%S", "%Y%m%d%H%M%S", "%Y%m%dT%H%M",
+                    "%Y%m%dT%H%M%S")
 
 
-def timestamp_sql(s: str) -> str:
+def timestamp_sql(s: str, d: Dialect = DUCKDB) -> str:
     """TIMESTAMP (UTC, zone dropped) from text.
 
     Accepted: ``2025-03-01 14:05[:SS[.ffffff]]``, ``2025-03-01T14:05:00``, the same with ``Z`` or an
@@ -250,29 +359,28 @@ def timestamp_sql(s: str) -> str:
     ``2025/03/01 14:05``, or a bare date (midnight). Values without an offset are kept as they are
     (local time of the source).
     """
-    tz = quote_literal(_TZ_RE)
-    off = f"regexp_extract({s}, {tz}, 2)"
-    base = f"TRY_CAST(replace(regexp_extract({s}, {tz}, 1), '/', '-') AS TIMESTAMP)"
+    off = d["extract"](s, _TZ_RE, 2)
+    base = d["timestamp"](f"replace({d['extract'](s, _TZ_RE, 1)}, '/', '-')")
     minutes = (
         f"(CASE WHEN upper({off}) = 'Z' THEN 0 ELSE "
         f"(CASE WHEN left({off}, 1) = '-' THEN -1 ELSE 1 END) * "
-        f"(CAST(substr({off}, 2, 2) AS INTEGER) * 60 + "
-        f"COALESCE(TRY_CAST(right(replace({off}, ':', ''), 2) AS INTEGER) * (length(replace({off}, ':', '')) = 5)::INTEGER, 0)) END)"
+        f"(CAST(substr({off}, 2, 2) AS {d['type']('INTEGER')}) * 60 + "
+        f"COALESCE({d['try_int'](f'right(replace({off}, {chr(39)}:{chr(39)}, {chr(39)}{chr(39)}), 2)')} * "
+        f"{d['bool_int'](f'length(replace({off}, {chr(39)}:{chr(39)}, {chr(39)}{chr(39)})) = 5')}, 0)) END)"
     )
-    compact = "['%Y%m%d', '%Y%m%d %H%M', '%Y%m%d%H%M', '%Y%m%d %H%M%S', '%Y%m%d%H%M%S', '%Y%m%dT%H%M', '%Y%m%dT%H%M%S']"
     return (
         f"(CASE WHEN {s} IS NULL THEN NULL "
-        f"WHEN regexp_full_match({s}, '\\d{{8}}([ T]?\\d{{4}}(\\d{{2}})?)?') THEN try_strptime({s}, {compact}) "
-        f"WHEN regexp_matches({s}, {tz}) THEN {base} - to_minutes({minutes}) "
-        f"WHEN strpos({s}, '/') > 0 THEN TRY_CAST(replace({s}, '/', '-') AS TIMESTAMP) "
-        f"ELSE TRY_CAST({s} AS TIMESTAMP) END)"
+        f"WHEN {d['full_match'](s, chr(92) + 'd{8}([ T]?' + chr(92) + 'd{4}(' + chr(92) + 'd{2})?)?')} "
+        f"THEN {d['compact_timestamp'](s, _COMPACT_FORMATS)} "
+        f"WHEN {d['matches'](s, _TZ_RE)} THEN {d['minus_minutes'](base, minutes)} "
+        f"WHEN {d['strpos'](s, chr(39) + '/' + chr(39))} > 0 THEN {d['timestamp'](f'replace({s}, {chr(39)}/{chr(39)}, {chr(39)}-{chr(39)})')} "
+        f"ELSE {d['timestamp'](s)} END)"
     )
 
 
-def _text(ident: str, raw_type: str) -> str:
+def _text(ident: str, raw_type: str, d: Dialect = DUCKDB) -> str:
     """Trimmed text of a raw value (``ident``: its quoted column), NULL if empty."""
-    expr = ident if raw_type == "VARCHAR" else f"CAST({ident} AS VARCHAR)"
-    return f"NULLIF(trim({expr}), '')"
+    return f"NULLIF(trim({d['text'](ident, raw_type)}), '')"
 
 
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -297,7 +405,8 @@ def in_place(arrow_type: pa.DataType, raw_type: str) -> bool:
     return False
 
 
-def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str) -> tuple[str, str | None]:
+def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str,
+           d: Dialect = DUCKDB) -> tuple[str, str | None]:
     """(SQL for the canonical value, failure code or None) for one column.
 
     ``ident`` is the raw value (as read), ``s`` its trimmed text (NULL if empty).
@@ -308,39 +417,40 @@ def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str)
             return ident, None
         if rt.startswith("TIMESTAMP"):
             return f"CAST({ident} AS DATE)", None
-        return date_sql(s), f"bad_date:{col}"
+        return date_sql(s, d), f"bad_date:{col}"
     if pa.types.is_timestamp(arrow_type):
         if rt in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
-            return f"({ident} AT TIME ZONE 'UTC')", None
+            return d["utc"](ident), None
         if rt.startswith("TIMESTAMP") or rt == "DATE":
             return f"CAST({ident} AS TIMESTAMP)", None
-        return timestamp_sql(s), f"bad_timestamp:{col}"
+        return timestamp_sql(s, d), f"bad_timestamp:{col}"
     if pa.types.is_floating(arrow_type):
         if rt in _NUMERIC_TYPES or rt.startswith("DECIMAL"):
-            return f"(CASE WHEN isfinite(CAST({ident} AS DOUBLE)) THEN CAST({ident} AS DOUBLE) END)", f"non_numeric:{col}"
-        return f"(CASE WHEN NOT {ambiguous_sql(s)} THEN {number_sql(s)} END)", f"non_numeric:{col}"
+            return (f"(CASE WHEN {d['isfinite'](f'CAST({ident} AS DOUBLE)')} THEN CAST({ident} AS DOUBLE) END)",
+                    f"non_numeric:{col}")
+        return f"(CASE WHEN NOT {ambiguous_sql(s, d)} THEN {number_sql(s, d)} END)", f"non_numeric:{col}"
     if pa.types.is_integer(arrow_type):
         if rt in _SMALL_INTS:  # every value fits: the same INTEGER the DOUBLE round trip gives, without it
-            return f"CAST({ident} AS INTEGER)", f"non_numeric:{col}"
-        d = (f"CAST({ident} AS DOUBLE)" if (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL"))
-             else f"(CASE WHEN NOT {ambiguous_sql(s)} THEN {number_sql(s)} END)")
-        return (f"(CASE WHEN {d} = round({d}) AND abs({d}) <= 2147483647 THEN CAST({d} AS INTEGER) END)",
+            return f"CAST({ident} AS {d['type']('INTEGER')})", f"non_numeric:{col}"
+        x = (f"CAST({ident} AS DOUBLE)" if (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL"))
+             else f"(CASE WHEN NOT {ambiguous_sql(s, d)} THEN {number_sql(s, d)} END)")
+        return (f"(CASE WHEN {x} = round({x}) AND abs({x}) <= 2147483647 THEN CAST({x} AS {d['type']('INTEGER')}) END)",
                 f"non_numeric:{col}")
     # strings
     if col == "sex":
         u = f"upper({s})"
-        return (f"(CASE WHEN {_isin(u, _SEX_F)} THEN 'F' WHEN {_isin(u, _SEX_M)} THEN 'M' "
-                f"WHEN {_isin(u, _SEX_U)} THEN 'U' END)", "unknown_sex")
+        return (f"(CASE WHEN {_isin(u, _SEX_F, d)} THEN 'F' WHEN {_isin(u, _SEX_M, d)} THEN 'M' "
+                f"WHEN {_isin(u, _SEX_U, d)} THEN 'U' END)", "unknown_sex")
     if col == "setting":
-        return f"(CASE WHEN {_isin(f'lower({s})', SETTINGS)} THEN lower({s}) END)", "unknown_setting"
+        return f"(CASE WHEN {_isin(f'lower({s})', SETTINGS, d)} THEN lower({s}) END)", "unknown_setting"
     if col == "kind":
-        return f"(CASE WHEN {_isin(f'lower({s})', EVENT_KINDS)} THEN lower({s}) END)", "unknown_kind"
+        return f"(CASE WHEN {_isin(f'lower({s})', EVENT_KINDS, d)} THEN lower({s}) END)", "unknown_kind"
     if col == "present_on_admission":
         u = f"upper({s})"
-        return (f"(CASE WHEN {_isin(u, ('Y', 'YES', 'JA'))} THEN 'Y' WHEN {_isin(u, ('N', 'NO', 'NEJ'))} THEN 'N' "
-                f"WHEN {_isin(u, ('U', 'W'))} THEN {u} END)", "unknown_present_on_admission")
+        return (f"(CASE WHEN {_isin(u, ('Y', 'YES', 'JA'), d)} THEN 'Y' WHEN {_isin(u, ('N', 'NO', 'NEJ'), d)} THEN 'N' "
+                f"WHEN {_isin(u, ('U', 'W'), d)} THEN {u} END)", "unknown_present_on_admission")
     if col == "value_censor":
-        return (f"(CASE WHEN {_isin(s, ('<', '<=', '≤'))} THEN '<' WHEN {_isin(s, ('>', '>=', '≥'))} THEN '>' END)",
+        return (f"(CASE WHEN {_isin(s, ('<', '<=', '≤'), d)} THEN '<' WHEN {_isin(s, ('>', '>=', '≥'), d)} THEN '>' END)",
                 "unknown_value_censor")
     return s, None
 
@@ -359,11 +469,11 @@ def _duck_type(arrow_type: pa.DataType) -> str:
     return "VARCHAR"
 
 
-def _shown(col: str, s: str) -> str:
+def _shown(col: str, s: str, d: Dialect = DUCKDB) -> str:
     """SQL text quoting an offending value in a reason (never for identifiers)."""
     if col in IDENTIFIERS:
         return "''"
-    return "' (' || '''' || left(" + s + ", 40) || '''' || ')'"
+    return f"' (' || {d['str'](chr(39))} || left({s}, 40) || {d['str'](chr(39))} || ')'"
 
 
 _TYPE_WORD = {"bad_date": "is not a date", "bad_timestamp": "is not a timestamp", "non_numeric": "is not a number",
@@ -382,44 +492,45 @@ class Check:
     text: str  # SQL string expression
 
 
-def _codes_sql(checks: list[Check]) -> tuple[str, str]:
+def _codes_sql(checks: list[Check], d: Dialect = DUCKDB) -> tuple[str, str]:
     if not checks:
-        return "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
+        return f"CAST(NULL AS {d['type']('VARCHAR')})", f"CAST(NULL AS {d['type']('VARCHAR')})"
     codes = "NULLIF(concat_ws(';', " + ", ".join(f"CASE WHEN {c.cond} THEN '{c.code}' END" for c in checks) + "), '')"
     texts = "NULLIF(concat_ws('; ', " + ", ".join(f"CASE WHEN {c.cond} THEN {c.text} END" for c in checks) + "), '')"
     return codes, texts
 
 
-def _date_checks(table: Table, bounds: DateBounds) -> list[Check]:
+def _date_checks(table: Table, bounds: DateBounds, dialect: Dialect = DUCKDB) -> list[Check]:
     checks = []
+    text = dialect["type"]("VARCHAR")
     for fld in table.schema:
         if not (pa.types.is_date32(fld.type) or pa.types.is_timestamp(fld.type)):
             continue
-        col, d = fld.name, f"CAST({quote_ident(fld.name)} AS DATE)"
+        col, d = fld.name, f"CAST({dialect['ident'](fld.name)} AS DATE)"
         latest = bounds.latest_end if col == "end_time" else bounds.latest
         why = "today" if col == "end_time" else bounds.why_latest
         cond = f"{d} < DATE '{bounds.earliest.isoformat()}'"
-        text = f"'{col} ' || CAST({d} AS VARCHAR) || ' is before {bounds.earliest.isoformat()}'"
+        reason = f"'{col} ' || CAST({d} AS {text}) || ' is before {bounds.earliest.isoformat()}'"
         if latest is not None:
             cond = f"({cond} OR {d} > DATE '{latest.isoformat()}')"
-            text = (f"'{col} ' || CAST({d} AS VARCHAR) || CASE WHEN {d} < DATE '{bounds.earliest.isoformat()}' "
-                    f"THEN ' is before {bounds.earliest.isoformat()}' ELSE ' is after {why} ({latest.isoformat()})' END")
-        checks.append(Check(cond, f"implausible_date:{col}", text))
+            reason = (f"'{col} ' || CAST({d} AS {text}) || CASE WHEN {d} < DATE '{bounds.earliest.isoformat()}' "
+                      f"THEN ' is before {bounds.earliest.isoformat()}' ELSE ' is after {why} ({latest.isoformat()})' END")
+        checks.append(Check(cond, f"implausible_date:{col}", reason))
     return checks
 
 
-def _row_checks(table: Table, bounds: DateBounds) -> list[Check]:
+def _row_checks(table: Table, bounds: DateBounds, d: Dialect = DUCKDB) -> list[Check]:
     cols = set(table.columns)
-    checks: list[Check] = _date_checks(table, bounds)
+    checks: list[Check] = _date_checks(table, bounds, d)
     if {"birth_date", "death_date"} <= cols:
         checks.append(Check("death_date < birth_date", "death_before_birth", "'death_date is before birth_date'"))
     if {"start_time", "end_time"} <= cols:
         checks.append(Check("end_time < start_time", "end_before_start", "'end_time is before start_time'"))
     if "cost" in cols:
-        checks.append(Check("cost < 0", "negative_cost", "'cost is negative (' || cost || ')'"))
+        checks.append(Check("cost < 0", "negative_cost", f"'cost is negative (' || {d['num_text']('cost', 'DOUBLE')} || ')'"))
     if "days_supply" in cols:
         checks.append(Check(f"days_supply < 0 OR days_supply > {MAX_DAYS_SUPPLY}", "days_supply_out_of_range",
-                            f"'days_supply ' || days_supply || ' is outside 0..{MAX_DAYS_SUPPLY}'"))
+                            f"'days_supply ' || {d['num_text']('days_supply', 'INTEGER')} || ' is outside 0..{MAX_DAYS_SUPPLY}'"))
     return checks
 
 
@@ -430,14 +541,16 @@ def _numeric_text(arrow_type: pa.DataType, raw_type: str) -> bool:
             and not (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")))
 
 
-def stage_sql(raw: RawTable, bounds: DateBounds | None = None) -> str:
+def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCKDB) -> str:
     """SELECT of the stage: source_row, canonical typed columns, row_codes, row_reasons; in source order.
 
     A column already in its canonical type (:func:`in_place`) is checked in that type; only text (CSV, string
-    columns) goes through the text parsers.
+    columns) goes through the text parsers. ``raw.raw_types`` are DuckDB's type names on every engine
+    (:func:`lowvalue.data.spark_extract.duck_type` names Spark's types so).
     """
     table = raw.table
     bounds = bounds or DateBounds.default()
+    q = d["ident"]
     texts, typed, checks = [], [], []
     lab_value = "value" in table.columns and "value_text" in table.columns
     # A typed numeric value's text is never qualitative or censored, so it gives no value_text/value_censor of its own.
@@ -452,47 +565,48 @@ def stage_sql(raw: RawTable, bounds: DateBounds | None = None) -> str:
         if col in raw.mapping:
             rc = raw.mapping[col]
             rt = raw.raw_types[rc]
-            texts.append(f"{raw.ident(rc)} AS r_{col}")
+            ident = q(raw.stored.get(rc, rc))
+            texts.append(f"{ident} AS r_{col}")
             if in_place(fld.type, rt):
-                empty, shown = f"r_{col} IS NULL", _text(f"r_{col}", rt)
+                empty, shown = f"r_{col} IS NULL", _text(f"r_{col}", rt, d)
             else:
-                texts.append(f"{_text(raw.ident(rc), rt)} AS {s}")
-            expr, fail = _typed(col, fld.type, f"r_{col}", rt, s)
+                texts.append(f"{_text(ident, rt, d)} AS {s}")
+            expr, fail = _typed(col, fld.type, f"r_{col}", rt, s, d)
             if rt.upper() == "VARCHAR":
-                checks.append(Check(f"strpos(r_{col}, chr(0)) > 0", f"nul_byte:{col}",
+                checks.append(Check(f"{d['strpos'](f'r_{col}', d['nul']())} > 0", f"nul_byte:{col}",
                                     f"'{col} contains a NUL byte (0x00)'"))
             if _numeric_text(fld.type, rt):
-                exempt = ambiguous_sql(s)
+                exempt = ambiguous_sql(s, d)
                 checks.append(Check(
                     f"{s} IS NOT NULL AND {exempt}", f"ambiguous_number:{col}",
-                    f"'{col} ''' || {s} || ''' is ambiguous: a thousands separator or a decimal comma? "
-                    "Write it without the comma, or with a decimal point'"))
+                    f"{d['str'](col + ' ' + chr(39))} || {s} || "
+                    f"{d['str'](chr(39) + ' is ambiguous: a thousands separator or a decimal comma? Write it without the comma, or with a decimal point')}"))
                 if lab_value and col == "value":
-                    exempt = f"({exempt} OR {qualitative_sql(s)} OR {censored_sql(s)})"
+                    exempt = f"({exempt} OR {qualitative_sql(s, d)} OR {censored_sql(s, d)})"
         else:
-            texts.append(f"CAST(NULL AS VARCHAR) AS {s}")
+            texts.append(f"CAST(NULL AS {d['type']('VARCHAR')}) AS {s}")
             expr, fail = "NULL", None
         if own_value and col == "value_text":
             # the value's own text where it is qualitative or censored (see the module docstring)
-            own = f"(CASE WHEN {qualitative_sql('s_value')} OR {censored_sql('s_value')} THEN s_value END)"
+            own = f"(CASE WHEN {qualitative_sql('s_value', d)} OR {censored_sql('s_value', d)} THEN s_value END)"
             expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
         if own_value and col == "value_censor":
-            own = f"(CASE WHEN {censored_sql('s_value')} THEN {censor_sign_sql('s_value')} END)"
+            own = f"(CASE WHEN {censored_sql('s_value', d)} THEN {censor_sign_sql('s_value', d)} END)"
             expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
-        typed.append(f"CAST({expr} AS {_duck_type(fld.type)}) AS {quote_ident(col)}")
+        typed.append(f"CAST({expr} AS {d['type'](_duck_type(fld.type))}) AS {q(col)}")
         if not fld.nullable:
             checks.append(Check(empty, f"missing:{col}", f"'{col} is empty'"))
         if fail:
             word = _TYPE_WORD[fail.split(":")[0]]
-            cond = f"NOT ({empty}) AND {quote_ident(col)} IS NULL" + (f" AND NOT {exempt}" if exempt else "")
-            checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, shown)}"))
+            cond = f"NOT ({empty}) AND {q(col)} IS NULL" + (f" AND NOT {exempt}" if exempt else "")
+            checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, shown, d)}"))
     # columns of the row-level checks are the typed ones (NULL when missing or unparseable: no double report)
-    checks += _row_checks(table, bounds)
-    codes, reasons = _codes_sql(checks)
-    return (f"SELECT source_row, {', '.join(quote_ident(c) for c in table.columns)}, {codes} AS row_codes, "
+    checks += _row_checks(table, bounds, d)
+    codes, reasons = _codes_sql(checks, d)
+    return (f"SELECT source_row, {', '.join(q(c) for c in table.columns)}, {codes} AS row_codes, "
             f"{reasons} AS row_reasons "
             f"FROM (SELECT *, {', '.join(typed)} FROM (SELECT {raw.row_sql} AS source_row, {', '.join(texts)} "
-            f"FROM {quote_ident(raw.relation)}))")
+            f"FROM {q(raw.relation)}))")
 
 
 def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
@@ -509,25 +623,42 @@ ROW_HASH = "hash({cols})"
 """SQL of the hash that groups candidate duplicate events (over all key columns; NULLs hash alike, -0.0 as 0.0)."""
 
 
+def duplicate_keys_sql(table: Table, stage: str, d: Dialect = DUCKDB) -> str:
+    """Persons and encounters: each key that more than one source row has, with the first such row
+    (``first_row``); a row with that key and a later ``source_row`` is a ``duplicate_key``."""
+    cols = ", ".join(d["ident"](k) for k in table.key)
+    nonnull = " AND ".join(f"{d['ident'](k)} IS NOT NULL" for k in table.key)
+    return (f"SELECT {cols}, min(source_row) AS first_row "
+            f"FROM {d['ident'](stage)} WHERE {nonnull} GROUP BY {cols} HAVING count(*) > 1")
+
+
+def duplicate_rows_sql(table: Table, stage: str, d: Dialect = DUCKDB, hashes: str | None = None) -> str:
+    """Events: the ``source_row`` of every row without row-level problems that equals, in every column of the key
+    (all columns; NULL equal to NULL, as in GROUP BY), such a row with a smaller source_row: a ``duplicate_row``.
+    ``hashes``: a relation of the row hashes (:data:`ROW_HASH`) that occur more than once, to compare only those
+    rows exactly (DuckDB, see :func:`find_duplicates`); Spark partitions by the columns directly."""
+    cols = ", ".join(d["ident"](k) for k in table.key)
+    among = f" AND {d['row_hash'](cols)} IN (SELECT h FROM {d['ident'](hashes)})" if hashes else ""
+    return (f"SELECT source_row FROM ("
+            f"SELECT source_row, row_number() OVER (PARTITION BY {cols} ORDER BY source_row) AS rk "
+            f"FROM {d['ident'](stage)} WHERE row_codes IS NULL{among}"
+            f") WHERE rk > 1")
+
+
 def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, stage: str, dups: str) -> None:
     """``dups``: what the duplicate checks need, found by key or hash rather than by windowing over every column.
 
-    Persons and encounters: each key that more than one source row has, with the first such row (``first_row``);
-    a row with that key and a later ``source_row`` is a ``duplicate_key``. The same rows a row number over the key
-    ordered by source_row > 1 would give, without sorting or holding the table.
+    Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
+    source_row > 1 would give, without sorting or holding the table.
 
-    Events: the ``source_row`` of every row without row-level problems that equals, in every column of the key
-    (all columns; NULL equal to NULL, as in GROUP BY), such a row with a smaller source_row: a ``duplicate_row``.
-    Found in two steps: the hashes of all key columns that occur more than once among all rows (one aggregate over
-    one number per row), then, only if there are any, the exact comparison (a row number over every column) among
-    the valid rows with such a hash, so a hash collision never flags a row.
+    Events: :func:`duplicate_rows_sql`, found in two steps: the hashes of all key columns that occur more than
+    once among all rows (one aggregate over one number per row), then, only if there are any, the exact comparison
+    (a row number over every column) among the valid rows with such a hash, so a hash collision never flags a row.
     """
-    cols = ", ".join(quote_ident(k) for k in table.key)
     if table.name in ("persons", "encounters"):
-        nonnull = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in table.key)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS SELECT {cols}, min(source_row) AS first_row "
-                    f"FROM {quote_ident(stage)} WHERE {nonnull} GROUP BY {cols} HAVING count(*) > 1")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, stage)}")
         return
+    cols = ", ".join(quote_ident(k) for k in table.key)
     hashes = f"{dups}_hash"
     h = ROW_HASH.format(cols=cols)
     try:
@@ -537,58 +668,106 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, stage: str, du
         if not con.execute(f"SELECT count(*) FROM {quote_ident(hashes)}").fetchall()[0][0]:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
             return
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS SELECT source_row FROM ("
-            f"SELECT source_row, row_number() OVER (PARTITION BY {cols} ORDER BY source_row) AS rk "
-            f"FROM {quote_ident(stage)} WHERE row_codes IS NULL AND {h} IN (SELECT h FROM {quote_ident(hashes)})"
-            f") WHERE rk > 1")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS "
+                    f"{duplicate_rows_sql(table, stage, DUCKDB, hashes)}")
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
 
 
-def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str) -> None:
-    """``problems``: source_row, reason_code, reason for every row of ``stage`` with at least one problem.
+def problems_sql(table: Table, stage: str, dups: str, parents: dict[str, str] | None = None,
+                 d: Dialect = DUCKDB) -> str:
+    """SELECT source_row, reason_code, reason for every row of ``stage`` with at least one problem.
 
-    ``dups`` is what :func:`find_duplicates` found.
+    ``dups`` is what :func:`duplicate_keys_sql`/:func:`duplicate_rows_sql` found; ``parents`` names the relations
+    of the accepted persons and encounters (default ``persons``, ``encounters``).
     """
     name = table.name
+    q = d["ident"]
+    parents = {"persons": "persons", "encounters": "encounters", **(parents or {})}
     joins, checks = [], []
     extra_cols = []
+    text = d["type"]("VARCHAR")
     if name in ("persons", "encounters"):
-        on = " AND ".join(f"d.{quote_ident(k)} = t.{quote_ident(k)}" for k in table.key)
-        joins.append(f"LEFT JOIN {quote_ident(dups)} d ON {on}")
+        on = " AND ".join(f"d.{q(k)} = t.{q(k)}" for k in table.key)
+        joins.append(f"LEFT JOIN {q(dups)} d ON {on}")
         extra_cols.append("d.first_row AS dup_first")
         checks.append(Check("dup_first IS NOT NULL AND source_row > dup_first", "duplicate_key",
                             f"'{', '.join(table.key)} already used by an earlier row'"))
     if name in ("encounters", "events"):
-        joins.append("LEFT JOIN persons p ON p.person_id = t.person_id")
+        joins.append(f"LEFT JOIN {parents['persons']} p ON p.person_id = t.person_id")
         extra_cols += ["p.person_id AS p_id", "p.birth_date AS p_birth", "p.death_date AS p_death"]
         checks.append(Check("person_id IS NOT NULL AND p_id IS NULL", "unknown_person",
                             "'person_id is not among the accepted persons'"))
-        col, when = ("start_time", "start_time") if name == "encounters" else ("time", '"time"')
+        col, when = ("start_time", "start_time") if name == "encounters" else ("time", q("time"))
         checks.append(Check(f"CAST({when} AS DATE) < p_birth", "before_birth",
-                            f"'{col} ' || CAST(CAST({when} AS DATE) AS VARCHAR) || ' is before the birth date'"))
+                            f"'{col} ' || CAST(CAST({when} AS DATE) AS {text}) || ' is before the birth date'"))
         checks.append(Check(f"CAST({when} AS DATE) > p_death", "after_death",
-                            f"'{col} ' || CAST(CAST({when} AS DATE) AS VARCHAR) || ' is after the death date'"))
+                            f"'{col} ' || CAST(CAST({when} AS DATE) AS {text}) || ' is after the death date'"))
     if name == "events":
-        joins.append("LEFT JOIN encounters e ON e.encounter_id = t.encounter_id")
+        joins.append(f"LEFT JOIN {parents['encounters']} e ON e.encounter_id = t.encounter_id")
         extra_cols += ["e.encounter_id AS e_id", "e.person_id AS e_person"]
         checks.append(Check("encounter_id IS NOT NULL AND e_id IS NULL", "unknown_encounter",
                             "'encounter_id is not among the accepted encounters'"))
         checks.append(Check("e_id IS NOT NULL AND e_person <> person_id", "encounter_of_other_person",
                             "'the encounter belongs to another person'"))
-        joins.append(f"LEFT JOIN {quote_ident(dups)} d ON d.source_row = t.source_row")
+        joins.append(f"LEFT JOIN {q(dups)} d ON d.source_row = t.source_row")
         extra_cols.append("d.source_row AS dup_row")
         checks.append(Check("dup_row IS NOT NULL", "duplicate_row", "'exact duplicate of an earlier event'"))
-    codes, reasons = _codes_sql(checks)
+    codes, reasons = _codes_sql(checks, d)
     cols = ", ".join(["t.*", *extra_cols])
-    inner = f"SELECT {cols} FROM {quote_ident(stage)} t {' '.join(joins)}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS "
-        f"SELECT source_row, NULLIF(concat_ws(';', row_codes, {codes}), '') AS reason_code, "
-        f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason "
-        f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL"
+    inner = f"SELECT {cols} FROM {q(stage)} t {' '.join(joins)}"
+    return (f"SELECT source_row, NULLIF(concat_ws(';', row_codes, {codes}), '') AS reason_code, "
+            f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason "
+            f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL")
+
+
+def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str) -> None:
+    """``problems``: :func:`problems_sql` as a table."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS {problems_sql(table, stage, dups)}")
+
+
+def quarantine_sql(raw: RawTable, problems: str, d: Dialect = DUCKDB) -> str:
+    """The quarantine: source_row, reason_code, reason, then the source's columns as read, in source order."""
+    reserved = {"source_row", "reason_code", "reason"}
+    orig = ", ".join(
+        f"r.{d['ident'](raw.stored.get(c, c))} AS {d['ident']('source_' + c if c.lower() in reserved else c)}"
+        for c in raw.raw_columns
     )
+    return (f"SELECT q.source_row, q.reason_code, q.reason, {orig} FROM {d['ident'](problems)} q "
+            f"JOIN (SELECT {raw.row_sql} AS __lv_qrow, * FROM {d['ident'](raw.relation)}) r "
+            f"ON r.__lv_qrow = q.source_row ORDER BY q.source_row")
+
+
+def zone_counts_sql(raw: RawTable, d: Dialect = DUCKDB) -> tuple[list[str], str | None]:
+    """(timestamp columns, SELECT of two counts: values with a UTC offset, values without), or None when a table
+    cannot mix the two (see :func:`zone_warnings`)."""
+    aware, naive, cols = [], [], []
+    for fld in raw.table.schema:
+        if not pa.types.is_timestamp(fld.type) or fld.name not in raw.mapping:
+            continue
+        rc = raw.mapping[fld.name]
+        rt, ident = raw.raw_types[rc].upper(), d["ident"](raw.stored.get(rc, rc))
+        cols.append(fld.name)
+        if rt in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+            aware.append(f"count({ident})")
+        elif rt.startswith("TIMESTAMP") or rt == "DATE":
+            naive.append(f"count({ident})")
+        else:
+            s = _text(ident, rt, d)
+            aware.append(f"count(*) FILTER (WHERE {d['matches'](s, _TZ_RE)})")
+            naive.append(f"count(*) FILTER (WHERE {s} IS NOT NULL AND NOT {d['matches'](s, _TZ_RE)})")
+    if not aware or not naive:
+        return cols, None
+    return cols, f"SELECT {' + '.join(aware)}, {' + '.join(naive)} FROM {d['ident'](raw.relation)}"
+
+
+def zone_warning(table: str, cols: list[str], n_aware: int, n_naive: int) -> list[str]:
+    """The warning of :func:`zone_warnings` for the counts of :func:`zone_counts_sql`."""
+    if not (n_aware and n_naive):
+        return []
+    return [f"{table}: {', '.join(cols)} mix {n_aware:,} with a UTC offset (converted to UTC) and "
+            f"{n_naive:,} without (kept as written, the source's local time); the two can be hours apart: "
+            "give every time an offset, or none"]
 
 
 _ORDER_KEEPERS = ("projection", "filter", "read parquet", "read_parquet", "seq scan", "table scan")
@@ -633,16 +812,7 @@ def finish_table(
             f"FROM {quote_ident(problems)}) GROUP BY code ORDER BY n DESC, code"
         ).fetchall()
     }
-    # quarantine: source_row, reason_code, reason, then the columns as read
-    reserved = {"source_row", "reason_code", "reason"}
-    orig = ", ".join(
-        f"r.{raw.ident(c)} AS {quote_ident('source_' + c if c.lower() in reserved else c)}" for c in raw.raw_columns
-    )
-    q_sql = (
-        f"SELECT q.source_row, q.reason_code, q.reason, {orig} FROM {quote_ident(problems)} q "
-        f"JOIN (SELECT {raw.row_sql} AS __lv_qrow, * FROM {quote_ident(raw.relation)}) r ON r.__lv_qrow = q.source_row "
-        f"ORDER BY q.source_row"
-    )
+    q_sql = quarantine_sql(raw, problems)
     qfile: Path | None = None
     if quarantine_dir is None:
         con.execute(f"CREATE OR REPLACE TABLE {quote_ident('quarantine_' + name)} AS {q_sql}")
@@ -680,31 +850,11 @@ def finish_table(
 
 def zone_warnings(con: duckdb.DuckDBPyConnection, raw: RawTable) -> list[str]:
     """A warning when one table has times with a UTC offset and times without (see the module docstring)."""
-    tz = quote_literal(_TZ_RE)
-    aware, naive, cols = [], [], []
-    for fld in raw.table.schema:
-        if not pa.types.is_timestamp(fld.type) or fld.name not in raw.mapping:
-            continue
-        rc = raw.mapping[fld.name]
-        rt, ident = raw.raw_types[rc].upper(), raw.ident(rc)
-        cols.append(fld.name)
-        if rt in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
-            aware.append(f"count({ident})")
-        elif rt.startswith("TIMESTAMP") or rt == "DATE":
-            naive.append(f"count({ident})")
-        else:
-            s = _text(ident, rt)
-            aware.append(f"count(*) FILTER (WHERE regexp_matches({s}, {tz}))")
-            naive.append(f"count(*) FILTER (WHERE {s} IS NOT NULL AND NOT regexp_matches({s}, {tz}))")
-    if not aware or not naive:
+    cols, select = zone_counts_sql(raw)
+    if select is None:
         return []
-    n_aware, n_naive = con.execute(
-        f"SELECT {' + '.join(aware)}, {' + '.join(naive)} FROM {quote_ident(raw.relation)}").fetchall()[0]
-    if not (n_aware and n_naive):
-        return []
-    return [f"{raw.table.name}: {', '.join(cols)} mix {n_aware:,} with a UTC offset (converted to UTC) and "
-            f"{n_naive:,} without (kept as written, the source's local time); the two can be hours apart: "
-            "give every time an offset, or none"]
+    n_aware, n_naive = con.execute(select).fetchall()[0]
+    return zone_warning(raw.table.name, cols, n_aware, n_naive)
 
 
 def validate_table(

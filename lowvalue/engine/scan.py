@@ -300,13 +300,14 @@ def scan(
 
     rs = rules if isinstance(rules, RuleSet) else load_library(rules)
     rs = (apply_overlay(rs, load_overlay(codes)) if codes else rs).select(only)
+    if engine == "spark":  # read and checked by Spark too (engine/spark_scan.py)
+        from lowvalue.engine import spark_scan
+
+        return spark_scan.scan_data(data, rs, quarantine_dir=quarantine_dir, extract_end=extract_end,
+                                    memory_limit=memory_limit, features=features, progress=progress)
     extract = (data if isinstance(data, Extract)
                else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end, memory_limit=memory_limit))
     started = time.perf_counter()
-    if engine == "spark":
-        from lowvalue.engine import spark_scan
-
-        return spark_scan.scan(extract, rs, features=features, progress=progress, started=started)
     con = extract.con
     timing: dict[str, float] = {}
     sql.prepare(con)

@@ -7,11 +7,13 @@ tables (pandas frames or Parquet), and bringing results back to pandas in the Du
 Times: the JVM and the session both run in UTC and every timestamp is naive UTC on both sides, so Spark
 never shifts a wall-clock time (``spark.driver.extraJavaOptions=-Duser.timezone=UTC``,
 ``spark.sql.session.timeZone=UTC``). Event ids: the canonical tables carry ``_lv_rowid`` (row number of the
-frame, or DuckDB's ``rowid`` when exported from an opened extract), so ``lv_hit.ev_id`` is deterministic and
-equal to DuckDB's; a Spark view is recomputed on every use and a random id would not join with itself.
+frame, DuckDB's ``rowid`` when exported from an opened extract, or ``source_row - 1`` when Spark read and checked
+the extract: ordered as DuckDB's row ids of the accepted rows, which is all the rules use them for), so
+``lv_hit.ev_id`` is deterministic and orders ties as DuckDB's does; a Spark view is recomputed on every use and a random id would not join with itself.
 
 A whole scan on Spark (``lowvalue scan --engine spark``) is :mod:`lowvalue.engine.spark_scan`; this module gives
-it the session, the hand-over (:func:`export`, :func:`distinct_codes`, :func:`hits`), a DuckDB-like
+it the session, the tables (:func:`open_frames` for the ones Spark checked, :func:`export` for a DuckDB extract),
+:func:`distinct_codes`, :func:`hits`, a DuckDB-like
 :class:`Connection` for small results, and the writer of large ones (:func:`write_parquet`).
 """
 
@@ -206,6 +208,15 @@ def open_parquet(spark: Any, folder: Path | str, conf: dict[str, str]) -> None:
         _tune(spark, conf)
     for name in ("persons", "encounters", "events"):
         _view(spark, name, spark.read.parquet(str(Path(folder) / f"{name}.parquet")))
+
+
+def open_frames(spark: Any, frames: dict[str, Any], conf: dict[str, str]) -> None:
+    """The views ``persons``, ``encounters``, ``events`` over Spark DataFrames with ``_lv_rowid`` (the accepted
+    tables of :func:`lowvalue.data.spark_extract.open_extract`), with the session settings ``conf`` in local mode."""
+    if spark.sparkContext.master.startswith("local"):
+        _tune(spark, conf)
+    for name in ("persons", "encounters", "events"):
+        _view(spark, name, frames[name])
 
 
 def _prepare(spark: Any, sets: list[ValueSet]) -> None:

@@ -2,8 +2,10 @@
 
 What runs where, and why:
 
-* The validated extract (read and checked by :func:`lowvalue.data.extract.open_extract`) is handed to Spark as
-  Parquet with DuckDB's row ids (:func:`lowvalue.engine.spark.export`), so evidence ids agree.
+* The extract is read, checked and quarantined by Spark (:func:`lowvalue.data.spark_extract.open_extract`: the
+  checks of :mod:`lowvalue.data.validation` rendered for Spark), from any path Spark reads. An extract already
+  opened on DuckDB (or pandas frames, which are on the driver anyway) is handed to Spark as Parquet with DuckDB's
+  row ids instead (:func:`lowvalue.engine.spark.export`).
 * Spark counts the distinct codes (``lv_code_raw``: one pass over the events). That table is small (one row per
   distinct code, whatever the extract's size) and comes to the driver, where the code sets are matched and the
   code-set coverage and orphan codes counted by the same code as on DuckDB (:class:`~lowvalue.engine.coverage.Coverage`
@@ -60,12 +62,35 @@ class SparkScanResult(ScanResult):
 
 
 class _Work:
-    """What a Spark scan's result needs until it is written: the extract, the Parquet hand-over folder and the
-    driver-side DuckDB of distinct codes; the folder is removed when the result is dropped."""
+    """What a Spark scan's result needs until it is written: the extract, the Parquet hand-over folder (if any) and
+    the driver-side DuckDB of distinct codes; the folder is removed when the result is dropped."""
 
-    def __init__(self, extract: Any, folder: Path, codes: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, extract: Any, folder: Path | None, codes: duckdb.DuckDBPyConnection) -> None:
         self.extract, self.folder, self.codes = extract, folder, codes
-        self._remove = weakref.finalize(self, shutil.rmtree, str(folder), True)
+        if folder is not None:
+            self._remove = weakref.finalize(self, shutil.rmtree, str(folder), True)
+        if hasattr(extract, "frames"):  # the tables Spark checked: their materialised rows released with the result
+            self._release = weakref.finalize(self, extract.close)
+
+
+def scan_data(data: Any, rs: RuleSet, *, quarantine_dir: Path | None, extract_end: Any, memory_limit: str | None,
+              features: bool, progress: Callable[[str, float], None] | None) -> ScanResult:
+    """``scan --engine spark`` from its data: an extract folder or URI is read and checked by Spark
+    (:mod:`lowvalue.data.spark_extract`); an opened :class:`~lowvalue.data.extract.Extract` or a mapping of frames
+    goes through the driver's DuckDB and the Parquet hand-over."""
+    from collections.abc import Mapping
+
+    from lowvalue.data import spark_extract
+    from lowvalue.data.extract import Extract, open_extract
+
+    if isinstance(data, Extract):
+        extract = data
+    elif isinstance(data, Mapping):
+        extract = open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end, memory_limit=memory_limit)
+    else:
+        extract = spark_extract.open_extract(spark.session(), data, quarantine_dir=quarantine_dir,
+                                             extract_end=extract_end)
+    return scan(extract, rs, features=features, progress=progress, started=time.perf_counter())
 
 
 def _codes(spark_con: spark.Connection) -> duckdb.DuckDBPyConnection:
@@ -90,15 +115,21 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
     ss = spark.session()
     con = spark.Connection(ss)
     timing: dict[str, float] = {}
-    folder = private_dir("spark")
+    n_events = extract.counts["events"].accepted if "events" in extract.counts else 0
+    conf = spark.SMALL if n_events < spark.SMALL_ROWS else spark.LARGE
+    frames = getattr(extract, "frames", None)
+    folder = None if frames is not None else private_dir("spark")
     try:
-        spark.export(extract.con, folder)
-        n_events = extract.counts["events"].accepted if "events" in extract.counts else 0
-        spark.open_parquet(ss, folder, spark.SMALL if n_events < spark.SMALL_ROWS else spark.LARGE)
+        if frames is not None:  # read and checked by Spark
+            spark.open_frames(ss, frames, conf)
+        else:
+            spark.export(extract.con, folder)
+            spark.open_parquet(ss, folder, conf)
         spark.distinct_codes(ss)
         codes = _codes(con)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     work = _Work(extract, folder, codes)
 
@@ -155,6 +186,8 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
         con=con, selects=selects, rules=rs, owner=work, tables={name: VIEWS[name] for name in selects},
     )
     result.manifest = manifest(result, extract, rs, "spark", _period(con), timing, started, 1)
+    if getattr(extract, "fingerprint_of", "content") != "content":  # a remote extract's files are not read whole
+        result.manifest["data"]["fingerprint_of"] = extract.fingerprint_of
     return result
 
 
