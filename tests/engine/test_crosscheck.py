@@ -265,29 +265,3 @@ def test_sinusitis_trial_on_duckdb_and_the_reference():
     assert by.loc[["p1", "p2", "p3", "p4", "p5"], "treated"].tolist() == [True, False, True, True, True]
     assert by.loc[["p1", "p2", "p3", "p4", "p5"], "eligible"].tolist() == [True, True, True, False, False]
     assert "p6" not in by.index and (by.loc["p7", "treated"] == False).all() and len(by.loc["p7"]) == 2  # noqa: E712
-
-
-def test_sinusitis_trial_on_spark_agrees():
-    """The same trial compiled for Spark (the SPARK dialect table): the same rows."""
-    import shutil
-
-    pytest.importorskip("pyspark")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("the Spark engine needs Java 17")
-    import duckdb
-
-    from lowvalue.engine import spark
-    from lowvalue.rules.library import load_library
-
-    rs = load_library(None)
-    rule = rs.rules["LV-ABX-005"]
-    persons, encounters, events = _sinusitis_trial_extract()
-    spark.load_frames(persons, encounters, events, sql.code_sets(rs, [rule]))
-    con = duckdb.connect()
-    try:
-        got = con.from_arrow(spark._to_arrow(spark.session().sql(sql.compile_trial(rule, rs, sql.SPARK)))).df()
-    finally:
-        con.close()
-    ref = reference.trial(persons, encounters, events, rule, rs)
-    cols = list(ref.columns)
-    assert _by_content(_rows(got[cols])) == _by_content(_rows(ref))

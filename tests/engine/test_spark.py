@@ -22,10 +22,10 @@ if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
 
 try:  # `tests/engine` on sys.path (pytest's default rootdir insertion) or `tests` as a package
     from strategies import cases, rule_yaml, ruleset
-    from test_crosscheck import _by_content, _first_difference, _rows, _timeline
+    from test_crosscheck import _by_content, _first_difference, _rows, _sinusitis_trial_extract, _timeline
 except ImportError:  # pragma: no cover
     from tests.engine.strategies import cases, rule_yaml, ruleset
-    from tests.engine.test_crosscheck import _by_content, _first_difference, _rows, _timeline
+    from tests.engine.test_crosscheck import _by_content, _first_difference, _rows, _sinusitis_trial_extract, _timeline
 
 from lowvalue.engine import reference, spark, sql
 from lowvalue.rules import decks
@@ -116,3 +116,22 @@ def test_literals_and_number_text_match_duckdb(session):
     con = duckdb.connect()
     want = [con.execute(f"SELECT {sql.DUCKDB['text']('?::DOUBLE', 'double')}", [v]).fetchone()[0] for v in values]
     assert got == want
+
+
+def test_sinusitis_trial_on_spark_agrees(session):
+    """The shipped LV-ABX-005 anchor compiled for Spark (the SPARK dialect table): the same rows as the reference
+    (``test_crosscheck.py`` checks DuckDB on the same extract). Here, beside the other Spark tests, to share their JVM."""
+    import duckdb
+
+    rs = load_library(None)
+    rule = rs.rules["LV-ABX-005"]
+    persons, encounters, events = _sinusitis_trial_extract()
+    spark.load_frames(persons, encounters, events, sql.code_sets(rs, [rule]))
+    con = duckdb.connect()
+    try:
+        got = con.from_arrow(spark._to_arrow(session.sql(sql.compile_trial(rule, rs, sql.SPARK)))).df()
+    finally:
+        con.close()
+    ref = reference.trial(persons, encounters, events, rule, rs)
+    cols = list(ref.columns)
+    assert _by_content(_rows(got[cols])) == _by_content(_rows(ref))
