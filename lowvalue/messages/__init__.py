@@ -1,7 +1,7 @@
 """lowvalue's message catalogue: every user-facing word, one YAML file per language (``sv.yaml``, ``en.yaml``).
 
-Each file maps a namespace (``report``; the review app's and the CLI's words can move in as ``review``, ``cli``)
-to ``{key: text}``. Texts are ``str.format`` templates. The two files must have the same namespaces and keys
+Each file maps a namespace (``report``, ``review`` for the review app, ``explain`` for case explanations' plots,
+``cli``) to ``{key: text}``. Texts are ``str.format`` templates. The two files must have the same namespaces and keys
 (:func:`missing_keys`, checked by ``tests/report/test_messages.py``), so no text exists in one language only.
 """
 
