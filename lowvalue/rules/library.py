@@ -165,13 +165,13 @@ class RuleSet:
             raise RuleError(self.files.get(ref, "rules"), f"unknown code set {ref!r}") from None
 
     def select(self, only: list[str] | None) -> "RuleSet":
-        """A copy holding only the named rules (triggers they link to are kept)."""
+        """A copy holding only the named rules (the triggers they link to, negative controls included, are kept)."""
         if not only:
             return self
         missing = [i for i in only if i not in self.rules]
         if missing:
             raise RuleError("--only", f"unknown rule id(s) {missing}; known: {sorted(self.rules)}")
-        keep = set(only) | {h.trigger for i in only for h in self.rules[i].harms}
+        keep = set(only) | {t for i in only for t in self.rules[i].linked_triggers()}
         return replace(self, rules={k: v for k, v in self.rules.items() if k in keep})
 
 

@@ -107,7 +107,7 @@ def lint(root: Path | str | None = None) -> tuple[RuleSet, list[RuleError]]:
                     problems.append(RuleError(vs.source_file, f"codes.{system}: {text!r} is not a well-formed {system} code"))
     for rule in rs.rules.values():
         file = rs.files.get(rule.id, rule.id)
-        for ref in [h.trigger for h in rule.harms]:  # unknown code sets are reported by load_library
+        for ref in rule.linked_triggers():  # unknown code sets are reported by load_library
             if ref not in rs.rules:
                 problems.append(RuleError(file, f"unknown trigger {ref!r}"))
         problems += [RuleError(file, msg) for msg in _contradictions(rule)]

@@ -453,6 +453,12 @@ class Rule(_Model):
             out.append(("anchor", "require", self.anchor.kind, self.anchor.codes))
         return out
 
+    def linked_triggers(self) -> list[str]:
+        """Every trigger the rule needs: its harms and its target trial's negative-control outcomes (a scan of the
+        rule alone must still find them, and a library must define them)."""
+        controls = self.anchor.negative_controls if self.anchor is not None else []
+        return list(dict.fromkeys(h.trigger for h in [*self.harms, *controls]))
+
     def trial_rule(self) -> "Rule":
         """The rule's anchor seen as a rule: the anchor as index, its eligibility conditions as the only ones.
 

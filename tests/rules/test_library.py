@@ -109,3 +109,12 @@ def test_unconvertible_threshold_unit_is_reported(tmp_path):
     (tmp_path / "valuesets" / "hb.yaml").write_text("name: hb\nunits: {canonical: g/L, factors: {g/dL: 10}}\ncodes:\n  NPU: [NPU02319]\n")
     _, problems = lint(root)
     assert any("threshold unit 'mg/L' cannot be converted to code set 'hb'" in p.one_line() for p in problems)
+
+
+def test_selecting_a_rule_keeps_every_trigger_it_links_to_negative_controls_included() -> None:
+    """`scan --only LV-ABX-005` must still find the trial's negative-control outcome, or `risk excess` has none."""
+    rs = load_library(None)
+    rule = rs.rules["LV-ABX-005"]
+    controls = {h.trigger for h in rule.anchor.negative_controls}
+    assert controls and not controls & {h.trigger for h in rule.harms}  # the test means something
+    assert set(rule.linked_triggers()) <= set(rs.select(["LV-ABX-005"]).rules)
