@@ -77,7 +77,7 @@ def write_table(df: pd.DataFrame | pa.Table, path: Path, *, stamp_of: dict[str, 
     """
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     meta = {STAMP_KEY: json.dumps(stamp_of, sort_keys=True).encode()} if stamp_of else None
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
     return path
 
@@ -85,22 +85,23 @@ def write_table(df: pd.DataFrame | pa.Table, path: Path, *, stamp_of: dict[str, 
 def copy_table(con: Any, select: str, path: Path) -> Path:
     """Write the rows of ``select`` with the engine's own Parquet writer (``COPY … TO``), by rename like
     :func:`write_table`: large tables go from DuckDB to disk without passing through Python."""
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         con.execute(f"COPY ({select}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)")
     return path
 
 
 def write_text(text: str, path: Path) -> Path:
     """Write a text file by rename, like :func:`write_table`."""
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
 
 
 @contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path``, renamed onto it when the block succeeds and removed in any case."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path``, renamed onto it when the block succeeds and removed in any case; it keeps
+    the suffix, for writers that choose the format by it (Parquet, xlsx)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lowvalue.errors import InputError
+from lowvalue.results import replacing
 
 MARKER = "export.json"
 
@@ -56,12 +57,8 @@ def file(out: Path | str) -> Iterator[Path]:
     if out.is_dir():
         raise InputError(str(out), "is a folder; give a file name for this export format")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")
-    try:
+    with replacing(out) as tmp:
         yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_marker(folder: Path, info: dict[str, Any]) -> Path:
