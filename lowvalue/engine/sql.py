@@ -653,13 +653,7 @@ def trial_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.Dat
     """The rule's target trial on pandas frames; the reference evaluator's columns (:func:`reference.trial`)."""
     from lowvalue.engine.reference import TRIAL_COLUMNS as REF
 
-    con = duckdb.connect()
-    try:
-        load_frames(con, persons, encounters, events)
-        prepare(con)
-        df = evaluate_trial(con, rule, rs)
-    finally:
-        con.close()
+    df = _on_frames(persons, encounters, events, lambda con: evaluate_trial(con, rule, rs))
     return df[REF + [c for c in df.columns if c.startswith("cond__")]].reset_index(drop=True)
 
 
@@ -694,6 +688,19 @@ CANDIDATE_KEY = ["person_id", "encounter_id", "index_time", "index_system", "ind
                  "index_days_supply"]
 
 
+def _on_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame,
+               run: Callable[[duckdb.DuckDBPyConnection], pd.DataFrame]) -> pd.DataFrame:
+    """``run`` on a fresh DuckDB connection holding the frames as an extract (after :func:`prepare`): how the
+    cross-checks and test decks put small pandas extracts through the engine."""
+    con = duckdb.connect()
+    try:
+        load_frames(con, persons, encounters, events)
+        prepare(con)
+        return run(con)
+    finally:
+        con.close()
+
+
 def frame_columns(rule: Rule) -> list[str]:
     """The columns of :func:`evaluate_frames` (and of the reference evaluator), in order."""
     return CANDIDATE_KEY + ["eligible", "sensitive", "specific"] + [f"cond__{n}" for n in rule.conditions]
@@ -702,11 +709,5 @@ def frame_columns(rule: Rule) -> list[str]:
 def evaluate_frames(persons: pd.DataFrame, encounters: pd.DataFrame, events: pd.DataFrame, rule: Rule,
                     rs: RuleSet) -> pd.DataFrame:
     """Evaluate one rule on pandas frames; same columns and order as the reference evaluator."""
-    con = duckdb.connect()
-    try:
-        load_frames(con, persons, encounters, events)
-        prepare(con)
-        df = evaluate(con, rule, rs)
-    finally:
-        con.close()
+    df = _on_frames(persons, encounters, events, lambda con: evaluate(con, rule, rs))
     return df[frame_columns(rule)].reset_index(drop=True)

@@ -73,6 +73,18 @@ def candidates(results: Path) -> pd.DataFrame:
     return pd.read_parquet(results / "candidates.parquet", columns=cols)
 
 
+def _patient_level_files(tmp: Path, out: Path, mapping: pd.DataFrame | None, what: tuple[str, str],
+                         scan_id: str) -> list[Path]:
+    """The files every patient-level export carries beside its table: the map of hashed subject ids back to person
+    ids (when ids were hashed) and the README that says the folder stays inside the region."""
+    written = []
+    if mapping is not None:
+        mapping.to_csv(tmp / "subject_ids.csv", index=False, lineterminator="\r\n")
+        written.append(out / "subject_ids.csv")
+    (tmp / "README.txt").write_text(patient_level_readme(what, scan_id), encoding="utf-8", newline="")
+    return [*written, out / "README.txt"]
+
+
 def write_meds_labels(tables: ScanTables, out: Path, info: dict[str, Any]) -> list[Path]:
     """One MEDS label task per rule under ``out/<rule_id>/labels.parquet`` (plus the subject map when needed)."""
     c = candidates(tables.results)
@@ -92,14 +104,9 @@ def write_meds_labels(tables: ScanTables, out: Path, info: dict[str, Any]) -> li
             (tmp / str(rule_id)).mkdir()
             pq.write_table(table.replace_schema_metadata(None), tmp / str(rule_id) / "labels.parquet", compression="zstd")
             written.append(out / str(rule_id) / "labels.parquet")
-        if mapping is not None:
-            mapping.to_csv(tmp / "subject_ids.csv", index=False, lineterminator="\r\n")
-            written.append(out / "subject_ids.csv")
-        (tmp / "README.txt").write_text(patient_level_readme(
-            ("MEDS labels, one task per rule (rows: the rule's candidates; boolean_value: flagged)",
-             "MEDS-etiketter, en uppgift per regel (rader: regelns kandidater; boolean_value: flaggad)"),
-            tables.scan_id), encoding="utf-8", newline="")
-        written.append(out / "README.txt")
+        written += _patient_level_files(tmp, out, mapping, (
+            "MEDS labels, one task per rule (rows: the rule's candidates; boolean_value: flagged)",
+            "MEDS-etiketter, en uppgift per regel (rader: regelns kandidater; boolean_value: flaggad)"), tables.scan_id)
         files.write_marker(tmp, {**info, "tasks": sorted(labels.rule_id.unique().tolist()),
                                  "subject_ids": "hashed (subject_ids.csv maps them back)" if mapping is not None
                                  else "person_id as an integer"})
@@ -142,14 +149,9 @@ def write_omop_cohort(tables: ScanTables, out: Path, info: dict[str, Any], title
         rows.to_csv(tmp / "cohort.csv", index=False, lineterminator="\r\n")
         defs.to_csv(tmp / "cohort_definition.csv", index=False, lineterminator="\r\n")
         written = [out / "cohort.csv", out / "cohort_definition.csv"]
-        if mapping is not None:
-            mapping.to_csv(tmp / "subject_ids.csv", index=False, lineterminator="\r\n")
-            written.append(out / "subject_ids.csv")
-        (tmp / "README.txt").write_text(patient_level_readme(
-            ("an OMOP CDM cohort table, one cohort per rule and tier (cohort_definition.csv)",
-             "en OMOP CDM-kohorttabell, en kohort per regel och nivå (cohort_definition.csv)"),
-            tables.scan_id), encoding="utf-8", newline="")
-        written.append(out / "README.txt")
+        written += _patient_level_files(tmp, out, mapping, (
+            "an OMOP CDM cohort table, one cohort per rule and tier (cohort_definition.csv)",
+            "en OMOP CDM-kohorttabell, en kohort per regel och nivå (cohort_definition.csv)"), tables.scan_id)
         files.write_marker(tmp, {**info, "cohorts": len(defs), "entries": len(rows),
                                  "subject_ids": "hashed (subject_ids.csv maps them back)" if mapping is not None
                                  else "person_id as an integer"})

@@ -146,6 +146,14 @@ class Criterion(_Model):
         return self
 
 
+
+def _non_negative(v: Any, example: str) -> Duration:
+    """A duration of zero or more (a delay, a grace period): one message for every field that takes one."""
+    d = Duration.parse(v)
+    if d.amount < 0:
+        raise ValueError(f"must be a duration of zero or more like '{example}'. Got {v!r} instead.")
+    return d
+
 class HospitalOnset(_Model):
     """The index event (a diagnosis) arose in hospital, not before admission.
 
@@ -160,10 +168,7 @@ class HospitalOnset(_Model):
     @field_validator("after", mode="before")
     @classmethod
     def _after(cls, v: Any) -> Duration:
-        d = Duration.parse(v)
-        if d.amount < 0:
-            raise ValueError(f"must be a duration of zero or more like '48h'. Got {v!r} instead.")
-        return d
+        return _non_negative(v, "48h")
 
     @property
     def hours(self) -> int:
@@ -260,10 +265,7 @@ class Anchor(_Model):
     @field_validator("grace_period", mode="before")
     @classmethod
     def _grace(cls, v: Any) -> Duration:
-        d = Duration.parse(v)
-        if d.amount < 0:
-            raise ValueError(f"must be a duration of zero or more like '3d'. Got {v!r} instead.")
-        return d
+        return _non_negative(v, "3d")
 
     @property
     def grace_window(self) -> Window:
