@@ -15,14 +15,18 @@ by :mod:`lowvalue.risk.trial` from the rule's ``anchor``:
 - grace period without immortal time: **clone–censor–weight**. Every anchor is cloned into both arms; the
   "treat" clone is censored at the end of the grace period if untreated by then, the "do not treat" clone at
   the treatment if treated; an outcome or death before the deviation is observed in that arm. Censoring is
-  inverse-probability weighted with models of the baseline covariates (treatment decided within the grace period
-  from what was known at time zero: no time-varying confounding inside it, an assumption);
-- analysis: cross-fitted augmented IPCW (AIPW) per arm with LightGBM nuisance models (censoring and outcome),
-  folds by person; CIs from the efficient influence function summed within person (clustered sandwich);
+  inverse-probability weighted with models of the baseline covariates only: the trial table holds no covariates
+  updated during the grace period, so the decision within it is *assumed* to depend on time-zero information only
+  (no time-varying confounding inside the grace period; ``ASSUMPTIONS`` says when that fails);
+- analysis: augmented IPCW (AIPW) per arm: the weights from a spline logistic model fitted on all anchors
+  (:func:`censoring_model`; stabilised, truncated at ``CLIP``, the share reported), the outcome from LightGBM
+  cross-fitted with folds by person; CIs from the efficient influence function summed within person (clustered
+  sandwich);
 - one estimand, the **ATE** among eligible anchors: risk ratio, risk difference and excess per 1 000 anchors all
   from the same two standardised risks; the estimated total multiplies that risk difference by the anchors
   that were treated within the grace period;
-- diagnostics: SMD of every baseline covariate before and after weighting (balanced: < 0.1), propensity
+- diagnostics: SMD of every baseline covariate before and after weighting (balanced: < 0.1; after: between the
+  analysed populations, each arm's uncensored clones with their weights, Austin & Stuart 2015), propensity
   overlap (share outside 0.05–0.95, a histogram in ``excess_overlap.parquet``), negative-control outcomes
   (``anchor.negative_controls``: a ratio away from 1 signals residual confounding), E-values.
 
@@ -324,8 +328,8 @@ class ExcessRisk:
                  f"**Every figure below is an {LABEL}.** An emulated target trial per rule: eligible anchors (the "
                  "rule's anchor condition, exclusions up to time zero), the intervention within the grace period vs "
                  "not, outcome = a linked adverse-event trigger (a coded marker, not reviewed harm) before death in "
-                 "the window from time zero. Clone-censor-weight with cross-fitted AIPW (LightGBM); 95 % CIs "
-                 "clustered by person.", "", f"Estimand: {ESTIMAND}.", "",
+                 "the window from time zero. Clone-censor-weight with AIPW (weights from a spline logistic model, "
+                 "cross-fitted LightGBM outcome models); 95 % CIs clustered by person.", "", f"Estimand: {ESTIMAND}.", "",
                  "| rule | outcome | n (treated / not) | crude RR | adjusted RR | adjusted RD | "
                  "excess per 1 000 anchors | est. total excess | E-value (CI) | max SMD before → after | overlap | cautions |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -348,7 +352,8 @@ class ExcessRisk:
                 f"| {r.rule_id} | {r.window} | {int(r.n_treated)} / {int(r.n_control)} | {f(r, 'rr_crude')} | {f(r, 'rr')} | "
                 f"{f(r, 'rd', 3)} | {f(r, 'excess_per_1000', 1)} | {f(r, 'total_excess', 0)} of {int(r.n_low_value_scanned)} | "
                 f"{r.e_value:.2f} ({r.e_value_ci:.2f}) | {r.max_smd_before:.2f} → {r.max_smd_after:.2f} | "
-                f"{'POOR' if r.overlap_poor else 'ok'} ({r.overlap_outside:.0%} outside 0.05–0.95) | "
+                f"{'POOR' if r.overlap_poor else 'ok'} ({r.overlap_outside:.0%} outside 0.05–0.95; "
+                f"{r.weights_clipped:.1%} of weights truncated) | "
                 f"{r.cautions or 'none'} |")
         lines += ["", "## Assumptions", *[f"- {a}" for a in ASSUMPTIONS], "",
                   "## Reading the table",
@@ -361,9 +366,10 @@ class ExcessRisk:
                   "strategy and outcome to explain the estimate away; in brackets for the CI limit nearest 1.",
                   f"- SMD: standardised mean differences of the baseline covariates, before and after weighting "
                   f"(balanced below {SMD_LIMIT}). Overlap is POOR when more than 10 % of propensities fall outside "
-                  "0.05–0.95 (histogram in excess_overlap.parquet). Negative-control outcomes, where the rule names "
-                  "them, should show no association; one that does points to residual confounding. A rule with any "
-                  "caution should not be read as more than a signal.", ""]
+                  "0.05–0.95 (histogram in excess_overlap.parquet); a weight is truncated at 100 when the modelled "
+                  "probability of following the arm's strategy is below 0.01. Negative-control outcomes, where the "
+                  "rule names them, should show no association; one that does points to residual confounding. A "
+                  "rule with any caution should not be read as more than a signal.", ""]
         return "\n".join(lines)
 
 
