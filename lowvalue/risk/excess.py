@@ -335,6 +335,8 @@ class ExcessRisk:
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         f = lambda r, k, d=2: (f"{r[k]:.{d}f} ({r[k + '_lo']:.{d}f}–{r[k + '_hi']:.{d}f})"  # noqa: E731
                                if k in r and pd.notna(r[k]) else "n/a")
+        trunc = lambda r: (f"; {r['weights_clipped']:.1%} of weights truncated"  # noqa: E731
+                           if pd.notna(r.get("weights_clipped")) else "")  # results written before it was reported
         sup = Suppressor()
         n = lambda x: "–" if pd.isna(x) else sup.label if sup.is_small(x) else f"{int(x)}"  # noqa: E731
         for _, r in self.table.iterrows():
@@ -352,8 +354,7 @@ class ExcessRisk:
                 f"| {r.rule_id} | {r.window} | {int(r.n_treated)} / {int(r.n_control)} | {f(r, 'rr_crude')} | {f(r, 'rr')} | "
                 f"{f(r, 'rd', 3)} | {f(r, 'excess_per_1000', 1)} | {f(r, 'total_excess', 0)} of {int(r.n_low_value_scanned)} | "
                 f"{r.e_value:.2f} ({r.e_value_ci:.2f}) | {r.max_smd_before:.2f} → {r.max_smd_after:.2f} | "
-                f"{'POOR' if r.overlap_poor else 'ok'} ({r.overlap_outside:.0%} outside 0.05–0.95; "
-                f"{r.weights_clipped:.1%} of weights truncated) | "
+                f"{'POOR' if r.overlap_poor else 'ok'} ({r.overlap_outside:.0%} outside 0.05–0.95{trunc(r)}) | "
                 f"{r.cautions or 'none'} |")
         lines += ["", "## Assumptions", *[f"- {a}" for a in ASSUMPTIONS], "",
                   "## Reading the table",
