@@ -197,10 +197,10 @@ def ccw_aipw(X: np.ndarray, y: np.ndarray, cl: Clones, groups: np.ndarray, *, fo
     """Augmented IPCW risk per arm and their contrasts, with person-clustered influence-function CIs.
 
     For arm a: psi_a = mean[m_a(X) + w_a (Y - m_a(X))] with w_a = C_a / p_a(X) normalised to mean 1 over all anchors
-    (the stabilised, Hajek form: the weights of each arm sum to the trial's size, so an arm's risk cannot leave
-    [0, 1] through the weights alone), p_a = P(C_a = 1 | X) from :func:`censoring_model` (bounded below by
-    ``CLIP``: truncated weights, the share reported) and m_a = E[Y | X, C_a = 1] from LightGBM fitted on the other
-    folds' persons (cross-fitting). The influence values are summed within person before squaring, so repeated
+    (the stabilised, Hajek form: each arm's weights sum to the trial's size whatever the model's calibration),
+    p_a = P(C_a = 1 | X) from :func:`censoring_model` (bounded below by ``CLIP``: truncated weights, the share of
+    weighted clones truncated reported) and m_a = E[Y | X, C_a = 1] from LightGBM fitted on the other folds' persons
+    (cross-fitting). The influence values are summed within person before squaring, so repeated
     anchors of one person count as one cluster.
     """
     rng = np.random.default_rng(seed)
