@@ -255,6 +255,9 @@ class Anchor(_Model):
     kind: EventKind
     codes: CodeRef
     settings: list[Setting] | None = None
+    value: ValueTest | None = None
+    """A threshold on the anchor event's own value (a lab anchor such as haemoglobin >= 70 g/L), judged as
+    ``index.value``: a plain threshold in the code set's canonical unit after conversion."""
     grace_period: Duration
     eligibility: list[str] = Field(default_factory=list)
     negative_controls: list["Harm"] = Field(default_factory=list)
@@ -266,6 +269,12 @@ class Anchor(_Model):
     @classmethod
     def _grace(cls, v: Any) -> Duration:
         return _non_negative(v, "3d")
+
+    @model_validator(mode="after")
+    def _plain_value(self) -> "Anchor":
+        if self.value is not None and (self.value.index_ratio is not None or self.value.of != "any"):
+            raise ValueError("an anchor value test takes a plain 'threshold' (its own value)")
+        return self
 
     @property
     def grace_window(self) -> Window:
@@ -470,6 +479,6 @@ class Rule(_Model):
         assert self.anchor is not None
         a = self.anchor
         return self.model_copy(update={
-            "index": Index(kind=a.kind, codes=a.codes, settings=a.settings),
+            "index": Index(kind=a.kind, codes=a.codes, settings=a.settings, value=a.value),
             "conditions": {n: self.conditions[n] for n in a.eligibility}, "eligibility": list(a.eligibility),
             "variants": Variants(), "anchor": None, "tests": []})
