@@ -236,9 +236,15 @@ class Index(_Model):
 
     @model_validator(mode="after")
     def _plain_value(self) -> "Index":
-        if self.value is not None and (self.value.index_ratio is not None or self.value.of != "any"):
-            raise ValueError("an index value test takes a plain 'threshold' (its own value)")
+        _own_value(self.value, "an index")
         return self
+
+
+def _own_value(value: ValueTest | None, what: str) -> None:
+    """A test on an event's own value (the index's, an anchor's) has nothing to compare a ratio with and no window to
+    pick a most recent value from: a plain ``threshold`` only."""
+    if value is not None and (value.index_ratio is not None or value.of != "any"):
+        raise ValueError(f"{what} value test takes a plain 'threshold' (its own value)")
 
 
 class Anchor(_Model):
@@ -272,8 +278,7 @@ class Anchor(_Model):
 
     @model_validator(mode="after")
     def _plain_value(self) -> "Anchor":
-        if self.value is not None and (self.value.index_ratio is not None or self.value.of != "any"):
-            raise ValueError("an anchor value test takes a plain 'threshold' (its own value)")
+        _own_value(self.value, "an anchor")
         return self
 
     @property
