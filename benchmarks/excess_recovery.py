@@ -8,7 +8,7 @@ the estimates), 95 % CI coverage and the crude ratio's bias:
 - ``region``: for every rule with a planted target trial (``truth/effects.json`` → ``trials``: LV-ABX-003, -004 and
   -005 now), and its negative control when it has one: generate a synthetic region, scan it (the rules and the
   triggers they need), build the trials on the extract and estimate. ``--rules`` limits the rules reported. About
-  50 s per seed for the three at 20 000 persons on a busy 2-core machine (990 s for 20 seeds), so run it by hand.
+  45 s per seed for the three at 20 000 persons on a busy 2-core machine (915 s for 20 seeds), so run it by hand.
 
     python benchmarks/excess_recovery.py --mode simulated --seeds 20
     python benchmarks/excess_recovery.py --mode region --seeds 20 --persons 20000
