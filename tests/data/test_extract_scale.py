@@ -222,3 +222,56 @@ def test_a_large_extract_is_held_in_a_database_file_in_its_private_folder():
         finally:
             con.close()
             shutil.rmtree(spill)
+
+
+@pytest.mark.parametrize("which", ["dirty", "clean"])
+def test_checked_table_becomes_the_accepted_table_with_dense_row_ids(dirty, tmp_path, which):
+    """One pass writes the checked table; with or without quarantined rows the accepted table has exactly the
+    canonical columns and types, source order, and row ids 0, 1, 2 … (the engine's event ids)."""
+    pq_dir, _ = dirty
+    folder = pq_dir if which == "dirty" else pq_dir.parent / "clean"
+    ex = open_extract(folder, quarantine_dir=tmp_path / "q")
+    ref = duckdb.connect()
+    for t in TABLES:
+        assert [r[0] for r in ex.con.execute(f"DESCRIBE {t}").fetchall()] == TABLES[t].columns
+        n, low, high, distinct = ex.con.execute(f"SELECT count(*), min(rowid), max(rowid), count(DISTINCT rowid) "
+                                                f"FROM {t}").fetchone()
+        assert (n, low, high, distinct) == (ex.counts[t].accepted, 0, ex.counts[t].accepted - 1, n)
+        # source order: the accepted rows are the source's rows without the quarantined ones, in the same order
+        bad = set(ex.to_pandas(f"quarantine_{t}")["source_row"].astype(int)) if ex.quarantine_files.get(t) else set()
+        assert bool(bad) == (which == "dirty" and t in ("persons", "encounters", "events"))
+        key = TABLES[t].key[0] if t != "events" else "code"
+        source = [r[0] for r in ref.execute(f"SELECT {key} FROM read_parquet('{folder / (t + '.parquet')}') "
+                                            "ORDER BY file_row_number").fetchall()]
+        kept = [v for i, v in enumerate(source, start=1) if i not in bad]
+        assert [r[0] for r in ex.con.execute(f"SELECT {key} FROM {t} ORDER BY rowid").fetchall()] == kept
+    assert not [r for r in ex.con.execute("SHOW ALL TABLES").fetchall() if r[2].startswith("_lv_")]
+
+
+def test_check_only_counts_and_quarantines_as_a_full_open(dirty, tmp_path):
+    """``validate``'s check_only: the same counts, reasons, quarantine files, warnings and fingerprint, without
+    writing the accepted events."""
+    for folder in dirty:
+        full = open_extract(folder, quarantine_dir=tmp_path / f"full-{folder.name}")
+        only = open_extract(folder, quarantine_dir=tmp_path / f"only-{folder.name}", check_only=True)
+        assert only.fingerprint == full.fingerprint and only.warnings == full.warnings
+        for t in TABLES:
+            a, b = full.counts[t], only.counts[t]
+            assert (a.read, a.accepted, a.quarantined, a.reasons) == (b.read, b.accepted, b.quarantined, b.reasons)
+            assert _quarantine(full, t).equals(_quarantine(only, t)), t
+        assert full.counts["events"].quarantined > 0
+        tables = {r[2] for r in only.con.execute("SHOW ALL TABLES").fetchall()}
+        assert {"persons", "encounters"} <= tables and "events" not in tables
+
+
+def test_fingerprint_is_the_digest_of_the_files(tmp_path):
+    """Hashed on a thread while DuckDB reads: still SHA-256 of each file's name, size and bytes, by path."""
+    import hashlib
+
+    d = write_extract(tmp_path / "x")
+    h = hashlib.sha256()
+    for name in ("encounters.csv", "events.csv", "persons.csv"):
+        data = (d / name).read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    assert open_extract(d).fingerprint == h.hexdigest()
