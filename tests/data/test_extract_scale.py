@@ -275,3 +275,29 @@ def test_fingerprint_is_the_digest_of_the_files(tmp_path):
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     assert open_extract(d).fingerprint == h.hexdigest()
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_repeated_hashes_sorted_in_ranges_find_the_same_duplicates(dirty, tmp_path, monkeypatch, collide):
+    """The hashes are sorted a range of the hash at a time when there are many rows: the same duplicates."""
+    pq_dir, _ = dirty
+    monkeypatch.setattr(validation, "SORT_CHUNK_ROWS", 97)  # ~40 ranges for the dirty events
+    if collide:
+        monkeypatch.setattr(validation, "ROW_HASH", "hash({cols}) % 3")
+    ex = open_extract(pq_dir, quarantine_dir=tmp_path / "q")
+    q = _quarantine(ex, "events")
+    flagged = {int(r) for r, c in zip(q["source_row"], q["reason_code"]) if "duplicate_row" in c.split(";")}
+    assert flagged == _reference_duplicates(ex, pq_dir) and len(flagged) == 7
+
+
+def test_repeated_hashes_counts_only_repeats():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1), (2), (2), (3), (3), (3), (18446744073709551615), "
+                "(18446744073709551615), (0)) v(x)")
+    for chunk in (1, 2, 1 << 24):
+        validation.SORT_CHUNK_ROWS, old = chunk, validation.SORT_CHUNK_ROWS
+        try:
+            assert validation.repeated_hashes(con, "t", "CAST(x AS UBIGINT)", "TRUE", 9, "r") == 3
+        finally:
+            validation.SORT_CHUNK_ROWS = old
+        assert sorted(r[0] for r in con.execute("SELECT h FROM r").fetchall()) == [2, 3, 18446744073709551615]
