@@ -697,7 +697,8 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, 
     own storage, not the source again.
 
     Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
-    source_row > 1 would give, without sorting or holding the table.
+    source_row > 1 would give, without sorting or holding the table, over the rows whose key's hash repeats
+    (:func:`repeated_hashes`; a key that repeats has a hash that repeats).
 
     Events: :func:`duplicate_rows_sql`, found in two steps: the hashes (:data:`HASH_COLUMN`, computed while the
     table was written) that occur more than once among the valid rows (:func:`repeated_hashes`), then, only if
@@ -705,10 +706,21 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, 
     so a hash collision never flags a row. ``exact``: the relation with every column for that comparison when
     ``checked`` holds only some (``keep=False``; its hash is computed again), else ``checked`` itself.
     """
-    if table.name in ("persons", "encounters"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, checked)}")
-        return
     hashes = f"{dups}_hash"
+    if table.name in ("persons", "encounters"):
+        # the keys' hashes that repeat first, then the exact aggregate over the rows with such a hash only
+        keys = ", ".join(quote_ident(k) for k in table.key)
+        nonnull = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in table.key)
+        among = f"{dups}_rows"
+        try:
+            repeated_hashes(con, checked, ROW_HASH.format(cols=keys), nonnull, rows, hashes)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(among)} AS SELECT * FROM {quote_ident(checked)} "
+                        f"WHERE {ROW_HASH.format(cols=keys)} IN (SELECT h FROM {quote_ident(hashes)})")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, among)}")
+        finally:
+            con.execute(f"DROP VIEW IF EXISTS {quote_ident(among)}")
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
+        return
     try:
         # among the valid rows only (their row problems are stored: the filter costs nothing), as the exact step
         if not repeated_hashes(con, checked, HASH_COLUMN, "row_codes IS NULL", rows, hashes):

@@ -301,3 +301,17 @@ def test_repeated_hashes_counts_only_repeats():
         finally:
             validation.SORT_CHUNK_ROWS = old
         assert sorted(r[0] for r in con.execute("SELECT h FROM r").fetchall()) == [2, 3, 18446744073709551615]
+
+
+def test_duplicate_keys_decided_exactly_among_colliding_hashes(dirty, tmp_path, monkeypatch):
+    """Keys are compared exactly among the rows whose key hash repeats: with every key in 3 hash buckets (and
+    sorted in small ranges) the same rows are duplicate_key as with the real hash."""
+    pq_dir, csv_dir = dirty
+    plain = open_extract(csv_dir, quarantine_dir=tmp_path / "plain")
+    monkeypatch.setattr(validation, "ROW_HASH", "hash({cols}) % 3")
+    monkeypatch.setattr(validation, "SORT_CHUNK_ROWS", 50)
+    collided = open_extract(csv_dir, quarantine_dir=tmp_path / "collided")
+    for t in ("persons", "encounters"):
+        assert plain.counts[t].reasons["duplicate_key"] == 1
+        assert _quarantine(plain, t).equals(_quarantine(collided, t)), t
+        assert plain.to_pandas(t).equals(collided.to_pandas(t))
