@@ -71,13 +71,14 @@ an earlier invalid one); exact duplicate events are decided among the events
 without row-level problems (a duplicate of an invalid event has the same problem
 anyway).
 
-Cost (issue 13): over Parquet the raw relation and the stage are views, so the
-source is read in place and only the accepted table is written (once, in source
-order, see :func:`finish_table`). A Parquet column already in its canonical type
-is checked in that type (:func:`in_place`); its text is made only to quote an
-offending value. Duplicates are found by an aggregate over the key (persons,
-encounters) or over a hash of every column with an exact confirmation (events;
-:func:`find_duplicates`), never by windowing the whole table.
+Cost (issue 13): the source is read once per table. Over Parquet the raw relation and the stage are views (over CSV
+the stage is a view over the text table), and one pass writes the *checked* table (:func:`write_checked`): every row
+in source order with its typed columns, its row problems and, for events, its row hash. A Parquet column already in
+its canonical type is checked in that type (:func:`in_place`); its text is made only to quote an offending value.
+Duplicates and references are then found on the checked table's narrow columns: repeated hashes by sorting
+(:func:`repeated_hashes`), the exact comparison only among rows that share a hash (:func:`find_duplicates`), never
+by windowing or grouping the whole table. Without problems the checked table becomes the accepted table; otherwise
+the accepted rows are copied from it once, in source order (:func:`finish_table`).
 """
 
 from __future__ import annotations
