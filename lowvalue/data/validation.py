@@ -943,8 +943,9 @@ def write_checked(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, che
     :data:`ROW_HASH` (:data:`HASH_COLUMN`), all computed while the source is read once; the checks across rows
     (duplicates, references) then read narrow columns of this table, and without problems it becomes the accepted
     table (:func:`finish_table`). It is a table of the extract's own database (in memory, or its file when large),
-    not a temporary one, for that reason. ``keep=False``: only the columns the checks across rows read, in a
-    temporary table (nothing of it is kept).
+    not a temporary one, for that reason. ``keep=False``: only the columns the checks across rows read (dropped
+    afterwards; in the database too: a large extract's file compresses it, where a temporary table of 24 M events
+    would outgrow a 3 GB limit and spill).
     """
     table = raw.table
     keyed = table.name in ("persons", "encounters")
@@ -956,8 +957,7 @@ def write_checked(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, che
         keys = ", ".join(f"s.{quote_ident(k)}" for k in table.key)
         row_hash = f", {DUCKDB['row_hash'](keys)} AS {HASH_COLUMN}"
     select = f"SELECT s.source_row, {cols}, s.row_codes, s.row_reasons{row_hash} FROM {quote_ident(stage)} s"
-    kind = "TABLE" if keep else "TEMP TABLE"
-    con.execute(f"CREATE OR REPLACE {kind} {quote_ident(checked)} AS "
+    con.execute(f"CREATE OR REPLACE TABLE {quote_ident(checked)} AS "
                 + (select if _keeps_order(con, select) else f"{select} ORDER BY s.source_row"))
 
 
