@@ -892,10 +892,10 @@ def finish_table(
             qfile = target
         elif target.is_file():
             target.unlink()  # a stale quarantine from an earlier run would mislead
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")  # also without keep: no stale table of an earlier call
     if not keep:
         return Outcome(read=raw.rows, accepted=raw.rows - n_bad, quarantined=n_bad, reasons=reasons,
                        quarantine_file=qfile)
-    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
     if not n_bad:
         working = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {quote_ident(checked)})").fetchall()
                    if c not in table.columns]
