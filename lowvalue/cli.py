@@ -133,7 +133,8 @@ def validate(data: Path, fmt: str | None, extract_end: Any, memory_limit: str | 
     with private_workdir("convert") as tmp:
         canonical = _canonical(data, fmt, tmp)
         extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine",
-                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit)
+                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit,
+                               check_only=True)
         click.echo(extract.summary())
         extract.close()
     if strict and extract.quarantined_rows:

@@ -24,6 +24,7 @@ with and without a UTC offset in one table); the summary prints them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import logging
@@ -254,6 +255,24 @@ def _fingerprint_frames(frames: dict[str, pa.Table]) -> str:
     return h.hexdigest()
 
 
+def _fingerprint_files(folder: Path, located: dict[str, list[Path]]) -> str:
+    """The extract's fingerprint: SHA-256 of every file's name, size and bytes, tables in the order of their paths."""
+    h = hashlib.sha256()
+    for files in sorted(located.values(), key=lambda fs: str(fs[0].relative_to(folder))):
+        readers.hash_files(files, folder, h)
+    return h.hexdigest()
+
+
+def _fingerprint_files_in_background(folder: Path, located: dict[str, list[Path]]) -> concurrent.futures.Future[str]:
+    """:func:`_fingerprint_files` on a thread of its own (hashlib releases the GIL while it hashes), so the files'
+    bytes are hashed while DuckDB reads and checks them rather than before; ``result()`` re-raises its errors."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowvalue-fingerprint")
+    try:
+        return pool.submit(_fingerprint_files, folder, located)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _dates_shifted(folder: Path) -> bool:
     """Whether the adapter that wrote ``folder`` says its dates are shifted (``conversion.json``)."""
     path = folder / "conversion.json"
@@ -286,6 +305,7 @@ def open_extract(
     con: duckdb.DuckDBPyConnection | None = None,
     extract_end: date | None = None,
     memory_limit: str | None = None,
+    check_only: bool = False,
 ) -> Extract:
     """Read and check an extract folder (or a mapping table name -> DataFrame/Arrow table).
 
@@ -303,6 +323,13 @@ def open_extract(
     removed when the extract is closed or the process ends. Parquet files are read in place and every table is
     written once, so memory does not grow with the extract beyond what the limit allows. On a given ``con`` the
     limit is set only when given (its temporary folder is the caller's).
+
+    ``check_only`` (``lowvalue validate``): count and quarantine only; the accepted events, which no other table is
+    checked against, are not written (the extract has ``persons`` and ``encounters`` but no ``events`` table, and
+    events' accepted = read − quarantined). Quarantine, reasons, counts, warnings and fingerprint are the same.
+
+    The source files are read twice at most: once by DuckDB (each table's one pass, :func:`validation.write_checked`)
+    and once for the fingerprint, which is hashed on a thread of its own while DuckDB works.
     """
     started = time.perf_counter()
     owns = con is None
@@ -312,6 +339,7 @@ def open_extract(
     elif memory_limit is not None:
         con.execute(f"SET memory_limit = '{_duckdb_size(memory_limit_bytes(memory_limit))}'")
     work: list[str] = []
+    digest: concurrent.futures.Future[str] | None = None
 
     def drop(name: str) -> None:
         readers.drop_relation(con, name)
@@ -338,10 +366,7 @@ def open_extract(
                 raise InputError(str(folder), "not a folder (an extract is a folder with persons, encounters and events)")
             located = {t: readers.locate(folder, t) for t in TABLE_ORDER}  # all missing-file errors before any work
             shifted = _dates_shifted(folder)
-            h = hashlib.sha256()
-            for files in sorted(located.values(), key=lambda fs: str(fs[0].relative_to(folder))):
-                readers.hash_files(files, folder, h)
-            fingerprint = h.hexdigest()
+            digest = _fingerprint_files_in_background(folder, located)
             for t in TABLE_ORDER:
                 files = located[t]
                 rel = f"_lv_raw_{t}"
@@ -358,7 +383,8 @@ def open_extract(
         bounds = validation.DateBounds.default(extract_end, shifted=shifted)
         for t in TABLE_ORDER:
             try:
-                out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds)
+                out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds,
+                                                keep=not check_only or t != TABLE_ORDER[-1])
             except (duckdb.IOException, duckdb.InvalidInputException) as exc:
                 if not raw[t].is_view:
                     raise
@@ -374,11 +400,15 @@ def open_extract(
             if out.quarantine_file is not None:
                 qfiles[t] = out.quarantine_file
             log.info("%s: read %d, accepted %d, quarantined %d", t, out.read, out.accepted, out.quarantined)
+        if digest is not None:
+            fingerprint = digest.result()
         seconds = time.perf_counter() - started
         return Extract(con, counts, fingerprint, sources, raw=raw, quarantine_dir=quarantine_dir,
                        quarantine_files=qfiles, seconds=seconds, owns_connection=owns, warnings=warnings,
                        spill_dir=spill)
     except BaseException:
+        if digest is not None:
+            digest.cancel()
         for name in work:
             try:
                 drop(name)
