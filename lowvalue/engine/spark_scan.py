@@ -15,6 +15,9 @@ What runs where, and why:
   batches, one Spark query per batch (:data:`BATCH` rules: a ``UNION ALL`` of their rows in the shape of
   :func:`lowvalue.engine.outputs.rows_sql`), materialised once. Spark spends about a second planning each query,
   so one query for many rules instead of one per rule is most of a Spark scan's speed-up on small extracts.
+* ``--pseudonymise`` (:meth:`SparkScanResult.pseudonymised`): the keyed pseudonyms are computed by Spark (``sha2``
+  over HMAC-SHA256's padded keys, broadcast as one row), so the ids never come to the driver; same pseudonyms and
+  file order as on DuckDB.
 * Candidates, flags, triggers, denominators, the waterfall's counts and the pre-index features are SELECTs over
   the judged rows (:mod:`lowvalue.engine.outputs`, :func:`lowvalue.risk.features.features_sql`), on Spark. The
   small ones (denominators, waterfall counts) come to the driver; the large ones are written by Spark
@@ -23,6 +26,7 @@ What runs where, and why:
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -83,9 +87,10 @@ class SparkScanResult(ScanResult):
         small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.selects}
         ss = self.con.spark
         selects, written = {}, {}
+        copy = next(_copies)  # views of their own: a second copy (another key) leaves this one's alone
         for name in self.selects:
             frame = pseudonym_columns(ss.table(VIEWS[name]), key)
-            view = f"lv_ps_{name}"
+            view = f"lv_ps{copy}_{name}"
             frame.createOrReplaceTempView(view)
             written[name] = (view, list(frame.columns))
             selects[name] = f"SELECT * FROM {view} ORDER BY " + ", ".join(f"{c} ASC NULLS LAST" for c in frame.columns)
@@ -94,6 +99,9 @@ class SparkScanResult(ScanResult):
                                  tables=self.tables, owner=self._owner)
         result.written = written
         return result
+
+
+_copies = itertools.count()
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
