@@ -186,8 +186,6 @@ def scan(data: str, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pat
     if remote and fmt is not None:
         raise LowvalueError(f"{data}: --from converts a folder on this machine; convert it first, then scan the "
                             "canonical extract")
-    if key and engine == "spark":
-        raise LowvalueError("--pseudonymise is not available with --engine spark yet: scan with the DuckDB engine")
     if key and quarantine_dir is None:
         raise LowvalueError("--pseudonymise needs --quarantine DIR outside the results folder: rejected rows keep "
                             "their original ids and dates")
