@@ -8,6 +8,7 @@ suppressed value as ``"<5"`` and gives it no sort key, so the true value is in n
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -335,8 +336,9 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
             above = int(uv.funnel.units.position.eq("above 99.8").sum())
             extra[r.rule_id] = {"units": t["units_above"].format(k=above, n=uv.units),
                                 "trend": _trend_text(aggregate.trend_signal(tr), period, t)}
-            item["dispersion"] = t["dispersion_caption"].format(
-                phi=nums.num(uv.funnel.phi, 2), tau=nums.num(1000 * uv.funnel.tau2 ** 0.5, 1))
+            tau = uv.funnel.tau2 ** 0.5  # on the log-odds (funnel.py)
+            item["dispersion"] = t["dispersion_caption"].format(phi=nums.num(uv.funnel.phi, 2), tau=nums.num(tau, 2),
+                                                                spread=nums.num(math.exp(1.96 * tau), 2))
         rules.append(item)
 
     harm_png = charts.harm(s, nums, t) if inp.excess is not None else None
