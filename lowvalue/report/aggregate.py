@@ -468,16 +468,25 @@ def _all_months(inp: Inputs) -> list[str]:
     return [str(p) for p in pd.period_range(lo.to_period("M"), hi.to_period("M"), freq="M")]
 
 
-def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str]:
-    """What a rule's counts depend on besides the data: its version and the region's code overlay."""
+def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str, str | None]:
+    """What a rule's counts depend on besides the data: its version, the region's code overlay, and the rule's own
+    digest (its definition and code sets as resolved, :func:`lowvalue.rules.library.rule_digest`; None for a scan
+    older than the per-rule digests, which then breaks on the version and overlay only)."""
     rs = manifest.get("rule_set", {})
-    return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")))
+    digest = (rs.get("rule_digests") or {}).get(rule_id)
+    return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")),
+            str(digest) if digest is not None else None)
+
+
+def _changed(a: tuple[str, str, str | None], b: tuple[str, str, str | None]) -> bool:
+    """Whether the rule changed between two scans' signatures (an unknown digest matches any)."""
+    return a[:2] != b[:2] or (a[2] is not None and b[2] is not None and a[2] != b[2])
 
 
 def _monthly(inp: Inputs, rule_id: str, unit: str | None = None) -> pd.DataFrame:
     """Month by month: eligible, flagged, flagged_specific, the scan each month comes from and its ``segment``
-    (a new segment starts where the rule's version or the code overlay changed). The current scan covers its own
-    months; an earlier scan (``--compare``) only the months no later scan covers."""
+    (a new segment starts where the rule's version, its digest or the code overlay changed). The current scan
+    covers its own months; an earlier scan (``--compare``) only the months no later scan covers."""
     cols = ["eligible", "flagged", "flagged_specific"]
     scans = [(inp.denominators, _all_months(inp), _signature(inp.manifest, rule_id))]
     scans += [(e.denominators, e.months, _signature(e.manifest, rule_id)) for e in inp.earlier]
@@ -492,7 +501,8 @@ def _monthly(inp: Inputs, rule_id: str, unit: str | None = None) -> pd.DataFrame
                                                   how="left").fillna(0)
         parts.append(base.assign(signature=[sig] * len(base)))
     out = pd.concat(parts, ignore_index=True).sort_values("month", kind="mergesort").reset_index(drop=True)
-    out["segment"] = (out.signature != out.signature.shift()).cumsum() - 1 if len(out) else 0
+    sigs = out.signature.tolist()
+    out["segment"] = np.cumsum([False] * bool(sigs) + [_changed(a, b) for a, b in zip(sigs, sigs[1:])]).astype("int64")
     return out.drop(columns="signature")
 
 
