@@ -392,6 +392,7 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
             "label": str(inp.excess["label"].iloc[0]) if "label" in inp.excess and len(inp.excess) else ""},
         "model": None if inp.model_metrics is None else {
             "name": inp.model_path.name if inp.model_path else "", **_model_rows(inp.model_metrics, nums, sup, lang, t)},
+        "units_text": t["units_text"].format(attribution=t["attribution_" + inp.attribution]),
         "suppression_text": t["suppression_text"].format(**fmt),
         "funnel_text": t["funnel_text"].format(exact=t["exact_note"] if funnel_method == "exact" else "",
                                                dispersion=t["dispersion_" + dispersion],
@@ -476,10 +477,12 @@ def write_report(results: Path | str, out: Path | str, *, lang: Lang = "sv", min
                  verdicts: Path | str | None = None, weights: Weights = Weights(), funnel_method: Method = "normal",
                  dispersion: Dispersion = "additive", only: list[str] | None = None, pdf: bool = False,
                  prices: Path | str | None = None, top: int = TOP_RULES,
-                 compare: list[Path | str] | tuple[Path | str, ...] = ()) -> list[Path]:
+                 compare: list[Path | str] | tuple[Path | str, ...] = (),
+                 attribution: aggregate.Attribution = "performing") -> list[Path]:
     """Write the HTML report and its side files (the decision table as CSV and Markdown), and with ``pdf`` a PDF
-    next to it; returns the paths written."""
-    inp = aggregate.load(results, model=model, excess=excess, verdicts=verdicts, prices=prices, compare=compare)
+    next to it; returns the paths written. ``attribution``: the units candidates count to (performing or listing)."""
+    inp = aggregate.load(results, model=model, excess=excess, verdicts=verdicts, prices=prices, compare=compare,
+                         attribution=attribution)
     built = build(inp, lang=lang, min_count=min_count, weights=weights, funnel_method=funnel_method,
                   dispersion=dispersion, only=only, top=top)
     out = Path(out)
