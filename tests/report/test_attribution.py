@@ -81,3 +81,19 @@ def test_an_extract_without_listing_units_is_refused_for_listing(tmp_path: Path)
     cand.to_parquet(tiny / "candidates.parquet", index=False)
     with pytest.raises(InputError, match="no candidate has a listing unit"):
         aggregate.load(tiny, attribution="listing")
+
+
+def test_pseudonymised_results_keep_the_listing_unit(tmp_path: Path) -> None:
+    import lowvalue
+
+    result = lowvalue.scan(shipped("examples/synthetic_data"), only=["LV-ABX-003"])
+    result.pseudonymised(b"k" * 40).write(tmp_path / "pseudo")
+    result.write(tmp_path / "plain")
+    cols = ["rule_id", "index_time", "unit", "listing_unit"]
+    plain, pseudo = (pd.read_parquet(tmp_path / p / "candidates.parquet")
+                     for p in ("plain", "pseudo"))  # a unit is not an identifier: the same units, ids hashed
+    assert set(pseudo.person_id).isdisjoint(plain.person_id)
+    key = ["rule_id", "index_time", "unit", "listing_unit"]
+    assert (plain[cols].sort_values(key).reset_index(drop=True)
+            .equals(pseudo[cols].sort_values(key).reset_index(drop=True)))
+    assert pseudo.listing_unit.notna().any()
