@@ -156,7 +156,7 @@ def validate(data: Path, fmt: str | None, extract_end: Any, memory_limit: str | 
         canonical = _canonical(data, fmt, tmp)
         extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine",
                                extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit)
-        click.echo(extract.summary())
+        click.echo(extract.summary(summary_lang()))
         extract.close()
     if strict and extract.quarantined_rows:
         raise StrictModeError(f"{data}: {extract.quarantined_rows} row(s) quarantined and --strict was given")
@@ -404,7 +404,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
         generate(persons=2000, seed=42, out=data)
     click.echo(f"1. validate {data}")
     extract = open_extract(data, quarantine_dir=out / "quarantine")
-    click.echo(extract.summary())
+    click.echo(extract.summary(summary_lang()))
     codes = data / "region-codes" if (data / "region-codes").is_dir() else None
     overlay = f" and the region's code overlay {codes}" if codes else ""
     click.echo(f"2. scan with the shipped rule library{overlay}")

@@ -66,3 +66,16 @@ def test_every_cli_key_is_in_both_languages() -> None:
     for lang in ("sv", "en"):
         missing = sorted(used - set(catalogue(lang)["cli"]))
         assert not missing, (lang, missing)
+
+
+def test_a_swedish_validate_prints_no_english_summary_line(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["--lang", "sv", "validate", str(EXAMPLE)])
+    assert res.exit_code == 0, res.output
+    lines = _summary_lines(res.output, tmp_path)
+    assert any("godtagna" in line for line in lines) and any(line.startswith("uttag ") for line in lines)
+    table_words = re.compile(r"\b(read|accepted|quarantined|source|total|extract|checked|table)\b", re.I)
+    english = [line for line in lines if ENGLISH.search(line) or table_words.search(line.split("(parquet)")[0]
+                                                                                    .replace("persons", "")
+                                                                                    .replace("encounters", "")
+                                                                                    .replace("events", ""))]
+    assert not english, english
