@@ -21,8 +21,10 @@ estimates the over-dispersion from the units themselves (``dispersion``):
   the same way (a consistency correction: Spiegelhalter's uncorrected winsorised φ is biased low by a third);
 * ``multiplicative``: limits ``p0 ± z·sqrt(φ)·s``, when ``φ > 1``;
 * ``additive`` (default in the report): a random-effects variance between units, τ², on the **logit scale**:
-  limits ``expit(logit p0 ± z·sqrt(σ_i² + τ²))`` with ``σ_i = s_i/(p0(1 − p0))`` the unit's standard error of
-  the log-odds under the null hypothesis (delta method; ``1/sqrt(n p0(1 − p0))`` for a crude rate). Units differ
+  the limits are the quantiles of a unit's count ``O ~ Binomial(m, expit(logit p0 + τ·U))`` (:func:`_mixture_limit`),
+  for large counts about ``expit(logit p0 ± z·sqrt(σ_i² + τ²))`` with ``σ_i = s_i/(p0(1 − p0))`` the unit's
+  standard error of the log-odds under the null hypothesis (delta method; ``1/sqrt(n p0(1 − p0))`` for a crude
+  rate), but exact in the count, which the normal approximation on the log-odds is not for small units. Units differ
   multiplicatively in their odds (the synthetic region plants exactly that: ``logit p = α + ln(unit multiplier)``,
   ``lowvalue.data.synth.region``), so a normal random effect on the log-odds is the model that fits; an additive
   effect on the rate scale assumes a symmetric, normal spread of rates, which a log-normal spread of odds is not
@@ -37,9 +39,11 @@ estimates the over-dispersion from the units themselves (``dispersion``):
   winsorised φ is biased low when volumes differ);
 * ``none``: binomial limits.
 
-An adjusted limit uses Student's t with ``I − 1`` degrees of freedom instead of the normal quantile: φ or τ² is
-estimated from the same ``I`` units, and a plug-in estimate from a few dozen units would otherwise put about
-three times the nominal share of ordinary units outside the 99.8 % limits (``tests/report/test_funnel_dispersion``).
+An adjusted limit uses Student's t instead of the normal: φ or τ² is estimated from the same ``I`` units, and a
+plug-in estimate from a few dozen units would otherwise put about three times the nominal share of ordinary units
+outside the 99.8 % limits (``tests/report/test_funnel_dispersion``). The multiplicative limits use ``I − 1`` degrees
+of freedom; the additive ones draw the random effect ``U`` from a t with the degrees of freedom of the τ² estimate
+(:func:`_logit_dispersion`), fewer than ``I − 1`` when units have few events.
 
 Indirect standardisation: with ``expected`` (``E_i``, the unit's count expected at the rule's overall rate
 in each age and sex stratum) and ``variance`` (``V_i = Σ p_s(1 − p_s)``), a unit's standardised rate is
