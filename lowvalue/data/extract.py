@@ -191,14 +191,18 @@ class Extract:
             return self.con.execute(f"SELECT * FROM read_parquet({readers.quote_literal(str(path))})").df()
         return self.con.execute(f"SELECT * FROM {quote_ident(table)}").df()
 
-    def summary(self) -> str:
-        """A plain-text table of counts per table and the top reasons (no person identifiers)."""
-        head = ("table", "read", "accepted", "quarantined", "source")
+    def summary(self, lang: str = "en") -> str:
+        """A plain-text table of counts per table and the top reasons (no person identifiers), in ``lang`` (the
+        catalogue's ``cli`` texts; reason codes, table and column names stay as they are)."""
+        from lowvalue.messages import messages
+
+        w = messages("cli", lang)
+        head = (w["x_table"], w["x_read"], w["x_accepted"], w["x_quarantined"], w["x_source"])
         rows = [
             (c.table, f"{c.read:,}", f"{c.accepted:,}", f"{c.quarantined:,}", f"{c.source} ({self.formats.get(t, '')})".replace(" ()", ""))
             for t, c in self.counts.items()
         ]
-        total = ("total", f"{self.read_rows:,}", f"{sum(c.accepted for c in self.counts.values()):,}",
+        total = (w["x_total"], f"{self.read_rows:,}", f"{sum(c.accepted for c in self.counts.values()):,}",
                  f"{self.quarantined_rows:,}", "")
         widths = [max(len(r[i]) for r in [head, *rows, total]) for i in range(len(head))]
 
@@ -206,24 +210,24 @@ class Extract:
             cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in (1, 2, 3)] + [r[4]]
             return "  ".join(cells).rstrip()
 
-        lines = [f"extract {self.fingerprint[:16]}  (read = accepted + quarantined; checked in {self.seconds:.1f} s)",
-                 fmt(head), fmt(tuple("-" * w for w in widths[:4]) + ("-" * 6,))]
+        lines = [w["x_head"].format(fingerprint=self.fingerprint[:16], seconds=f"{self.seconds:.1f}"),
+                 fmt(head), fmt(tuple("-" * n for n in widths[:4]) + ("-" * 6,))]
         lines += [fmt(r) for r in rows] + [fmt(total)]
         for t, c in self.counts.items():
             if c.reasons:
                 top = sorted(c.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
                 shown = ", ".join(f"{code} {n:,}" for code, n in top[:5])
-                more = f", and {len(top) - 5} more" if len(top) > 5 else ""
-                lines.append(f"{t}: quarantine reasons: {shown}{more}")
+                more = w["x_more"].format(n=len(top) - 5) if len(top) > 5 else ""
+                lines.append(w["x_reasons"].format(table=t, reasons=shown + more))
         for t in self.counts:
             if self.ignored_columns.get(t):
-                lines.append(f"{t}: extra columns ignored: {', '.join(self.ignored_columns[t])}")
+                lines.append(w["x_ignored"].format(table=t, columns=", ".join(self.ignored_columns[t])))
             if self.absent_columns.get(t):
-                lines.append(f"{t}: optional columns absent (NULL): {', '.join(self.absent_columns[t])}")
-        lines += [f"warning: {w}" for w in self.warnings]
+                lines.append(w["x_absent"].format(table=t, columns=", ".join(self.absent_columns[t])))
+        lines += [w["x_warning"].format(warning=x) for x in self.warnings]
         if self.quarantined_rows:
             where = str(self.quarantine_dir) if self.quarantine_dir is not None else "DuckDB tables quarantine_<table>"
-            lines.append(f"quarantined rows: {where}")
+            lines.append(w["x_quarantined_rows"].format(where=where))
         return "\n".join(lines)
 
     def close(self) -> None:
