@@ -53,6 +53,13 @@ def _strftime(col: str, fmt: str) -> str:
     return f"strftime({col}, {q(fmt)})"
 
 
+def _first_n(x: str, keys: list[tuple[str, bool]], n: int) -> str:
+    """The first ``n`` values of ``x`` in the order of ``keys`` (expression, descending; a descending one numeric), as
+    a list: ``min_by`` keeps a top-n heap per group, where an ordered ``list()`` sorted every group whole."""
+    key = ", ".join(f"'k{i}': " + (f"-({k})" if desc else k) for i, (k, desc) in enumerate(keys))
+    return f"min_by({x}, {{{key}}}, {n})"
+
+
 DUCKDB: Dialect = {
     "str": q,
     "ident": ident,
@@ -68,9 +75,11 @@ DUCKDB: Dialect = {
     "starts_with": lambda col, prefix: f"starts_with({col}, {prefix})",
     "struct": lambda fields: "{" + ", ".join(f"{q(k)}: {v}" for k, v in fields) + "}",
     "list": lambda items: "[" + ", ".join(items) + "]",
-    "no_evidence": lambda: "[]",
+    # typed, so every rule's judged rows share one type and can be appended to one table (engine/scan.py)
+    "no_evidence": lambda: ("CAST([] AS STRUCT(condition VARCHAR, role VARCHAR, time VARCHAR, system VARCHAR, code VARCHAR, "
+                            "value DOUBLE, unit VARCHAR)[])"),
     "list_agg": lambda x: f"list({x})",
-    "ordered_list_agg": lambda x, keys: f"list({x} ORDER BY {', '.join(k + (' DESC' if desc else '') for k, desc in keys)})",
+    "first_n": _first_n,
     "list_head": lambda lst, n: f"list_slice({lst}, 1, {n})",
     "list_distinct": lambda lst: f"list_distinct({lst})",
     "list_len": lambda lst: f"length({lst})",
@@ -133,7 +142,7 @@ SPARK: Dialect = {
     "no_evidence": lambda: ("CAST(array() AS ARRAY<STRUCT<condition: STRING, role: STRING, time: STRING, system: STRING, "
                             "code: STRING, value: DOUBLE, unit: STRING>>)"),
     "list_agg": lambda x: f"collect_list({x})",
-    "ordered_list_agg": _spark_sorted,
+    "first_n": lambda x, keys, n: f"slice({_spark_sorted(x, keys)}, 1, {n})",
     "list_head": lambda lst, n: f"slice({lst}, 1, {n})",
     "list_distinct": lambda lst: f"array_distinct({lst})",
     "list_len": lambda lst: f"size({lst})",
@@ -405,11 +414,16 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
 
 
 def _evidence(name: str, role: str, d: Dialect) -> str:
-    struct = d["struct"]([("condition", d["str"](name)), ("role", d["str"](role)),
-                          ("time", d["strftime"]("m.time", "%Y-%m-%dT%H:%M:%S")), ("system", "m.system"),
-                          ("code", "m.code"), ("value", "m.value"), ("unit", "m.unit")])
-    keys = [("m.time", True), ("m.system", False), ("m.code", False), ("m.ev_id", False)]
-    return d["list_head"](d["ordered_list_agg"](struct, keys), EVIDENCE_PER_CONDITION)
+    """The condition's evidence list: its latest :data:`EVIDENCE_PER_CONDITION` events (ties by system, code, row).
+
+    The events are picked first and only the picked ones rendered (text time, condition, role): rendering every
+    matching event and sorting whole groups was most of a flagged rule's time."""
+    fields = ["time", "system", "code", "value", "unit"]
+    keys = [(d["epoch_us"]("m.time"), True), ("m.system", False), ("m.code", False), ("m.ev_id", False)]
+    top = d["first_n"](d["struct"]([(f, f"m.{f}") for f in fields]), keys, EVIDENCE_PER_CONDITION)
+    return d["list_map"](top, "x", d["struct"]([("condition", d["str"](name)), ("role", d["str"](role)),
+                                                ("time", d["strftime"]("x.time", "%Y-%m-%dT%H:%M:%S")),
+                                                *[(f, f"x.{f}") for f in fields[1:]]]))
 
 
 def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect, src: str = "cand",
@@ -540,7 +554,7 @@ def _joins(hs: list[str]) -> str:
 
 
 def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool = True,
-                 every_condition: bool = True) -> str:
+                 every_condition: bool = True, flagged_only: bool = False) -> str:
     """The SQL that judges every candidate of ``rule``: one row per candidate (after :func:`ensure_sets`).
 
     With ``every_condition`` False, the conditions beyond eligibility are judged for the eligible candidates only
@@ -554,6 +568,9 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
     second pass over the flagged candidates (``fl``: DuckDB materialises the shared CTEs, and collecting and
     sorting events for millions of unflagged candidates is what made large scans slow); without it in the same
     pass (Spark inlines CTEs, so a second pass would judge every candidate twice).
+
+    With ``flagged_only`` only the flagged candidates' rows are returned: a trigger's unflagged candidates are
+    written nowhere, and their ``candidate_id`` (a digest of text renderings) was most of a large trigger's time.
     """
     q, ident = d["str"], d["ident"]
     second = bool(d["evidence_pass"]())
@@ -596,7 +613,8 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
     order = d["order_by"](["person_id", "index_time", "index_system", "index_code", "encounter_id", "index_value", "cand_id"])
     return f"""WITH {', '.join(ctes)}
 SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
-FROM judged{ev_join}""" + (f"\nORDER BY {order}" if ordered else "")
+FROM judged{ev_join}""" + ("\nWHERE judged.sensitive OR judged.specific" if flagged_only else "") + (
+        f"\nORDER BY {order}" if ordered else "")
 
 
 TRIAL_COLUMNS = ["trial_id", "person_id", "encounter_id", "anchor_time", "anchor_system", "anchor_code", "setting",
