@@ -427,13 +427,16 @@ def _evidence(name: str, role: str, d: Dialect) -> str:
 
 
 def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect, src: str = "cand",
-               p: str = "", evidence: bool = False) -> list[str]:
+               p: str = "", evidence: bool = False, matched: bool = False) -> list[str]:
     """CTEs {p}m_i (matching events of the candidates in ``src``) and {p}h_i (holds, and with ``evidence`` the
-    evidence list)."""
+    evidence list). With ``matched`` (a second pass, ``src`` a subset of the first pass's candidates), no {p}m_i:
+    the rows of ``src``'s candidates are taken from the first pass's m_i, which halves the query DuckDB plans."""
     vs, q, at = rs.valueset(crit.codes), d["str"], "dis_" if crit.anchor == "discharge" else ""
     on = ["e.person_id = c.person_id", f"e.cs = {codeset_key(vs)}", f"e.kind = {q(crit.kind)}"]
     evidence = f", {_evidence(name, role, d)} AS evidence" if evidence else ""  # type: ignore[assignment]
     m, h = f"{p}m_{i}", f"{p}h_{i}"
+    if matched:
+        m = f"(SELECT * FROM m_{i} WHERE cand_id IN (SELECT cand_id FROM {src}))"
     if crit.same_encounter:
         on.append("e.encounter_id = c.encounter_id")
     ctes = []
@@ -441,12 +444,12 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
         lo, hi = crit.window.int_bounds()
         off = day_offset("e", "c", d, at)
         supply = "greatest(coalesce(e.days_supply, 1), 1)"
-        ctes.append(f"""{m} AS (
+        ctes += [] if matched else [f"""{m} AS (
   SELECT c.cand_id, e.ev_id, e.time, e.system, e.code, e.value, e.unit,
          {d['int_range'](f'greatest({off}, {lo})', f'least({off} + {supply} - 1, {hi})')} AS days
   FROM {src} c JOIN lv_hit e ON {' AND '.join(on)}
   WHERE {off} <= {hi} AND {off} + {supply} - 1 >= {lo}
-)""")
+)"""]
         ctes.append(f"""{h} AS (
   SELECT m.cand_id, {d['list_len'](d['list_distinct'](f"flatten({d['list_agg']('m.days')})"))} >= {crit.coverage.min_days} AS holds{evidence}
   FROM {m} m GROUP BY m.cand_id
@@ -454,7 +457,7 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
         return ctes
     where = [window_sql(crit.window, "e", "c", d, at)]
     join_first = ""
-    if crit.first_in is not None:
+    if crit.first_in is not None and not matched:
         n = crit.first_in.amount
         ctes.append(f"""{p}f_{i} AS (
   SELECT person_id, day,
@@ -463,11 +466,11 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
   FROM (SELECT DISTINCT e.person_id, e.day FROM lv_hit e WHERE e.cs = {codeset_key(vs)} AND e.kind = {q(crit.kind)})
 )""")
         join_first = f" JOIN {p}f_{i} f ON f.person_id = e.person_id AND f.day = e.day AND f.first_ok"
-    ctes.append(f"""{m} AS (
+    ctes += [] if matched else [f"""{m} AS (
   SELECT c.cand_id, c.index_value, c.index_unit, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e', d)} AS v
   FROM {src} c JOIN lv_hit e ON {' AND '.join(on)}{join_first}
   WHERE {' AND '.join(where)}
-)""")
+)"""]
     t = crit.value
     if t is None:
         ctes.append(f"""{h} AS (
@@ -491,11 +494,11 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
 
 
 def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d: Dialect, src: str = "cand",
-            p: str = "", evidence: bool = False) -> list[str]:
+            p: str = "", evidence: bool = False, matched: bool = False) -> list[str]:
     """CTEs {p}h_i_j per criterion j, and {p}h_i: holds if any does; evidence = the holding criteria's events, capped."""
     ctes, hs, holds, evid = [], [], [], []
     for j, crit in enumerate(crits):
-        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d, src, p, evidence)
+        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d, src, p, evidence, matched)
         hs.append(f"{p}h_{i}_{j}")
         holds.append(f"coalesce({p}h_{i}_{j}.holds, false)")
         evid.append(f"CASE WHEN {holds[-1]} THEN {p}h_{i}_{j}.evidence ELSE {d['no_evidence']()} END")
@@ -509,7 +512,7 @@ def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d
 
 
 def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str = "", evidence: bool = False,
-                late: str | None = None) -> tuple[list[str], list[str], list[str]]:
+                late: str | None = None, matched: bool = False) -> tuple[list[str], list[str], list[str]]:
     """CTEs, columns (one boolean per condition) and the names of the per-condition CTEs, joined on ``c.cand_id``.
 
     With ``late`` (a CTE of the eligible candidates, see :func:`compile_rule`), the eligibility conditions are judged
@@ -531,7 +534,7 @@ def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str =
         else:
             make = _any_of if cond.any_of else _criterion
             ctes.extend(make(i, name, cond.role, cond.criteria if cond.any_of else cond.criteria[0],  # type: ignore[arg-type]
-                             rs, d, where, p, evidence))
+                             rs, d, where, p, evidence, matched))
             hs[name] = f"{p}h_{i}"
             exprs[name] = f"{'NOT ' if cond.role == 'exclude' else ''}coalesce({p}h_{i}.holds, false)"
 
@@ -602,7 +605,7 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
                                                     "setting", "unit", "cost", "age", "sex"]
                             + [ident(f"cond__{n}") for n in rule.conditions] + ["eligible", "sensitive", "specific"])
     elif hs:
-        ectes, _, ehs = _conditions(rule, rs, d, src="fl", p="e", evidence=True)
+        ectes, _, ehs = _conditions(rule, rs, d, src="fl", p="e", evidence=True, matched=True)
         ctes.append("fl AS (SELECT c.* FROM cand c JOIN judged j ON j.cand_id = c.cand_id WHERE j.sensitive OR j.specific)")
         ctes += ectes
         ctes.append(f"ev AS (SELECT c.cand_id, {lists(ehs)} AS evidence FROM fl c {_joins(ehs)})")
