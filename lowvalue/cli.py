@@ -18,6 +18,7 @@ import click
 from lowvalue import __version__
 from lowvalue.data.adapters.commands import FROM_CHOICES, convert_command
 from lowvalue.errors import LowvalueError
+from lowvalue.messages import LANGS, messages
 from lowvalue.report.commands import report
 from lowvalue.risk.commands import explain, risk
 from lowvalue.review.commands import review
@@ -62,8 +63,29 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="lowvalue")
-def main() -> None:
+@click.option("--lang", "lang", type=click.Choice(LANGS), envvar="LOWVALUE_LANG", default="en", show_default=True,
+              help="Language of the printed summaries [env LOWVALUE_LANG]. The report's own language is report --lang.")
+@click.pass_context
+def main(ctx: click.Context, lang: str) -> None:
     """Find low-value care in encounter extracts and link it to adverse-event triggers."""
+    ctx.meta[LANG_KEY] = lang
+
+
+LANG_KEY = "lowvalue.lang"
+
+
+def summary_lang() -> str:
+    """The language of the printed summaries: the global ``--lang`` (default ``LOWVALUE_LANG``, else English)."""
+    ctx = click.get_current_context(silent=True)
+    lang = ctx.meta.get(LANG_KEY) if ctx is not None else None
+    if lang is None:
+        lang = os.environ.get("LOWVALUE_LANG", "en")
+    return lang if lang in LANGS else "en"
+
+
+def words() -> dict[str, str]:
+    """The printed summaries' texts (namespace ``cli`` of :mod:`lowvalue.messages`) in :func:`summary_lang`."""
+    return messages("cli", summary_lang())
 
 
 for _command in (convert_command, report, risk, explain, review, codes):
@@ -91,7 +113,7 @@ def _canonical(data: Path, fmt: str | None, workdir: Path) -> Path:
     if fmt is None and not data.is_dir():
         return data  # let the reader say what is missing
     fmt = resolve_format(fmt, data)
-    click.echo(f"converting {fmt} extract {data} → {workdir}", err=True)
+    click.echo(words()["converting"].format(fmt=fmt, data=data, workdir=workdir), err=True)
     convert(fmt, data, workdir)
     return workdir
 
@@ -133,8 +155,9 @@ def validate(data: Path, fmt: str | None, extract_end: Any, memory_limit: str | 
     with private_workdir("convert") as tmp:
         canonical = _canonical(data, fmt, tmp)
         extract = open_extract(canonical, quarantine_dir=quarantine_dir or data / "quarantine",
-                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit)
-        click.echo(extract.summary())
+                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit,
+                               check_only=True)
+        click.echo(extract.summary(summary_lang()))
         extract.close()
     if strict and extract.quarantined_rows:
         raise StrictModeError(f"{data}: {extract.quarantined_rows} row(s) quarantined and --strict was given")
@@ -185,8 +208,6 @@ def scan(data: str, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pat
     if remote and fmt is not None:
         raise LowvalueError(f"{data}: --from converts a folder on this machine; convert it first, then scan the "
                             "canonical extract")
-    if key and engine == "spark":
-        raise LowvalueError("--pseudonymise is not available with --engine spark yet: scan with the DuckDB engine")
     if key and quarantine_dir is None:
         raise LowvalueError("--pseudonymise needs --quarantine DIR outside the results folder: rejected rows keep "
                             "their original ids and dates")
@@ -207,10 +228,14 @@ def scan(data: str, out: Path, fmt: str | None, extract_end: Any, rules_dir: Pat
                               extract_end=extract_end.date() if extract_end else None, memory_limit=memory_limit,
                               progress=lambda rid, s: advance(description=f"{rid} ({s:.2f}s)"))
         (result.pseudonymised(key) if key else result).write_into(tmp)
-    _print_frame(result.summary(), f"lowvalue scan: {data}")
-    click.echo(waterfall_lines(result.waterfall))
-    click.echo(f"wrote {out}/ (flags: {result.manifest['rows']['flags']}, triggers: {result.manifest['rows']['triggers']}, "
-               f"{result.manifest['timing_seconds']['total']} s)")
+    w = words()
+    summary = result.summary()
+    summary["status"] = summary.status.map(lambda v: w.get("status_" + str(v), v))
+    _print_frame(summary, w["scan_title"].format(data=data), w)
+    click.echo(waterfall_lines(result.waterfall, summary_lang()))
+    click.echo(w["wrote_results"].format(out=out, flags=result.manifest["rows"]["flags"],
+                                         triggers=result.manifest["rows"]["triggers"],
+                                         seconds=result.manifest["timing_seconds"]["total"]))
 
 
 def waterfall_lines(waterfall: Any, lang: str = "en") -> str:
@@ -266,12 +291,13 @@ def rules_test(rules_dir: Path | None, codes_dir: Path | None, only: tuple[str, 
             cases, fails = run_decks_batched(rules, rs, load, judged, name) if rules else (0, [])
             failures += fails
     failed = {(f.rule_id, f.case) for f in failures}
+    w = words()
     for rule in rules:
-        click.echo(f"{'FAIL' if any(f.rule_id == rule.id for f in failures) else 'ok  '} {rule.id}: "
-                   f"{len(rule.tests)} case(s)")
+        mark = w["deck_fail"] if any(f.rule_id == rule.id for f in failures) else w["deck_ok"]
+        click.echo(w["deck_line"].format(mark=mark, rule=rule.id, n=len(rule.tests)))
     for f in failures:
         click.echo(f"  {f}", err=True)
-    click.echo(f"{cases - len(failed)} passed, {len(failed)} failed")
+    click.echo(w["decks_summary"].format(passed=cases - len(failed), failed=len(failed)))
     if failures:
         raise LowvalueError(f"{len(failures)} deck failure(s)")
 
@@ -286,7 +312,7 @@ def rules_lint(rules_dir: Path | None) -> None:
     rs, problems = lint(rules_dir)
     for p in problems:
         click.echo(p.one_line(), err=True)
-    click.echo(f"{len(rs.rules)} rules and triggers, {len(rs.valuesets)} code sets, {len(problems)} problem(s)")
+    click.echo(words()["lint_summary"].format(rules=len(rs.rules), codesets=len(rs.valuesets), problems=len(problems)))
     if problems:
         raise LowvalueError(f"{len(problems)} lint problem(s)")
 
@@ -308,14 +334,15 @@ def rules_list(rules_dir: Path | None, codes_dir: Path | None, fmt: str, lang: s
         _print_frame(df.drop(columns=["sources"]), "lowvalue rule catalogue")
 
 
-def _print_frame(df, title: str) -> None:  # noqa: ANN001
+def _print_frame(df, title: str, w: dict[str, str] | None = None) -> None:  # noqa: ANN001
+    """Print a table; with ``w`` (:func:`words`) its column names are the catalogue's ``col_<name>`` texts."""
     import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     for col in df.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+        table.add_column(w.get(f"col_{col}", str(col)) if w else str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
         table.add_row(*["" if v is None or v is pd.NA or v != v else f"{v:.3f}" if isinstance(v, float) else str(v)
                         for v in row])
@@ -347,8 +374,11 @@ def flags(results: Path, top: int, rules: tuple[str, ...], tier: str | None) -> 
     df = df.sort_values(by, ascending=False, na_position="last", kind="mergesort").head(top)
     cols = ["flag_id", "rule_id", "tier", "index_time", "unit", "setting", "index_code"] + (
         ["risk"] if "risk" in df.columns else [])
-    _print_frame(df[cols].assign(index_time=df.index_time.dt.strftime("%Y-%m-%d %H:%M")),
-                 f"{len(df)} flag(s) in {results}" + (" (highest risk first)" if "risk" in df.columns else ""))
+    w = words()
+    shown = df[cols].assign(index_time=df.index_time.dt.strftime("%Y-%m-%d %H:%M"),
+                            tier=df.tier.map(lambda v: w.get("tier_" + str(v).replace(" ", "_"), v)))
+    _print_frame(shown, w["flags_title_risk" if "risk" in df.columns else "flags_title"].format(n=len(df), results=results),
+                 w)
 
 
 @main.command()
@@ -373,7 +403,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
         generate(persons=2000, seed=42, out=data)
     click.echo(f"1. validate {data}")
     extract = open_extract(data, quarantine_dir=out / "quarantine")
-    click.echo(extract.summary())
+    click.echo(extract.summary(summary_lang()))
     codes = data / "region-codes" if (data / "region-codes").is_dir() else None
     overlay = f" and the region's code overlay {codes}" if codes else ""
     click.echo(f"2. scan with the shipped rule library{overlay}")

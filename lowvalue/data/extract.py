@@ -24,6 +24,7 @@ with and without a UTC offset in one table); the summary prints them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import logging
@@ -190,14 +191,18 @@ class Extract:
             return self.con.execute(f"SELECT * FROM read_parquet({readers.quote_literal(str(path))})").df()
         return self.con.execute(f"SELECT * FROM {quote_ident(table)}").df()
 
-    def summary(self) -> str:
-        """A plain-text table of counts per table and the top reasons (no person identifiers)."""
-        head = ("table", "read", "accepted", "quarantined", "source")
+    def summary(self, lang: str = "en") -> str:
+        """A plain-text table of counts per table and the top reasons (no person identifiers), in ``lang`` (the
+        catalogue's ``cli`` texts; reason codes, table and column names stay as they are)."""
+        from lowvalue.messages import messages
+
+        w = messages("cli", lang)
+        head = (w["x_table"], w["x_read"], w["x_accepted"], w["x_quarantined"], w["x_source"])
         rows = [
             (c.table, f"{c.read:,}", f"{c.accepted:,}", f"{c.quarantined:,}", f"{c.source} ({self.formats.get(t, '')})".replace(" ()", ""))
             for t, c in self.counts.items()
         ]
-        total = ("total", f"{self.read_rows:,}", f"{sum(c.accepted for c in self.counts.values()):,}",
+        total = (w["x_total"], f"{self.read_rows:,}", f"{sum(c.accepted for c in self.counts.values()):,}",
                  f"{self.quarantined_rows:,}", "")
         widths = [max(len(r[i]) for r in [head, *rows, total]) for i in range(len(head))]
 
@@ -205,24 +210,24 @@ class Extract:
             cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in (1, 2, 3)] + [r[4]]
             return "  ".join(cells).rstrip()
 
-        lines = [f"extract {self.fingerprint[:16]}  (read = accepted + quarantined; checked in {self.seconds:.1f} s)",
-                 fmt(head), fmt(tuple("-" * w for w in widths[:4]) + ("-" * 6,))]
+        lines = [w["x_head"].format(fingerprint=self.fingerprint[:16], seconds=f"{self.seconds:.1f}"),
+                 fmt(head), fmt(tuple("-" * n for n in widths[:4]) + ("-" * 6,))]
         lines += [fmt(r) for r in rows] + [fmt(total)]
         for t, c in self.counts.items():
             if c.reasons:
                 top = sorted(c.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
                 shown = ", ".join(f"{code} {n:,}" for code, n in top[:5])
-                more = f", and {len(top) - 5} more" if len(top) > 5 else ""
-                lines.append(f"{t}: quarantine reasons: {shown}{more}")
+                more = w["x_more"].format(n=len(top) - 5) if len(top) > 5 else ""
+                lines.append(w["x_reasons"].format(table=t, reasons=shown + more))
         for t in self.counts:
             if self.ignored_columns.get(t):
-                lines.append(f"{t}: extra columns ignored: {', '.join(self.ignored_columns[t])}")
+                lines.append(w["x_ignored"].format(table=t, columns=", ".join(self.ignored_columns[t])))
             if self.absent_columns.get(t):
-                lines.append(f"{t}: optional columns absent (NULL): {', '.join(self.absent_columns[t])}")
-        lines += [f"warning: {w}" for w in self.warnings]
+                lines.append(w["x_absent"].format(table=t, columns=", ".join(self.absent_columns[t])))
+        lines += [w["x_warning"].format(warning=x) for x in self.warnings]
         if self.quarantined_rows:
             where = str(self.quarantine_dir) if self.quarantine_dir is not None else "DuckDB tables quarantine_<table>"
-            lines.append(f"quarantined rows: {where}")
+            lines.append(w["x_quarantined_rows"].format(where=where))
         return "\n".join(lines)
 
     def close(self) -> None:
@@ -252,6 +257,24 @@ def _fingerprint_frames(frames: dict[str, pa.Table]) -> str:
         h.update(f"{name}\0{buf.size}\0".encode())
         h.update(memoryview(buf))
     return h.hexdigest()
+
+
+def _fingerprint_files(folder: Path, located: dict[str, list[Path]]) -> str:
+    """The extract's fingerprint: SHA-256 of every file's name, size and bytes, tables in the order of their paths."""
+    h = hashlib.sha256()
+    for files in sorted(located.values(), key=lambda fs: str(fs[0].relative_to(folder))):
+        readers.hash_files(files, folder, h)
+    return h.hexdigest()
+
+
+def _fingerprint_files_in_background(folder: Path, located: dict[str, list[Path]]) -> concurrent.futures.Future[str]:
+    """:func:`_fingerprint_files` on a thread of its own (hashlib releases the GIL while it hashes), so the files'
+    bytes are hashed while DuckDB reads and checks them rather than before; ``result()`` re-raises its errors."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowvalue-fingerprint")
+    try:
+        return pool.submit(_fingerprint_files, folder, located)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _dates_shifted(folder: Path) -> bool:
@@ -286,6 +309,7 @@ def open_extract(
     con: duckdb.DuckDBPyConnection | None = None,
     extract_end: date | None = None,
     memory_limit: str | None = None,
+    check_only: bool = False,
 ) -> Extract:
     """Read and check an extract folder (or a mapping table name -> DataFrame/Arrow table).
 
@@ -303,6 +327,13 @@ def open_extract(
     removed when the extract is closed or the process ends. Parquet files are read in place and every table is
     written once, so memory does not grow with the extract beyond what the limit allows. On a given ``con`` the
     limit is set only when given (its temporary folder is the caller's).
+
+    ``check_only`` (``lowvalue validate``): count and quarantine only; the accepted events, which no other table is
+    checked against, are not written (the extract has ``persons`` and ``encounters`` but no ``events`` table, and
+    events' accepted = read − quarantined). Quarantine, reasons, counts, warnings and fingerprint are the same.
+
+    The source files are read twice at most: once by DuckDB (each table's one pass, :func:`validation.write_checked`)
+    and once for the fingerprint, which is hashed on a thread of its own while DuckDB works.
     """
     started = time.perf_counter()
     owns = con is None
@@ -312,6 +343,7 @@ def open_extract(
     elif memory_limit is not None:
         con.execute(f"SET memory_limit = '{_duckdb_size(memory_limit_bytes(memory_limit))}'")
     work: list[str] = []
+    digest: concurrent.futures.Future[str] | None = None
 
     def drop(name: str) -> None:
         readers.drop_relation(con, name)
@@ -338,10 +370,7 @@ def open_extract(
                 raise InputError(str(folder), "not a folder (an extract is a folder with persons, encounters and events)")
             located = {t: readers.locate(folder, t) for t in TABLE_ORDER}  # all missing-file errors before any work
             shifted = _dates_shifted(folder)
-            h = hashlib.sha256()
-            for files in sorted(located.values(), key=lambda fs: str(fs[0].relative_to(folder))):
-                readers.hash_files(files, folder, h)
-            fingerprint = h.hexdigest()
+            digest = _fingerprint_files_in_background(folder, located)
             for t in TABLE_ORDER:
                 files = located[t]
                 rel = f"_lv_raw_{t}"
@@ -358,7 +387,8 @@ def open_extract(
         bounds = validation.DateBounds.default(extract_end, shifted=shifted)
         for t in TABLE_ORDER:
             try:
-                out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds)
+                out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds,
+                                                keep=not check_only or t != TABLE_ORDER[-1])
             except (duckdb.IOException, duckdb.InvalidInputException) as exc:
                 if not raw[t].is_view:
                     raise
@@ -374,11 +404,15 @@ def open_extract(
             if out.quarantine_file is not None:
                 qfiles[t] = out.quarantine_file
             log.info("%s: read %d, accepted %d, quarantined %d", t, out.read, out.accepted, out.quarantined)
+        if digest is not None:
+            fingerprint = digest.result()
         seconds = time.perf_counter() - started
         return Extract(con, counts, fingerprint, sources, raw=raw, quarantine_dir=quarantine_dir,
                        quarantine_files=qfiles, seconds=seconds, owns_connection=owns, warnings=warnings,
                        spill_dir=spill)
     except BaseException:
+        if digest is not None:
+            digest.cancel()
         for name in work:
             try:
                 drop(name)

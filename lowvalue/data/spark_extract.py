@@ -176,7 +176,8 @@ def _read_parquet(spark: Any, table: str, files: list[_File], relation: str, lab
     from pyspark.sql import functions as F
 
     try:
-        df = spark.read.option("mergeSchema", "true").parquet(*[f.uri for f in files])
+        # merging schemas is a Spark job over every footer: only worth it when there is more than one file
+        df = spark.read.option("mergeSchema", str(len(files) > 1).lower()).parquet(*[f.uri for f in files])
         names = list(df.columns)
         readers.check_unique_names(label, names)
         stored = readers.storage_names(names)

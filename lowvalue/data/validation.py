@@ -71,13 +71,14 @@ an earlier invalid one); exact duplicate events are decided among the events
 without row-level problems (a duplicate of an invalid event has the same problem
 anyway).
 
-Cost (issue 13): over Parquet the raw relation and the stage are views, so the
-source is read in place and only the accepted table is written (once, in source
-order, see :func:`finish_table`). A Parquet column already in its canonical type
-is checked in that type (:func:`in_place`); its text is made only to quote an
-offending value. Duplicates are found by an aggregate over the key (persons,
-encounters) or over a hash of every column with an exact confirmation (events;
-:func:`find_duplicates`), never by windowing the whole table.
+Cost (issue 13): the source is read once per table. Over Parquet the raw relation and the stage are views (over CSV
+the stage is a view over the text table), and one pass writes the *checked* table (:func:`write_checked`): every row
+in source order with its typed columns, its row problems and, for events, its row hash. A Parquet column already in
+its canonical type is checked in that type (:func:`in_place`); its text is made only to quote an offending value.
+Duplicates and references are then found on the checked table's narrow columns: repeated hashes by sorting
+(:func:`repeated_hashes`), the exact comparison only among rows that share a hash (:func:`find_duplicates`), never
+by windowing or grouping the whole table. Without problems the checked table becomes the accepted table; otherwise
+the accepted rows are copied from it once, in source order (:func:`finish_table`).
 """
 
 from __future__ import annotations
@@ -612,11 +613,10 @@ def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCK
 def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
     """``stage``: source_row, canonical typed columns, row_codes, row_reasons; in source order.
 
-    Over a view of Parquet files the stage is a view too: nothing is copied, each later step reads the files in
-    place, in their types. Over a copied table (CSV text, frames) it is a table: the text parsers run once.
+    A view: it is read once, by :func:`write_checked` (over Parquet files straight from the files, in their types;
+    over CSV text the parsers run in that one pass), so a copy would only cost.
     """
-    kind = "VIEW" if raw.is_view else "TABLE"
-    con.execute(f"CREATE OR REPLACE TEMP {kind} {quote_ident(stage)} AS {stage_sql(raw, bounds)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(stage)} AS {stage_sql(raw, bounds)}")
 
 
 ROW_HASH = "hash({cols})"
@@ -632,44 +632,104 @@ def duplicate_keys_sql(table: Table, stage: str, d: Dialect = DUCKDB) -> str:
             f"FROM {d['ident'](stage)} WHERE {nonnull} GROUP BY {cols} HAVING count(*) > 1")
 
 
-def duplicate_rows_sql(table: Table, stage: str, d: Dialect = DUCKDB, hashes: str | None = None) -> str:
+def duplicate_rows_sql(table: Table, stage: str, d: Dialect = DUCKDB, hashes: str | None = None,
+                       hash_column: str | None = None) -> str:
     """Events: the ``source_row`` of every row without row-level problems that equals, in every column of the key
     (all columns; NULL equal to NULL, as in GROUP BY), such a row with a smaller source_row: a ``duplicate_row``.
     ``hashes``: a relation of the row hashes (:data:`ROW_HASH`) that occur more than once, to compare only those
-    rows exactly (DuckDB, see :func:`find_duplicates`); Spark partitions by the columns directly."""
+    rows exactly (DuckDB, see :func:`find_duplicates`; ``hash_column``: the column of ``stage`` that already holds
+    each row's hash); Spark partitions by the columns directly."""
     cols = ", ".join(d["ident"](k) for k in table.key)
-    among = f" AND {d['row_hash'](cols)} IN (SELECT h FROM {d['ident'](hashes)})" if hashes else ""
+    own = d["ident"](hash_column) if hash_column else d["row_hash"](cols)
+    among = f" AND {own} IN (SELECT h FROM {d['ident'](hashes)})" if hashes else ""
     return (f"SELECT source_row FROM ("
             f"SELECT source_row, row_number() OVER (PARTITION BY {cols} ORDER BY source_row) AS rk "
             f"FROM {d['ident'](stage)} WHERE row_codes IS NULL{among}"
             f") WHERE rk > 1")
 
 
-def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, stage: str, dups: str) -> None:
+HASH_COLUMN = "row_hash"
+"""The column of the checked table (:func:`write_checked`) with each event's :data:`ROW_HASH`."""
+
+SORT_CHUNK_ROWS = 1 << 24
+"""At most this many hashes (8 bytes each: 128 MiB) are sorted at a time by :func:`repeated_hashes`; more are split
+into ranges of the hash, so the memory outside DuckDB's limit stays bounded whatever the extract's size."""
+
+
+def repeated_hashes(con: duckdb.DuckDBPyConnection, relation: str, expr: str, where: str, rows: int, into: str) -> int:
+    """``into``: a temporary table (``h``) of the values of ``expr`` (a hash, UBIGINT) that occur more than once among
+    the rows of ``relation`` where ``where`` holds; returns how many.
+
+    Sorted with numpy rather than grouped by DuckDB: a GROUP BY over one distinct number per row builds a hash table
+    as large as the extract (the costliest check at a million persons, 5–7 CPU-seconds over 24 M events), where
+    sorting the fetched numbers and comparing neighbours takes a sixth of that. ``rows`` (an upper bound of the rows)
+    decides into how many ranges of the hash the work is split (:data:`SORT_CHUNK_ROWS`).
+    """
+    import numpy as np
+
+    parts = max(1, -(-rows // SORT_CHUNK_ROWS))
+    found = []
+    for i in range(parts):
+        lo, hi = (2**64 * i) // parts, (2**64 * (i + 1)) // parts - 1
+        in_range = "" if parts == 1 else f" AND h BETWEEN {lo} AND {hi}"
+        values = con.execute(f"SELECT h FROM (SELECT {expr} AS h FROM {quote_ident(relation)} WHERE {where}) "
+                             f"WHERE TRUE{in_range}").fetchnumpy()["h"]
+        values = np.asarray(values, dtype=np.uint64)
+        values.sort()
+        same = values[1:] == values[:-1]
+        if same.any():
+            found.append(np.unique(values[1:][same]))
+        del values, same
+    hashes = np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
+    view = f"__lv_hashes_{into}"
+    con.register(view, pa.table({"h": pa.array(hashes, type=pa.uint64())}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(into)} AS SELECT h FROM {quote_ident(view)}")
+    finally:
+        con.unregister(view)
+    return len(hashes)
+
+
+def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, dups: str, rows: int,
+                    exact: str | None = None) -> None:
     """``dups``: what the duplicate checks need, found by key or hash rather than by windowing over every column.
 
-    Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
-    source_row > 1 would give, without sorting or holding the table.
+    ``checked`` is the table :func:`write_checked` wrote (``rows`` rows), so these read narrow columns of DuckDB's
+    own storage, not the source again.
 
-    Events: :func:`duplicate_rows_sql`, found in two steps: the hashes of all key columns that occur more than
-    once among all rows (one aggregate over one number per row), then, only if there are any, the exact comparison
-    (a row number over every column) among the valid rows with such a hash, so a hash collision never flags a row.
+    Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
+    source_row > 1 would give, without sorting or holding the table, over the rows whose key's hash repeats
+    (:func:`repeated_hashes`; a key that repeats has a hash that repeats).
+
+    Events: :func:`duplicate_rows_sql`, found in two steps: the hashes (:data:`HASH_COLUMN`, computed while the
+    table was written) that occur more than once among the valid rows (:func:`repeated_hashes`), then, only if
+    there are any, the exact comparison (a row number over every column) among the valid rows with such a hash,
+    so a hash collision never flags a row. ``exact``: the relation with every column for that comparison when
+    ``checked`` holds only some (``keep=False``; its hash is computed again), else ``checked`` itself.
     """
-    if table.name in ("persons", "encounters"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, stage)}")
-        return
-    cols = ", ".join(quote_ident(k) for k in table.key)
     hashes = f"{dups}_hash"
-    h = ROW_HASH.format(cols=cols)
+    if table.name in ("persons", "encounters"):
+        # the keys' hashes that repeat first, then the exact aggregate over the rows with such a hash only
+        keys = ", ".join(quote_ident(k) for k in table.key)
+        nonnull = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in table.key)
+        among = f"{dups}_rows"
+        try:
+            repeated_hashes(con, checked, ROW_HASH.format(cols=keys), nonnull, rows, hashes)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(among)} AS SELECT * FROM {quote_ident(checked)} "
+                        f"WHERE {ROW_HASH.format(cols=keys)} IN (SELECT h FROM {quote_ident(hashes)})")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, among)}")
+        finally:
+            con.execute(f"DROP VIEW IF EXISTS {quote_ident(among)}")
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
+        return
     try:
-        # every row's hash (not only the valid rows': that would evaluate every row-level check once more)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(hashes)} AS SELECT h FROM (SELECT {h} AS h "
-                    f"FROM {quote_ident(stage)}) GROUP BY h HAVING count(*) > 1")
-        if not con.execute(f"SELECT count(*) FROM {quote_ident(hashes)}").fetchall()[0][0]:
+        # among the valid rows only (their row problems are stored: the filter costs nothing), as the exact step
+        if not repeated_hashes(con, checked, HASH_COLUMN, "row_codes IS NULL", rows, hashes):
             con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
             return
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS "
-                    f"{duplicate_rows_sql(table, stage, DUCKDB, hashes)}")
+                    + (duplicate_rows_sql(table, checked, DUCKDB, hashes, HASH_COLUMN) if exact is None
+                       else duplicate_rows_sql(table, exact, DUCKDB, hashes)))
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
 
@@ -792,15 +852,21 @@ _BAD_ROWS = "__lv_bad_rows"
 def finish_table(
     con: duckdb.DuckDBPyConnection,
     raw: RawTable,
-    stage: str,
+    checked: str,
     problems: str,
     quarantine_dir: Path | None,
+    keep: bool = True,
 ) -> Outcome:
-    """Write the quarantine, create the accepted table, count; drops nothing (the caller does).
+    """Write the quarantine, make the accepted table of ``checked`` (:func:`write_checked`), count; drops nothing
+    (the caller does).
 
-    The accepted table is written once, straight from the stage in source order: the quarantined rows are left
+    Without problems the checked table *is* the accepted table: its working columns are dropped (DuckDB drops a
+    column without copying the others) and it is renamed, so the extract is written once. Otherwise the accepted
+    rows are copied from it (DuckDB's own storage, not the source) in source order: the quarantined rows are left
     out by a filter on a bitstring of their source rows, not by a join, so DuckDB keeps the order without sorting
-    (a filter over one relation preserves insertion order) and the table's ``rowid`` runs 0, 1, 2 … as before.
+    (a filter over one relation preserves insertion order). Either way the table's ``rowid`` runs 0, 1, 2 … as
+    before. ``keep=False`` (a table no other is checked against, for ``lowvalue validate``): no accepted table;
+    accepted = read − quarantined.
     """
     table = raw.table
     name = table.name
@@ -826,24 +892,33 @@ def finish_table(
             qfile = target
         elif target.is_file():
             target.unlink()  # a stale quarantine from an earlier run would mislead
-    cols = ", ".join(f"s.{quote_ident(c)}" for c in table.columns)
-    select = f"SELECT {cols} FROM {quote_ident(stage)} s"
-    create = f"CREATE OR REPLACE TABLE {quote_ident(name)} AS "
-    sorted_select = (f"{select} ANTI JOIN {quote_ident(problems)} q ON q.source_row = s.source_row "
-                     "ORDER BY s.source_row")
-    if n_bad and raw.rows >= 2**31:  # pragma: no cover - get_bit takes an INTEGER position
-        con.execute(create + sorted_select)
-    elif n_bad:
-        con.execute(f"SET VARIABLE {_BAD_ROWS} = (SELECT bitstring_agg(source_row, 1, {max(raw.rows, 1)}) "
-                    f"FROM {quote_ident(problems)})")
-        try:
-            kept = f"{select} WHERE get_bit(getvariable('{_BAD_ROWS}'), CAST(s.source_row - 1 AS INTEGER)) = 0"
-            # the plan of the unfiltered stage decides (the filter adds a Filter; planning the bitstring costs time)
-            con.execute(create + (kept if _keeps_order(con, select) else sorted_select))
-        finally:
-            con.execute(f"RESET VARIABLE {_BAD_ROWS}")
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")  # also without keep: no stale table of an earlier call
+    if not keep:
+        return Outcome(read=raw.rows, accepted=raw.rows - n_bad, quarantined=n_bad, reasons=reasons,
+                       quarantine_file=qfile)
+    if not n_bad:
+        working = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {quote_ident(checked)})").fetchall()
+                   if c not in table.columns]
+        for c in working:
+            con.execute(f"ALTER TABLE {quote_ident(checked)} DROP COLUMN {quote_ident(c)}")
+        con.execute(f"ALTER TABLE {quote_ident(checked)} RENAME TO {quote_ident(name)}")
     else:
-        con.execute(create + (select if _keeps_order(con, select) else f"{select} ORDER BY s.source_row"))
+        cols = ", ".join(f"s.{quote_ident(c)}" for c in table.columns)
+        select = f"SELECT {cols} FROM {quote_ident(checked)} s"
+        create = f"CREATE TABLE {quote_ident(name)} AS "
+        sorted_select = (f"{select} ANTI JOIN {quote_ident(problems)} q ON q.source_row = s.source_row "
+                         "ORDER BY s.source_row")
+        if raw.rows >= 2**31:  # pragma: no cover - get_bit takes an INTEGER position
+            con.execute(create + sorted_select)
+        else:
+            con.execute(f"SET VARIABLE {_BAD_ROWS} = (SELECT bitstring_agg(source_row, 1, {max(raw.rows, 1)}) "
+                        f"FROM {quote_ident(problems)})")
+            try:
+                kept = f"{select} WHERE get_bit(getvariable('{_BAD_ROWS}'), CAST(s.source_row - 1 AS INTEGER)) = 0"
+                # the plan of the unfiltered table decides (the filter adds a Filter; planning the bitstring costs time)
+                con.execute(create + (kept if _keeps_order(con, select) else sorted_select))
+            finally:
+                con.execute(f"RESET VARIABLE {_BAD_ROWS}")
     accepted = int(con.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchall()[0][0])
     return Outcome(read=raw.rows, accepted=accepted, quarantined=n_bad, reasons=reasons, quarantine_file=qfile)
 
@@ -857,25 +932,63 @@ def zone_warnings(con: duckdb.DuckDBPyConnection, raw: RawTable) -> list[str]:
     return zone_warning(raw.table.name, cols, n_aware, n_naive)
 
 
+REFERENCE_COLUMNS = ("person_id", "encounter_id", "start_time", "time")
+"""The canonical columns :func:`problems_sql` reads besides the keys (references to parents, dates against life)."""
+
+
+def write_checked(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, checked: str, keep: bool = True) -> None:
+    """``checked``: every row of the stage, in source order, with its row problems: the one pass over the source.
+
+    Columns: ``source_row``, the canonical columns, ``row_codes``, ``row_reasons`` and, for events, each row's
+    :data:`ROW_HASH` (:data:`HASH_COLUMN`), all computed while the source is read once; the checks across rows
+    (duplicates, references) then read narrow columns of this table, and without problems it becomes the accepted
+    table (:func:`finish_table`). It is a table of the extract's own database (in memory, or its file when large),
+    not a temporary one, for that reason. ``keep=False``: only the columns the checks across rows read (dropped
+    afterwards; in the database too: a large extract's file compresses it, where a temporary table of 24 M events
+    would outgrow a 3 GB limit and spill).
+    """
+    table = raw.table
+    keyed = table.name in ("persons", "encounters")
+    columns = table.columns if keep else [c for c in table.columns
+                                          if c in REFERENCE_COLUMNS or (keyed and c in table.key)]
+    cols = ", ".join(f"s.{quote_ident(c)}" for c in columns)
+    row_hash = ""
+    if not keyed:
+        keys = ", ".join(f"s.{quote_ident(k)}" for k in table.key)
+        row_hash = f", {DUCKDB['row_hash'](keys)} AS {HASH_COLUMN}"
+    select = f"SELECT s.source_row, {cols}, s.row_codes, s.row_reasons{row_hash} FROM {quote_ident(stage)} s"
+    con.execute(f"CREATE OR REPLACE TABLE {quote_ident(checked)} AS "
+                + (select if _keeps_order(con, select) else f"{select} ORDER BY s.source_row"))
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     raw: RawTable,
     quarantine_dir: Path | None,
     drop: Callable[[str], None],
     bounds: DateBounds | None = None,
+    keep: bool = True,
 ) -> Outcome:
-    """Stage, check and split one table (its parents must already be accepted in ``con``)."""
+    """Stage, check and split one table (its parents must already be accepted in ``con``).
+
+    The source is read once to write the checked table (:func:`write_checked`); duplicates and references are
+    found on it, and it becomes the accepted table. ``keep=False``: count and quarantine only (see
+    :func:`finish_table`).
+    """
     name = raw.table.name
-    stage, problems, dups = f"_lv_stage_{name}", f"_lv_problems_{name}", f"_lv_dups_{name}"
+    stage, checked = f"_lv_stage_{name}", f"_lv_checked_{name}"
+    problems, dups = f"_lv_problems_{name}", f"_lv_dups_{name}"
     try:
         warnings = zone_warnings(con, raw)
         build_stage(con, raw, stage, bounds)
-        find_duplicates(con, raw.table, stage, dups)
-        build_problems(con, raw.table, stage, problems, dups)
-        out = finish_table(con, raw, stage, problems, quarantine_dir)
+        write_checked(con, raw, stage, checked, keep)
+        find_duplicates(con, raw.table, checked, dups, raw.rows, None if keep else stage)
+        build_problems(con, raw.table, checked, problems, dups)
+        out = finish_table(con, raw, checked, problems, quarantine_dir, keep)
         out.warnings = warnings
         return out
     finally:
         drop(stage)
+        drop(checked)
         drop(problems)
         drop(dups)

@@ -24,10 +24,13 @@ from lowvalue.rules.model import Rule
 
 TIERS = {"specific": "low value", "sensitive": "likely low value"}
 
-FLAG_COLUMNS = ["flag_id", "rule_id", "variant", "tier", "person_id", "encounter_id", "index_time", "unit", "setting",
-                "index_system", "index_code", "cost", "evidence"]
-CANDIDATE_COLUMNS = ["candidate_id", "rule_id", "person_id", "encounter_id", "index_time", "unit", "setting",
-                     "index_system", "index_code", "age", "sex", "eligible", "sensitive", "specific", "first_failed"]
+FLAG_COLUMNS = ["flag_id", "rule_id", "variant", "tier", "person_id", "encounter_id", "index_time", "unit",
+                "listing_unit", "setting", "index_system", "index_code", "cost", "evidence"]
+CANDIDATE_COLUMNS = ["candidate_id", "rule_id", "person_id", "encounter_id", "index_time", "unit", "listing_unit",
+                     "setting", "index_system", "index_code", "age", "sex", "eligible", "sensitive", "specific",
+                     "first_failed"]
+"""``unit`` is the index encounter's (the unit that performed or prescribed), ``listing_unit`` the person's
+(``persons.listing_unit``, NULL when the extract has none): the report attributes to either (``--attribution``)."""
 TRIGGER_COLUMNS = ["trigger_event_id", "trigger_id", "variant", "person_id", "encounter_id", "time", "unit", "setting",
                    "system", "code", "evidence"]
 TYPES = {"index_time": "TIMESTAMP", "time": "TIMESTAMP", "eligible": "BOOLEAN", "sensitive": "BOOLEAN",
@@ -62,7 +65,8 @@ def rows_sql(rule: Rule, judged: str, d: Dialect = DUCKDB) -> str:
     cost = f"coalesce(cost, {d['number'](rule.cost.amount)})" if rule.cost is not None and not trigger else "cost"
     return f"""SELECT candidate_id, {q(rule.id)} AS rule_id, {'TRUE' if trigger else 'FALSE'} AS is_trigger,
        CASE WHEN specific THEN {q('specific')} ELSE {q('sensitive')} END AS variant,
-       person_id, encounter_id, index_time, unit, setting, index_system, index_code, CAST(age AS BIGINT) AS age, sex,
+       person_id, encounter_id, index_time, unit, listing_unit, setting, index_system, index_code,
+       CAST(age AS BIGINT) AS age, sex,
        eligible, sensitive, specific,
        {f'CASE {failed} END' if failed and not trigger else f'CAST(NULL AS {text})'} AS first_failed,
        CAST({cost} AS DOUBLE) AS cost, CAST({passed} AS INTEGER) AS steps, evidence
@@ -98,7 +102,7 @@ def flags_sql(rows: str, d: Dialect = DUCKDB) -> str:
     q = d["str"]
     return f"""SELECT candidate_id AS flag_id, rule_id, variant,
        CASE WHEN specific THEN {q(TIERS['specific'])} ELSE {q(TIERS['sensitive'])} END AS tier,
-       person_id, encounter_id, index_time, unit, setting, index_system, index_code, cost,
+       person_id, encounter_id, index_time, unit, listing_unit, setting, index_system, index_code, cost,
        {evidence_json('evidence', d)} AS evidence
 FROM {rows} WHERE NOT is_trigger AND (sensitive OR specific)"""
 

@@ -28,7 +28,7 @@ from lowvalue.engine.coverage import Coverage
 from lowvalue.engine.evaluability import check as check_evaluable
 from lowvalue.engine.outputs import CANDIDATE_COLUMNS, FLAG_COLUMNS, TIERS, TRIGGER_COLUMNS, TYPES  # noqa: F401
 from lowvalue.errors import LowvalueError
-from lowvalue.rules.library import RuleSet, load_library
+from lowvalue.rules.library import RuleSet, load_library, rule_digest
 from lowvalue.rules.model import Rule
 
 STORED = {"candidates": ("lv_candidates", CANDIDATE_COLUMNS), "flags": ("lv_flags", FLAG_COLUMNS),
@@ -266,6 +266,7 @@ def manifest(result: ScanResult, extract: Any, rs: RuleSet, engine: str, period:
         "lowvalue_version": __version__,
         "engine": engine,
         "rule_set": {"digest": rs.digest, "rules": {r.id: str(r.version) for r in rs.rules.values()},
+                     "rule_digests": {r.id: rule_digest(rs, r) for r in rs.rules.values()},
                      "codes_overlay": rs.overlay.manifest() if rs.overlay is not None else None},
         "data": {"fingerprint": extract.fingerprint, "sources": extract.sources, "period": period,
                  "counts": {k: vars(v) for k, v in extract.counts.items()},

@@ -15,6 +15,9 @@ What runs where, and why:
   batches, one Spark query per batch (:data:`BATCH` rules: a ``UNION ALL`` of their rows in the shape of
   :func:`lowvalue.engine.outputs.rows_sql`), materialised once. Spark spends about a second planning each query,
   so one query for many rules instead of one per rule is most of a Spark scan's speed-up on small extracts.
+* ``--pseudonymise`` (:meth:`SparkScanResult.pseudonymised`): the keyed pseudonyms are computed by Spark (``sha2``
+  over HMAC-SHA256's padded keys, broadcast as one row), so the ids never come to the driver; same pseudonyms and
+  file order as on DuckDB.
 * Candidates, flags, triggers, denominators, the waterfall's counts and the pre-index features are SELECTs over
   the judged rows (:mod:`lowvalue.engine.outputs`, :func:`lowvalue.risk.features.features_sql`), on Spark. The
   small ones (denominators, waterfall counts) come to the driver; the large ones are written by Spark
@@ -23,6 +26,7 @@ What runs where, and why:
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -38,7 +42,6 @@ import pandas as pd
 from lowvalue.engine import outputs, spark, sql
 from lowvalue.engine.coverage import Coverage
 from lowvalue.engine.scan import ScanResult, _period, evaluability, manifest
-from lowvalue.errors import LowvalueError
 from lowvalue.rules.library import RuleSet
 
 BATCH = int(os.environ.get("LOWVALUE_SPARK_BATCH", "64"))
@@ -54,11 +57,86 @@ class SparkScanResult(ScanResult):
     """A :class:`ScanResult` whose large tables are Spark views: counted and fetched through
     :class:`lowvalue.engine.spark.Connection`, written by Spark."""
 
+    written: dict[str, tuple[str, list[str]]] = {}
+    """Table name -> (Spark view, file order) where it is not the scan's own view and order (a pseudonymised copy)."""
+
     def _copy(self, name: str, path: Path) -> None:
-        spark.write_parquet(self.con.spark.table(VIEWS[name]), outputs.ORDER[name], path)
+        view, order = self.written.get(name, (VIEWS[name], outputs.ORDER[name]))
+        spark.write_parquet(self.con.spark.table(view), order, path)
+
+    def rows(self, name: str) -> int:
+        """Rows of table ``name``: the large tables counted together, in one Spark query (the manifest asks for each)."""
+        if name not in self.selects:
+            return super().rows(name)
+        if getattr(self, "_counts", None) is None:
+            union = " UNION ALL ".join(f"SELECT {sql.SPARK['str'](n)} AS t, count(*) AS n FROM {self.tables[n]}"
+                                       for n in self.selects)
+            self._counts = {t: int(n) for t, n in self.con.execute(union).fetchall()}
+        return self._counts[name]
 
     def pseudonymised(self, key: bytes) -> ScanResult:
-        raise LowvalueError("--pseudonymise is not available with --engine spark yet: scan with the DuckDB engine")
+        """A copy whose ids are keyed pseudonyms, as :meth:`ScanResult.pseudonymised` makes them on DuckDB.
+
+        The same pseudonyms (HMAC-SHA256 of the id, :func:`lowvalue.privacy.pseudonym`), computed by Spark where
+        the rows are (:func:`pseudonym_columns`) instead of on the driver from the distinct ids, and the same file
+        order (every column, ascending, NULLs last: DuckDB's ``ORDER BY ALL``, since sorting on an id means sorting
+        on its pseudonym now).
+        """
+        from lowvalue.privacy import pseudonymise
+
+        small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.selects}
+        ss = self.con.spark
+        selects, written = {}, {}
+        copy = next(_copies)  # views of their own: a second copy (another key) leaves this one's alone
+        for name in self.selects:
+            frame = pseudonym_columns(ss.table(VIEWS[name]), key)
+            view = f"lv_ps{copy}_{name}"
+            frame.createOrReplaceTempView(view)
+            written[name] = (view, list(frame.columns))
+            selects[name] = f"SELECT * FROM {view} ORDER BY " + ", ".join(f"{c} ASC NULLS LAST" for c in frame.columns)
+        manifest = {**self.manifest, "pseudonymised": "HMAC-SHA256 of ids with a secret key (lowvalue.privacy)"}
+        result = SparkScanResult(**small, con=self.con, selects=selects, manifest=manifest, rules=self.rules,
+                                 tables=self.tables, owner=self._owner)
+        result.written = written
+        return result
+
+
+_copies = itertools.count()
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer padded keys (RFC 2104): ``HMAC(k, m) = H(opad || H(ipad || m))``."""
+    import hashlib
+
+    block = hashlib.sha256().block_size
+    k = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
+def pseudonym_columns(frame: Any, key: bytes) -> Any:
+    """``frame`` with its id columns (:data:`lowvalue.privacy.ID_COLUMNS`) replaced by :func:`lowvalue.privacy.pseudonym`
+    of their text, computed by Spark's ``sha2`` (executors run no Python; nulls stay null).
+
+    The padded keys come from a one-row broadcast frame, not from literals: the key never appears in a query's
+    text or plan (which Spark may print in an error).
+    """
+    from pyspark.sql import functions as F
+
+    from lowvalue.privacy import ID_COLUMNS
+
+    ids = [c for c in frame.columns if c in ID_COLUMNS]
+    if not ids:
+        return frame
+    inner, outer = hmac_pads(key)
+    pads = frame.sparkSession.createDataFrame([(bytearray(inner), bytearray(outer))], "_lv_ipad binary, _lv_opad binary")
+
+    def pseudonym(c: str) -> Any:
+        text = F.encode(F.col(c).cast("string"), "UTF-8")
+        digest = F.sha2(F.concat(F.col("_lv_opad"), F.unhex(F.sha2(F.concat(F.col("_lv_ipad"), text), 256))), 256)
+        return F.concat(F.lit("ps_"), F.substring(digest, 1, 20)).alias(c)
+
+    joined = frame.crossJoin(F.broadcast(pads))
+    return joined.select(*[pseudonym(c) if c in ids else F.col(c) for c in frame.columns])
 
 
 class _Work:
@@ -195,7 +273,8 @@ def _no_rows() -> str:
     """The shape of :func:`outputs.rows_sql` with no rows (a scan where no rule can run)."""
     return ("SELECT CAST(NULL AS STRING) AS candidate_id, CAST(NULL AS STRING) AS rule_id, FALSE AS is_trigger, "
             "CAST(NULL AS STRING) AS variant, CAST(NULL AS STRING) AS person_id, CAST(NULL AS STRING) AS encounter_id, "
-            "CAST(NULL AS TIMESTAMP) AS index_time, CAST(NULL AS STRING) AS unit, CAST(NULL AS STRING) AS setting, "
+            "CAST(NULL AS TIMESTAMP) AS index_time, CAST(NULL AS STRING) AS unit, CAST(NULL AS STRING) AS listing_unit, "
+            "CAST(NULL AS STRING) AS setting, "
             "CAST(NULL AS STRING) AS index_system, CAST(NULL AS STRING) AS index_code, CAST(NULL AS BIGINT) AS age, "
             "CAST(NULL AS STRING) AS sex, FALSE AS eligible, FALSE AS sensitive, FALSE AS specific, "
             "CAST(NULL AS STRING) AS first_failed, CAST(NULL AS DOUBLE) AS cost, 0 AS steps, "

@@ -406,7 +406,7 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
     SELECT e.ev_id AS cand_id, e.person_id, e.encounter_id, e.time AS index_time, e.day, e.t_us,
            e.system AS index_system, e.code AS index_code, e.value AS index_value, e.unit AS index_unit,
            e.days_supply AS index_days_supply, e.setting, e.care_unit, e.cost,{dis}
-           {age} AS age, p.sex
+           {age} AS age, p.sex, p.listing_unit
     FROM lv_hit e JOIN persons p ON p.person_id = e.person_id
     WHERE {' AND '.join(where)}
   ) {('WHERE ' + ' AND '.join(pop)) if pop else ''}
@@ -593,7 +593,7 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
   SELECT *, {tier(rule.conditions_of('eligibility'))} AS eligible, {tier(rule.conditions_of('sensitive'))} AS sensitive,
          {tier(rule.conditions_of('specific'))} AS specific
   FROM (SELECT c.cand_id, c.person_id, c.encounter_id, c.index_time, c.index_system, c.index_code, c.index_value,
-               c.index_unit, c.index_days_supply, c.setting, c.care_unit AS unit, c.cost, c.age, c.sex
+               c.index_unit, c.index_days_supply, c.setting, c.care_unit AS unit, c.listing_unit, c.cost, c.age, c.sex
                {''.join(', ' + col for col in cols)}{inline}
         FROM cand c {_joins(hs)}) j
 )""")
@@ -602,7 +602,7 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
         evidence = f"CASE WHEN judged.sensitive OR judged.specific THEN judged.all_evidence ELSE {d['no_evidence']()} END"
         columns = ", ".join(f"judged.{c}" for c in ["cand_id", "person_id", "encounter_id", "index_time", "index_system",
                                                     "index_code", "index_value", "index_unit", "index_days_supply",
-                                                    "setting", "unit", "cost", "age", "sex"]
+                                                    "setting", "unit", "listing_unit", "cost", "age", "sex"]
                             + [ident(f"cond__{n}") for n in rule.conditions] + ["eligible", "sensitive", "specific"])
     elif hs:
         ectes, _, ehs = _conditions(rule, rs, d, src="fl", p="e", evidence=True, matched=True)

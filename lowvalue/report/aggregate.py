@@ -7,9 +7,9 @@ layer's ``excess_risk.parquet``, reviewer ``verdicts.parquet`` (``flag_id``, ``v
 suppresses: the tables keep true counts and carry suppression masks (``sup_*`` columns)
 computed by :mod:`lowvalue.report.suppress`; the renderer shows :data:`~lowvalue.report.suppress.MARK` for them.
 
-Units: a candidate belongs to the unit of its index encounter, the unit that performed the test or prescribed
-the drug. The listing unit (``persons.listing_unit``) is not carried into the scan's results, so the report
-cannot attribute to it (:data:`ATTRIBUTION`). Person-level counts (eligible persons, persons with at least one
+Units: by default a candidate belongs to the unit of its index encounter, the unit that performed the test or
+prescribed the drug (``unit``); with ``attribution="listing"`` to the person's listing unit (``listing_unit``, which
+scans carry from ``persons.listing_unit``; :data:`ATTRIBUTIONS`). Person-level counts (eligible persons, persons with at least one
 flag) come from ``candidates.parquet``, as do the age and sex strata of the indirect standardisation
 (:data:`AGE_BANDS`).
 Person and flag ids never leave this module: every output is grouped by rule, unit or period.
@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -40,8 +40,10 @@ REQUIRED = ("denominators", "flags", "evaluability", "candidates")
 AGE_BANDS = (18, 45, 65, 80)
 """Lower bounds of the age bands after the first (0–17, 18–44, 45–64, 65–79, 80+): the strata of the indirect
 standardisation together with sex (unknown age or sex is a stratum of its own)."""
-ATTRIBUTION = "performing"
-"""The unit a candidate is attributed to: the unit of its index encounter (performing or prescribing)."""
+ATTRIBUTIONS = {"performing": "unit", "listing": "listing_unit"}
+"""The units a candidate can be attributed to, and the candidates' column for each: the unit of its index encounter
+(performing or prescribing) or the person's listing unit (the practice where the person is registered)."""
+Attribution = Literal["performing", "listing"]
 PERIODS = ("month", "quarter", "year")
 MAX_SUPPRESSED_SHARE = 0.25
 """A trend falls back from months to quarters to years while more than this share of its points is suppressed."""
@@ -87,6 +89,8 @@ class Inputs:
     units: pd.DataFrame | None = None  # rule_id, unit (None: the whole rule), event and person counts, expected
     earlier: list["Earlier"] = field(default_factory=list)  # earlier scans given with --compare, newest first
     prices: dict[str, "Price"] | None = None
+    attribution: Attribution = "performing"
+    unit_months: pd.DataFrame | None = None  # rule_id, unit, month, eligible, flagged, flagged_specific by attribution
 
     @property
     def rule_ids(self) -> list[str]:
@@ -107,9 +111,10 @@ class Earlier:
     manifest: dict[str, Any]
     denominators: pd.DataFrame
     months: list[str]
+    unit_months: pd.DataFrame | None = None  # as Inputs.unit_months
 
 
-def load_earlier(path: Path | str) -> Earlier:
+def load_earlier(path: Path | str, attribution: Attribution = "performing") -> Earlier:
     """Read an earlier results folder for the trends (its months are those its denominators count)."""
     p = Path(path)
     manifest = read_manifest(p)
@@ -119,14 +124,55 @@ def load_earlier(path: Path | str) -> Earlier:
     months = sorted(den.month.dropna().unique())
     if months:
         months = [str(m) for m in pd.period_range(months[0], months[-1], freq="M")]
-    return Earlier(p, manifest, den, months)
+    return Earlier(p, manifest, den, months, unit_months(p, den, attribution))
+
+
+def _unit_column(candidates: Path, attribution: Attribution) -> str:
+    """The candidates' column of the attribution; a results folder scanned before scans carried the listing unit,
+    or from an extract without one, cannot be attributed to it (one line, exit 2)."""
+    col = ATTRIBUTIONS[attribution]
+    if col == "unit":
+        return col
+    with duckdb.connect() as con:
+        names = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [candidates.as_posix()]).fetchall()}
+        if col not in names:
+            raise InputError(str(candidates), "listing unit not in these results: scan again "
+                                              "(lowvalue scan DATA --out RESULTS) to attribute to it")
+        known = con.execute(f"SELECT count({col}) FROM read_parquet(?)", [candidates.as_posix()]).fetchone()[0]
+    if not known:
+        raise InputError(str(candidates), "no candidate has a listing unit: the extract's persons.listing_unit is "
+                                          "empty; use --attribution performing")
+    return col
+
+
+def unit_months(results: Path, denominators: pd.DataFrame, attribution: Attribution = "performing") -> pd.DataFrame:
+    """Per rule, unit and month: eligible, flagged and low-value candidates, units as ``attribution`` says (the
+    scan's denominators for the performing unit; counted from the candidates for the listing unit)."""
+    cols = ["rule_id", "unit", "month", "eligible", "flagged", "flagged_specific"]
+    if attribution == "performing":
+        d = denominators[denominators.unit.notna() & denominators.month.notna()]
+        return d[cols].reset_index(drop=True)
+    cand = results / "candidates.parquet"
+    col = _unit_column(cand, attribution)
+    with duckdb.connect() as con:
+        return con.execute(f"""
+            SELECT rule_id, {col} AS unit, strftime(index_time, '%Y-%m') AS month,
+                   count(*) FILTER (WHERE eligible) AS eligible,
+                   count(*) FILTER (WHERE sensitive OR specific) AS flagged,
+                   count(*) FILTER (WHERE specific) AS flagged_specific
+            FROM read_parquet(?) WHERE {col} IS NOT NULL AND index_time IS NOT NULL
+            GROUP BY ALL ORDER BY ALL""", [cand.as_posix()]).df()
 
 
 def load(results: Path | str, *, model: Path | str | None = None, excess: Path | str | None = None,
          verdicts: Path | str | None = None, rules: RuleSet | Path | str | None = None,
-         prices: Path | str | None = None, compare: list[Path | str] | tuple[Path | str, ...] = ()) -> Inputs:
+         prices: Path | str | None = None, compare: list[Path | str] | tuple[Path | str, ...] = (),
+         attribution: Attribution = "performing") -> Inputs:
     """Read a results folder. ``excess`` and ``verdicts`` default to files in it; absent files are fine;
-    ``prices`` is a region's price list (:func:`load_prices`)."""
+    ``prices`` is a region's price list (:func:`load_prices`); ``attribution`` the units candidates count to
+    (:data:`ATTRIBUTIONS`)."""
+    if attribution not in ATTRIBUTIONS:
+        raise InputError("--attribution", f"one of {', '.join(ATTRIBUTIONS)}, not {attribution!r}")
     path = Path(results)
     manifest = read_manifest(path)
     for name in REQUIRED:
@@ -141,7 +187,8 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
                              [(path / "candidates.parquet").as_posix()]).fetchone()
     inp = Inputs(path=path, rules=rs, manifest=manifest, denominators=den, flags=flags, evaluability=ev,
                  period=(pd.Timestamp(lo) if lo is not None else None, pd.Timestamp(hi) if hi is not None else None),
-                 units=unit_counts(path / "candidates.parquet"))
+                 units=unit_counts(path / "candidates.parquet", attribution), attribution=attribution,
+                 unit_months=unit_months(path, den, attribution))
     ex = Path(excess) if excess is not None else path / "excess_risk.parquet"
     if ex.is_file():
         inp.excess, inp.excess_path = read_derived(ex, path, made_by="lowvalue risk excess RESULTS"), ex
@@ -157,7 +204,7 @@ def load(results: Path | str, *, model: Path | str | None = None, excess: Path |
         raise InputError(str(vd), "missing")
     if prices is not None:
         inp.prices = load_prices(prices)
-    inp.earlier = sorted((load_earlier(c) for c in compare), key=lambda e: e.months[-1] if e.months else "",
+    inp.earlier = sorted((load_earlier(c, attribution) for c in compare), key=lambda e: e.months[-1] if e.months else "",
                          reverse=True)
     if model is not None:
         mp = Path(model)
@@ -174,8 +221,9 @@ def _age_band_sql(col: str = "age") -> str:
     return f"CASE WHEN {col} IS NULL THEN 'unknown' {' '.join(parts)} ELSE '{bounds[-1]}+' END"
 
 
-def unit_counts(candidates: Path) -> pd.DataFrame:
-    """Per rule and unit (``unit`` None: the rule overall), among eligible candidates: events and persons eligible,
+def unit_counts(candidates: Path, attribution: Attribution = "performing") -> pd.DataFrame:
+    """Per rule and unit (``unit`` None: the rule overall; units as ``attribution`` says), among eligible
+    candidates: events and persons eligible,
     flagged (either tier) and low value (specific tier), and the low-value count expected from the rule's rates
     in each age band × sex stratum (``expected``) with its binomial variance (``variance``).
 
@@ -183,9 +231,10 @@ def unit_counts(candidates: Path) -> pd.DataFrame:
     with duckdb.connect() as con:
         names = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [candidates.as_posix()]).fetchall()}
         age = _age_band_sql() if "age" in names else "'unknown'"
+        col = _unit_column(candidates, attribution)
         sex = "coalesce(CAST(sex AS VARCHAR), 'unknown')" if "sex" in names else "'unknown'"
         return con.execute(f"""
-            WITH c AS (SELECT rule_id, unit, person_id, (sensitive OR specific) AS flagged, specific,
+            WITH c AS (SELECT rule_id, {col} AS unit, person_id, (sensitive OR specific) AS flagged, specific,
                               {age} AS age_band, {sex} AS sex
                        FROM read_parquet(?) WHERE eligible),
                  strata AS (SELECT rule_id, age_band, sex, avg(CAST(specific AS DOUBLE)) AS p FROM c GROUP BY ALL)
@@ -468,31 +517,44 @@ def _all_months(inp: Inputs) -> list[str]:
     return [str(p) for p in pd.period_range(lo.to_period("M"), hi.to_period("M"), freq="M")]
 
 
-def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str]:
-    """What a rule's counts depend on besides the data: its version and the region's code overlay."""
+def _signature(manifest: dict[str, Any], rule_id: str) -> tuple[str, str, str | None]:
+    """What a rule's counts depend on besides the data: its version, the region's code overlay, and the rule's own
+    digest (its definition and code sets as resolved, :func:`lowvalue.rules.library.rule_digest`; None for a scan
+    older than the per-rule digests, which then breaks on the version and overlay only)."""
     rs = manifest.get("rule_set", {})
-    return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")))
+    digest = (rs.get("rule_digests") or {}).get(rule_id)
+    return (str(rs.get("rules", {}).get(rule_id, "")), str((rs.get("codes_overlay") or {}).get("digest", "")),
+            str(digest) if digest is not None else None)
+
+
+def _changed(a: tuple[str, str, str | None], b: tuple[str, str, str | None]) -> bool:
+    """Whether the rule changed between two scans' signatures (an unknown digest matches any)."""
+    return a[:2] != b[:2] or (a[2] is not None and b[2] is not None and a[2] != b[2])
 
 
 def _monthly(inp: Inputs, rule_id: str, unit: str | None = None) -> pd.DataFrame:
     """Month by month: eligible, flagged, flagged_specific, the scan each month comes from and its ``segment``
-    (a new segment starts where the rule's version or the code overlay changed). The current scan covers its own
-    months; an earlier scan (``--compare``) only the months no later scan covers."""
+    (a new segment starts where the rule's version, its digest or the code overlay changed). The current scan
+    covers its own months; an earlier scan (``--compare``) only the months no later scan covers."""
     cols = ["eligible", "flagged", "flagged_specific"]
-    scans = [(inp.denominators, _all_months(inp), _signature(inp.manifest, rule_id))]
-    scans += [(e.denominators, e.months, _signature(e.manifest, rule_id)) for e in inp.earlier]
+    def counts(den: pd.DataFrame, by_unit: pd.DataFrame | None) -> pd.DataFrame:
+        if unit is None:  # the rule's own series does not depend on the attribution
+            return den[(den.rule_id == rule_id) & den.unit.notna() & den.month.notna()]
+        assert by_unit is not None
+        return by_unit[(by_unit.rule_id == rule_id) & (by_unit.unit == unit)]
+
+    scans = [(counts(inp.denominators, inp.unit_months), _all_months(inp), _signature(inp.manifest, rule_id))]
+    scans += [(counts(e.denominators, e.unit_months), e.months, _signature(e.manifest, rule_id)) for e in inp.earlier]
     parts, covered = [], set()
-    for den, months, sig in scans:
+    for d, months, sig in scans:
         own = [m for m in months if m not in covered]
         covered |= set(own)
-        d = den[(den.rule_id == rule_id) & den.unit.notna() & den.month.notna()]
-        if unit is not None:
-            d = d[d.unit == unit]
         base = pd.DataFrame({"month": own}).merge(d.groupby("month")[cols].sum(), left_on="month", right_index=True,
                                                   how="left").fillna(0)
         parts.append(base.assign(signature=[sig] * len(base)))
     out = pd.concat(parts, ignore_index=True).sort_values("month", kind="mergesort").reset_index(drop=True)
-    out["segment"] = (out.signature != out.signature.shift()).cumsum() - 1 if len(out) else 0
+    sigs = out.signature.tolist()
+    out["segment"] = np.cumsum([False] * bool(sigs) + [_changed(a, b) for a, b in zip(sigs, sigs[1:])]).astype("int64")
     return out.drop(columns="signature")
 
 

@@ -41,10 +41,13 @@ from lowvalue.report import DEFAULT_MIN_COUNT
 @click.option("--compare", "compare", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="An earlier scan's results folder (repeatable): the trends run over it too, with a break where "
                    "the rule or the code overlay changed.")
+@click.option("--attribution", type=click.Choice(["performing", "listing"]), default="performing", show_default=True,
+              help="The unit an intervention counts to in funnels, unit p-charts and the decision table: the unit that "
+                   "performed or prescribed it, or the person's listing unit.")
 @click.option("--rule", "rules", multiple=True, help="Only these rule ids (repeatable) [default: every scanned rule].")
 def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model_dir: Path | None,
            excess: Path | None, verdicts: Path | None, weights: str, funnel_limits: str, dispersion: str,
-           prices: Path | None, top: int, compare: tuple[Path, ...], rules: tuple[str, ...]) -> None:
+           prices: Path | None, top: int, compare: tuple[Path, ...], attribution: str, rules: tuple[str, ...]) -> None:
     """Write the prioritisation report: one self-contained HTML file (optionally a PDF) from scan results, and the
     decision table as OUT-decision.csv and OUT-decision.md."""
     from lowvalue.progress import bar
@@ -59,6 +62,6 @@ def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model
         paths = write_report(results, out, lang=lang, min_count=min_count, model=model_dir,  # type: ignore[arg-type]
                              excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
                              dispersion=dispersion, prices=prices, top=top, compare=compare,  # type: ignore[arg-type]
-                             only=list(rules) or None, pdf=pdf)
+                             only=list(rules) or None, pdf=pdf, attribution=attribution)  # type: ignore[arg-type]
     for p in paths:
         click.echo(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")

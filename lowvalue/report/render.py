@@ -8,6 +8,7 @@ suppressed value as ``"<5"`` and gives it no sort key, so the true value is in n
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -335,8 +336,9 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
             above = int(uv.funnel.units.position.eq("above 99.8").sum())
             extra[r.rule_id] = {"units": t["units_above"].format(k=above, n=uv.units),
                                 "trend": _trend_text(aggregate.trend_signal(tr), period, t)}
-            item["dispersion"] = t["dispersion_caption"].format(
-                phi=nums.num(uv.funnel.phi, 2), tau=nums.num(1000 * uv.funnel.tau2 ** 0.5, 1))
+            tau = uv.funnel.tau2 ** 0.5  # on the log-odds (funnel.py)
+            item["dispersion"] = t["dispersion_caption"].format(phi=nums.num(uv.funnel.phi, 2), tau=nums.num(tau, 2),
+                                                                spread=nums.num(math.exp(1.96 * tau), 2))
         rules.append(item)
 
     harm_png = charts.harm(s, nums, t) if inp.excess is not None else None
@@ -390,6 +392,7 @@ def build(inp: Inputs, *, lang: Lang = "sv", min_count: int = DEFAULT_MIN_COUNT,
             "label": str(inp.excess["label"].iloc[0]) if "label" in inp.excess and len(inp.excess) else ""},
         "model": None if inp.model_metrics is None else {
             "name": inp.model_path.name if inp.model_path else "", **_model_rows(inp.model_metrics, nums, sup, lang, t)},
+        "units_text": t["units_text"].format(attribution=t["attribution_" + inp.attribution]),
         "suppression_text": t["suppression_text"].format(**fmt),
         "funnel_text": t["funnel_text"].format(exact=t["exact_note"] if funnel_method == "exact" else "",
                                                dispersion=t["dispersion_" + dispersion],
@@ -474,10 +477,12 @@ def write_report(results: Path | str, out: Path | str, *, lang: Lang = "sv", min
                  verdicts: Path | str | None = None, weights: Weights = Weights(), funnel_method: Method = "normal",
                  dispersion: Dispersion = "additive", only: list[str] | None = None, pdf: bool = False,
                  prices: Path | str | None = None, top: int = TOP_RULES,
-                 compare: list[Path | str] | tuple[Path | str, ...] = ()) -> list[Path]:
+                 compare: list[Path | str] | tuple[Path | str, ...] = (),
+                 attribution: aggregate.Attribution = "performing") -> list[Path]:
     """Write the HTML report and its side files (the decision table as CSV and Markdown), and with ``pdf`` a PDF
-    next to it; returns the paths written."""
-    inp = aggregate.load(results, model=model, excess=excess, verdicts=verdicts, prices=prices, compare=compare)
+    next to it; returns the paths written. ``attribution``: the units candidates count to (performing or listing)."""
+    inp = aggregate.load(results, model=model, excess=excess, verdicts=verdicts, prices=prices, compare=compare,
+                         attribution=attribution)
     built = build(inp, lang=lang, min_count=min_count, weights=weights, funnel_method=funnel_method,
                   dispersion=dispersion, only=only, top=top)
     out = Path(out)

@@ -148,7 +148,9 @@ def simulate(persons: int = 1500, rr: float = 2.0, grace_days: int = 3, seed: in
     Confounding by indication: a severity score from age, comorbidity and frailty markers raises both the chance of
     treatment within the grace period and the baseline risk. Persons have one to three anchors sharing a person
     effect on risk (so the CIs must cluster). Outcomes fall after the grace period; deaths (independent of treatment)
-    compete with them. ``p0 * rr`` stays below 1, so the marginal risk ratio is exactly ``rr``.
+    compete with them. ``p0 * rr`` stays below 1, so the marginal risk ratio is exactly ``rr``. A negative-control
+    outcome (``nc_outcome``, ``t_nc_event``) has half the baseline risk whatever the treatment: the same confounding,
+    a true risk ratio of 1.
     """
     rng = np.random.default_rng(seed)
     pid = np.repeat(np.arange(persons), rng.integers(1, 4, persons))
@@ -169,8 +171,13 @@ def simulate(persons: int = 1500, rr: float = 2.0, grace_days: int = 3, seed: in
     outcome = happens & ~(dies & (t_death < t_out))
     t_event = np.fmin(np.where(outcome, t_out, np.nan), t_death)
     start = pd.Timestamp("2023-01-01")
+    anchor_time = start + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    t_nc = grace_days + 1 + rng.uniform(0, 27, n)  # drawn last: the other columns stay as they were before it
+    nc = (rng.random(n) < 0.5 * p0) & ~(dies & (t_death < t_nc))
+    t_nc_event = np.fmin(np.where(nc, t_nc, np.nan), t_death)
     return pd.DataFrame({
-        "person_id": [f"p{i}" for i in pid], "anchor_time": start + pd.to_timedelta(rng.integers(0, 700, n), unit="D"),
+        "person_id": [f"p{i}" for i in pid], "anchor_time": anchor_time,
         "treated": treated, "t_treat": t_treat, "outcome": outcome.astype(int), "t_event": t_event,
-        "died": dies.astype(int), "age": age, "sex_male": sex_male, "charlson": charlson.astype(float),
+        "nc_outcome": nc.astype(int), "t_nc_event": t_nc_event, "died": dies.astype(int), "age": age,
+        "sex_male": sex_male, "charlson": charlson.astype(float),
         "frailty_markers": frailty.astype(float)})

@@ -175,6 +175,24 @@ class RuleSet:
         return replace(self, rules={k: v for k, v in self.rules.items() if k in keep})
 
 
+def rule_digest(rs: RuleSet, rule: Rule) -> str:
+    """A digest of what a rule's counts depend on besides the data: its parsed definition and every code set it uses
+    as resolved (a region's overlay entries included). A scan's manifest keeps one per rule (``rule_digests``), so a
+    rule edited in place, without a version bump, still breaks the report's trends; a comment or layout edit of
+    the YAML does not change it."""
+    import json
+
+    def codes(ref: CodeRef) -> dict[str, Any]:
+        vs = rs.valueset(ref)
+        return {"codes": {system: sorted([e.kind, e.low, e.high] for e in entries)
+                          for system, entries in sorted(vs.codes.items())},
+                "units": repr(vs.units)}
+
+    text = json.dumps({"rule": rule.model_dump(mode="json"), "codes": [codes(ref) for ref in rule.code_refs()]},
+                      sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def parse_rule(text: str, file: str = "<string>") -> Rule:
     """Parse one rule from YAML text; raises the first located :class:`RuleError`."""
     data = load_yaml(text, file)

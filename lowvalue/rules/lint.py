@@ -70,8 +70,21 @@ def _contradictions(rule: Rule) -> list[str]:
     return out
 
 
+def _trial(rule: Rule) -> list[str]:
+    """A rule with linked harms must say which trial its question implies (``anchor``) or why none can be emulated
+    from coded data (``no_trial``): otherwise `risk excess` could only report "no anchor defined"."""
+    if rule.type == "rule" and rule.harms and rule.anchor is None and rule.no_trial is None:
+        return ["the rule has harms but neither 'anchor' (its target trial) nor 'no_trial' (why the trial cannot be "
+                "emulated from coded data): add one (docs/rule-language.md, 'Target trial')"]
+    if rule.no_trial is not None and not rule.harms:
+        return ["'no_trial' explains a missing target trial, but the rule has no harms: remove it"]
+    return []
+
+
 def _threshold_units(rule: Rule, rs: RuleSet) -> list[str]:
     tests = [("index", rule.index.codes, rule.index.value)]
+    if rule.anchor is not None:
+        tests.append(("anchor", rule.anchor.codes, rule.anchor.value))
     tests += [(n, crit.codes, crit.value) for n, c in rule.conditions.items() for crit in c.criteria]
     out = []
     for where, ref, t in tests:
@@ -111,6 +124,7 @@ def lint(root: Path | str | None = None) -> tuple[RuleSet, list[RuleError]]:
             if ref not in rs.rules:
                 problems.append(RuleError(file, f"unknown trigger {ref!r}"))
         problems += [RuleError(file, msg) for msg in _contradictions(rule)]
+        problems += [RuleError(file, msg) for msg in _trial(rule)]
         problems += [RuleError(file, msg) for msg in _threshold_units(rule, rs)]
     return rs, problems
 

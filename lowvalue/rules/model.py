@@ -236,9 +236,15 @@ class Index(_Model):
 
     @model_validator(mode="after")
     def _plain_value(self) -> "Index":
-        if self.value is not None and (self.value.index_ratio is not None or self.value.of != "any"):
-            raise ValueError("an index value test takes a plain 'threshold' (its own value)")
+        _own_value(self.value, "an index")
         return self
+
+
+def _own_value(value: ValueTest | None, what: str) -> None:
+    """A test on an event's own value (the index's, an anchor's) has nothing to compare a ratio with and no window to
+    pick a most recent value from: a plain ``threshold`` only."""
+    if value is not None and (value.index_ratio is not None or value.of != "any"):
+        raise ValueError(f"{what} value test takes a plain 'threshold' (its own value)")
 
 
 class Anchor(_Model):
@@ -255,6 +261,9 @@ class Anchor(_Model):
     kind: EventKind
     codes: CodeRef
     settings: list[Setting] | None = None
+    value: ValueTest | None = None
+    """A threshold on the anchor event's own value (a lab anchor such as haemoglobin >= 70 g/L), judged as
+    ``index.value``: a plain threshold in the code set's canonical unit after conversion."""
     grace_period: Duration
     eligibility: list[str] = Field(default_factory=list)
     negative_controls: list["Harm"] = Field(default_factory=list)
@@ -266,6 +275,11 @@ class Anchor(_Model):
     @classmethod
     def _grace(cls, v: Any) -> Duration:
         return _non_negative(v, "3d")
+
+    @model_validator(mode="after")
+    def _plain_value(self) -> "Anchor":
+        _own_value(self.value, "an anchor")
+        return self
 
     @property
     def grace_window(self) -> Window:
@@ -470,6 +484,6 @@ class Rule(_Model):
         assert self.anchor is not None
         a = self.anchor
         return self.model_copy(update={
-            "index": Index(kind=a.kind, codes=a.codes, settings=a.settings),
+            "index": Index(kind=a.kind, codes=a.codes, settings=a.settings, value=a.value),
             "conditions": {n: self.conditions[n] for n in a.eligibility}, "eligibility": list(a.eligibility),
             "variants": Variants(), "anchor": None, "tests": []})

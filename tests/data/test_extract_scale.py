@@ -222,3 +222,96 @@ def test_a_large_extract_is_held_in_a_database_file_in_its_private_folder():
         finally:
             con.close()
             shutil.rmtree(spill)
+
+
+@pytest.mark.parametrize("which", ["dirty", "clean"])
+def test_checked_table_becomes_the_accepted_table_with_dense_row_ids(dirty, tmp_path, which):
+    """One pass writes the checked table; with or without quarantined rows the accepted table has exactly the
+    canonical columns and types, source order, and row ids 0, 1, 2 … (the engine's event ids)."""
+    pq_dir, _ = dirty
+    folder = pq_dir if which == "dirty" else pq_dir.parent / "clean"
+    ex = open_extract(folder, quarantine_dir=tmp_path / "q")
+    ref = duckdb.connect()
+    for t in TABLES:
+        assert [r[0] for r in ex.con.execute(f"DESCRIBE {t}").fetchall()] == TABLES[t].columns
+        n, low, high, distinct = ex.con.execute(f"SELECT count(*), min(rowid), max(rowid), count(DISTINCT rowid) "
+                                                f"FROM {t}").fetchone()
+        assert (n, low, high, distinct) == (ex.counts[t].accepted, 0, ex.counts[t].accepted - 1, n)
+        # source order: the accepted rows are the source's rows without the quarantined ones, in the same order
+        bad = set(ex.to_pandas(f"quarantine_{t}")["source_row"].astype(int)) if ex.quarantine_files.get(t) else set()
+        assert bool(bad) == (which == "dirty" and t in ("persons", "encounters", "events"))
+        key = TABLES[t].key[0] if t != "events" else "code"
+        source = [r[0] for r in ref.execute(f"SELECT {key} FROM read_parquet('{folder / (t + '.parquet')}') "
+                                            "ORDER BY file_row_number").fetchall()]
+        kept = [v for i, v in enumerate(source, start=1) if i not in bad]
+        assert [r[0] for r in ex.con.execute(f"SELECT {key} FROM {t} ORDER BY rowid").fetchall()] == kept
+    assert not [r for r in ex.con.execute("SHOW ALL TABLES").fetchall() if r[2].startswith("_lv_")]
+
+
+def test_check_only_counts_and_quarantines_as_a_full_open(dirty, tmp_path):
+    """``validate``'s check_only: the same counts, reasons, quarantine files, warnings and fingerprint, without
+    writing the accepted events."""
+    for folder in dirty:
+        full = open_extract(folder, quarantine_dir=tmp_path / f"full-{folder.name}")
+        only = open_extract(folder, quarantine_dir=tmp_path / f"only-{folder.name}", check_only=True)
+        assert only.fingerprint == full.fingerprint and only.warnings == full.warnings
+        for t in TABLES:
+            a, b = full.counts[t], only.counts[t]
+            assert (a.read, a.accepted, a.quarantined, a.reasons) == (b.read, b.accepted, b.quarantined, b.reasons)
+            assert _quarantine(full, t).equals(_quarantine(only, t)), t
+        assert full.counts["events"].quarantined > 0
+        tables = {r[2] for r in only.con.execute("SHOW ALL TABLES").fetchall()}
+        assert {"persons", "encounters"} <= tables and "events" not in tables
+
+
+def test_fingerprint_is_the_digest_of_the_files(tmp_path):
+    """Hashed on a thread while DuckDB reads: still SHA-256 of each file's name, size and bytes, by path."""
+    import hashlib
+
+    d = write_extract(tmp_path / "x")
+    h = hashlib.sha256()
+    for name in ("encounters.csv", "events.csv", "persons.csv"):
+        data = (d / name).read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    assert open_extract(d).fingerprint == h.hexdigest()
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_repeated_hashes_sorted_in_ranges_find_the_same_duplicates(dirty, tmp_path, monkeypatch, collide):
+    """The hashes are sorted a range of the hash at a time when there are many rows: the same duplicates."""
+    pq_dir, _ = dirty
+    monkeypatch.setattr(validation, "SORT_CHUNK_ROWS", 97)  # ~40 ranges for the dirty events
+    if collide:
+        monkeypatch.setattr(validation, "ROW_HASH", "hash({cols}) % 3")
+    ex = open_extract(pq_dir, quarantine_dir=tmp_path / "q")
+    q = _quarantine(ex, "events")
+    flagged = {int(r) for r, c in zip(q["source_row"], q["reason_code"]) if "duplicate_row" in c.split(";")}
+    assert flagged == _reference_duplicates(ex, pq_dir) and len(flagged) == 7
+
+
+def test_repeated_hashes_counts_only_repeats():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1), (2), (2), (3), (3), (3), (18446744073709551615), "
+                "(18446744073709551615), (0)) v(x)")
+    for chunk in (1, 2, 1 << 24):
+        validation.SORT_CHUNK_ROWS, old = chunk, validation.SORT_CHUNK_ROWS
+        try:
+            assert validation.repeated_hashes(con, "t", "CAST(x AS UBIGINT)", "TRUE", 9, "r") == 3
+        finally:
+            validation.SORT_CHUNK_ROWS = old
+        assert sorted(r[0] for r in con.execute("SELECT h FROM r").fetchall()) == [2, 3, 18446744073709551615]
+
+
+def test_duplicate_keys_decided_exactly_among_colliding_hashes(dirty, tmp_path, monkeypatch):
+    """Keys are compared exactly among the rows whose key hash repeats: with every key in 3 hash buckets (and
+    sorted in small ranges) the same rows are duplicate_key as with the real hash."""
+    pq_dir, csv_dir = dirty
+    plain = open_extract(csv_dir, quarantine_dir=tmp_path / "plain")
+    monkeypatch.setattr(validation, "ROW_HASH", "hash({cols}) % 3")
+    monkeypatch.setattr(validation, "SORT_CHUNK_ROWS", 50)
+    collided = open_extract(csv_dir, quarantine_dir=tmp_path / "collided")
+    for t in ("persons", "encounters"):
+        assert plain.counts[t].reasons["duplicate_key"] == 1
+        assert _quarantine(plain, t).equals(_quarantine(collided, t)), t
+        assert plain.to_pandas(t).equals(collided.to_pandas(t))

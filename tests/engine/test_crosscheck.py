@@ -21,9 +21,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 try:  # `tests/engine` on sys.path (pytest's default rootdir insertion) or `tests` as a package
-    from strategies import _subset, cases, code_refs, extracts, rule_dicts, rule_kinds, rule_yaml, ruleset
+    from strategies import _subset, cases, code_refs, extracts, rule_dicts, rule_kinds, rule_yaml, ruleset, value_tests
 except ImportError:  # pragma: no cover
-    from tests.engine.strategies import _subset, cases, code_refs, extracts, rule_dicts, rule_kinds, rule_yaml, ruleset
+    from tests.engine.strategies import (_subset, cases, code_refs, extracts, rule_dicts, rule_kinds, rule_yaml,
+                                         ruleset, value_tests)
 from hypothesis import assume
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -170,7 +171,7 @@ def test_any_of_evidence_is_the_holding_criteria_events_capped():
 
 @st.composite
 def trial_cases(draw: st.DrawFn) -> tuple[Rule, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
-    """A random rule with a random anchor (kind, codes, settings, grace period) whose eligibility names the rule's
+    """A random rule with a random anchor (kind, codes, settings, value, grace period) whose eligibility names the rule's
     conditions that look at time zero and before only; an extract biased towards the kinds both look at."""
     data = draw(rule_dicts())
     kind = draw(st.sampled_from(["diagnosis", "procedure", "medication", "lab", "encounter"]))
@@ -178,6 +179,8 @@ def trial_cases(draw: st.DrawFn) -> tuple[Rule, tuple[pd.DataFrame, pd.DataFrame
                               "grace_period": draw(st.sampled_from(["0d", "1d", "2d", "7d", "0h", "12h", "24h"]))}
     if draw(st.integers(0, 3)) == 0:
         anchor["settings"] = _subset(draw, list(SETTINGS))
+    if kind == "lab" and draw(st.booleans()):  # a lab anchor with a threshold on its own value (Hb >= 70 g/L)
+        anchor["value"] = draw(value_tests(plain=True))
     baseline = []
     for name in data["conditions"]:
         try:

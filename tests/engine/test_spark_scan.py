@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from lowvalue.cli import main
 from lowvalue.engine import spark_scan
 from lowvalue.engine.scan import ScanResult, scan
+from lowvalue.privacy import ID_COLUMNS, pseudonym
 from lowvalue.rules.overlay import load_rules
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -33,6 +34,7 @@ if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
 SYNTHETIC = "examples/synthetic_data"
 # lab threshold with unit conversion, medication coverage, first_in, same_encounter with index_ratio, a rule whose
 # candidates are mostly not eligible (LV-PRE-015), and triggers (prior triggers are a feature)
+KEY = "a-secret-key-of-enough-length"
 RULES = ["LV-HOSP-027", "LV-RX-026", "LV-IMG-001", "LV-HOSP-028", "LV-PRE-015", "TR-AKI", "TR-BLEEDING"]
 
 
@@ -47,6 +49,7 @@ def folders(tmp_path_factory):
         results["spark"] = scan(SYNTHETIC, rs, engine="spark", quarantine_dir=out / "q-spark")
     for engine, result in results.items():
         result.write(out / engine)
+        result.pseudonymised(KEY.encode()).write(out / f"{engine}-pseudonymised")
     return out / "duckdb", out / "spark"
 
 
@@ -127,12 +130,64 @@ def test_a_remote_path_goes_to_spark_and_fails_in_one_line(tmp_path):
     assert err[0].startswith("error: s3a://bucket/region") and "Spark cannot open it" in err[0]
 
 
-def test_pseudonymised_scan_on_spark_is_refused_in_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOWVALUE_PSEUDONYM_KEY", "k" * 64)
-    res = CliRunner().invoke(main, ["scan", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"),
-                                    "--engine", "spark", "--pseudonymise", "--quarantine", str(tmp_path / "q")])
-    assert res.exit_code == 2 and "Traceback" not in res.output
-    assert "--engine spark" in res.stderr.strip().splitlines()[0]
+@pytest.mark.parametrize("name", ScanResult.TABLES)
+def test_pseudonymised_tables_have_the_same_content(folders, name):
+    """``--pseudonymise`` on Spark: the same pseudonyms (computed by Spark's sha2, not on the driver) in the same
+    rows and order as on DuckDB, and no original id left."""
+    duck, spark = (_content(f.with_name(f"{f.name}-pseudonymised") / f"{name}.parquet") for f in folders)
+    assert duck == spark, f"{name}: pseudonymised tables differ"
+    plain = _content(folders[1] / f"{name}.parquet")[1]
+    for col in ID_COLUMNS:
+        originals = {row[col] for row in plain if row.get(col) is not None}
+        if originals:
+            assert all(row[col].startswith("ps_") for row in spark[1] if row[col] is not None), (name, col)
+            assert originals.isdisjoint(row[col] for row in spark[1]), f"{name}.{col} keeps an original id"
+            assert {row[col] for row in spark[1]} == {pseudonym(KEY.encode(), v) for v in originals}, (name, col)
+
+
+def test_pseudonymised_manifest_says_so(folders):
+    duck, spark = (json.loads((f.with_name(f"{f.name}-pseudonymised") / "manifest.json").read_text()) for f in folders)
+    assert spark["pseudonymised"] == duck["pseudonymised"] and spark["rows"] == duck["rows"]
+
+
+def test_the_pads_make_hmac_sha256():
+    """The padded keys Spark hashes with give Python's HMAC, for keys shorter and longer than SHA-256's block."""
+    import hashlib
+
+    for key in (b"k" * 16, b"a-secret-key-of-enough-length", bytes(range(64)), b"x" * 200):
+        inner, outer = spark_scan.hmac_pads(key)
+        for msg in (b"P0000016", "Åsa".encode()):
+            mac = hashlib.sha256(outer + hashlib.sha256(inner + msg).digest()).hexdigest()
+            assert "ps_" + mac[:20] == pseudonym(key, msg.decode())
+
+
+@pytest.mark.parametrize("env, quarantine, message", [
+    ("short", "q", "LOWVALUE_PSEUDONYM_KEY"),
+    (KEY, None, "--pseudonymise needs --quarantine"),
+    (KEY, "out/q", "inside the pseudonymised results folder"),
+])
+def test_pseudonymised_spark_scan_bad_setup_is_one_line(tmp_path, monkeypatch, env, quarantine, message):
+    monkeypatch.setenv("LOWVALUE_PSEUDONYM_KEY", env)
+    args = ["scan", SYNTHETIC, "--out", str(tmp_path / "out"), "--engine", "spark", "--pseudonymise"]
+    res = CliRunner().invoke(main, args + (["--quarantine", str(tmp_path / quarantine)] if quarantine else []))
+    err = res.stderr.strip().splitlines()
+    assert res.exit_code == 2 and "Traceback" not in res.output and len(err) == 1, res.output
+    assert message in err[0] and not (tmp_path / "out").exists()
+
+
+def test_pseudonymised_spark_scan_from_the_command_line(tmp_path, monkeypatch):
+    """End to end: the rejected rows (original ids) go to --quarantine outside the results; the results hold
+    pseudonyms only and say so."""
+    monkeypatch.setenv("LOWVALUE_PSEUDONYM_KEY", KEY)
+    data = write_extract(tmp_path / "data", events=EVENTS + [EVENTS[0]])
+    res = CliRunner().invoke(main, ["scan", str(data), "--out", str(tmp_path / "out"), "--engine", "spark",
+                                    "--pseudonymise", "--quarantine", str(tmp_path / "q"), "--only", "LV-ABX-003"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "q" / "events.parquet").exists() and not (tmp_path / "out" / "quarantine").exists()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["engine"] == "spark" and manifest["pseudonymised"]
+    persons = {r["person_id"] for r in pq.read_table(tmp_path / "out" / "candidates.parquet").to_pylist()}
+    assert persons and all(p.startswith("ps_") for p in persons)
 
 
 def test_nothing_evaluable_writes_empty_tables_with_duckdbs_columns(tmp_path):

@@ -77,3 +77,40 @@ def test_units_outside_the_limits_get_their_own_p_chart(tmp_path: Path, ruleset)
     t, _ = aggregate.trend(inp, Suppressor(), "LV-ABX-003", "VC-A")
     assert t.flagged.sum() == 55 and t.eligible.sum() == 70  # the unit's months only
     assert 'id="trend-LV-IMG-001-1"' not in html
+
+
+def test_a_rule_edited_without_a_version_bump_breaks_the_series(tmp_path: Path) -> None:
+    # two real scans of the bundled region; between them LV-ABX-003's window is edited in place, its version kept
+    import shutil
+
+    import lowvalue
+    from lowvalue.shipped import shipped
+
+    example = shipped("examples/synthetic_data")
+
+    library = tmp_path / "rules"
+    shutil.copytree(shipped("rules"), library)
+    before, after = tmp_path / "before", tmp_path / "after"
+    lowvalue.scan(example, rules=library, only=["LV-ABX-003"], features=False).write(before)
+    rule = library / "LV-ABX-003.yaml"
+    text = rule.read_text(encoding="utf-8")
+    assert 'window: "[-3d, 0d]"' in text
+    rule.write_text(text.replace('window: "[-3d, 0d]"', 'window: "[-5d, 0d]"', 1), encoding="utf-8")
+    lowvalue.scan(example, rules=library, only=["LV-ABX-003"], features=False).write(after)
+    old, new = (json.loads((p / "manifest.json").read_text())["rule_set"] for p in (before, after))
+    assert old["rules"]["LV-ABX-003"] == new["rules"]["LV-ABX-003"]  # no version bump
+    assert old["rule_digests"]["LV-ABX-003"] != new["rule_digests"]["LV-ABX-003"]
+    assert old["rule_digests"]["TR-CDIFF"] == new["rule_digests"]["TR-CDIFF"]  # the unchanged trigger keeps its own
+    # the earlier scan stands for the year before (the bundled region covers one period only)
+    den = pd.read_parquet(before / "denominators.parquet")
+    den["month"] = den.month.map(lambda m: None if not isinstance(m, str) else f"{int(m[:4]) - 2}{m[4:]}")
+    den.to_parquet(before / "denominators.parquet", index=False)
+
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(main, ["report", str(after), "--compare", str(before), "--lang", "en",
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "the rule or the code overlay changed (1 time(s))" in out.read_text(encoding="utf-8")
+    inp = aggregate.load(after, compare=[before])
+    t, _ = aggregate.trend(inp, Suppressor(), "LV-ABX-003")
+    assert int(t["break"].sum()) == 1 and t.segment.nunique() == 2

@@ -464,3 +464,30 @@ def test_cross_rule_truth_rows(medium):
     for needle in ["operation day 31", "operation day 0", "diagnosis day -31", "diagnosis day -2", "age 85", "age 70", "age 64",
                    "age 49", "age 2", "TSH day -1", "within 48 h of admission", "transfusion within 48 h", "N18.2"]:
         assert any(needle in r for r in reasons), needle
+
+
+def test_planted_trials_match_their_rules(small):
+    """Each planted target trial (adverse.TRIALS) is the trial its rule's anchor describes: the primary harm's trigger,
+    the grace period, a declared negative control, and outcome days after the grace period inside the harm windows;
+    the truth file records every one with both arms present."""
+    from lowvalue.data.synth.adverse import TRIALS
+    from lowvalue.rules.library import load_library
+
+    lib = load_library()
+    assert len(TRIALS) >= 3
+    for rid, tr in TRIALS.items():
+        rule = lib.rules[rid]
+        assert rule.anchor is not None, rid
+        harm, grace = rule.harms[0], rule.anchor.grace_period
+        assert harm.trigger == tr.trigger and (grace.unit, grace.amount) == ("d", tr.grace), rid
+        nc = {h.trigger: h for h in rule.anchor.negative_controls}
+        assert tr.nc_trigger in nc, rid
+        for (lo, hi), window in ((tr.outcome_days, harm.window), (tr.nc_days, nc[tr.nc_trigger].window)):
+            w_lo, w_hi = window.int_bounds()
+            assert window.unit == "d" and tr.grace < lo and w_lo <= lo and hi <= w_hi, (rid, lo, hi, window)
+    out, _ = small
+    truth = json.loads((out / "truth" / "effects.json").read_text())["trials"]
+    assert set(truth) == set(TRIALS)
+    for rid, t in truth.items():
+        assert t["counts"]["anchors_treated"] > 0 and t["counts"]["anchors_untreated"] > 0, rid
+        assert t["true_risk_ratio"] == TRIALS[rid].rr and t["negative_control"]["true_risk_ratio"] == 1.0

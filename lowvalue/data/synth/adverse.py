@@ -9,6 +9,8 @@ frailty (or its observable proxies) recovers it. That is the point of the data.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import coding as c
@@ -22,19 +24,43 @@ P0_INTERCEPT, P0_SLOPE = 0.03, 0.22
 HORIZON_DAYS = 30
 
 LINKED: dict[str, tuple[str, float]] = {
-    "LV-ABX-003": ("TR-CDIFF", 2.5),
-    "LV-ABX-004": ("TR-CDIFF", 2.5),
     "LV-RX-026": ("TR-CDIFF", 1.8),
     "LV-RX-022": ("TR-FALL-FRACTURE", 2.0),
     "LV-HOSP-027": ("TR-HAI", 1.6),
 }
-"""pattern -> (trigger id, true risk ratio within 30 days), from docs/patterns.md."""
+"""pattern -> (trigger id, true risk ratio within 30 days), from docs/patterns.md. A pattern with a planted target
+trial (:data:`TRIALS`) draws its outcomes there instead: an anchor's risk must depend on the treatment within the grace
+period and baseline only, not on a second draw at the index."""
 
-TRIALS: dict[str, tuple[str, float, int, str, float]] = {
-    "LV-ABX-005": ("TR-CDIFF", 2.0, 3, "TR-FALL-FRACTURE", 0.5),
+
+class Trial(NamedTuple):
+    """A planted target trial (docs/patterns.md, "Target trials"): every anchor of the planter draws ``trigger`` with
+    probability ``trial_p0(age)``, times ``rr`` when the intervention came within ``grace`` days; the negative control
+    ``nc_trigger`` at ``nc_share * trial_p0(age)`` whatever the treatment. The emitters are called ``outcome_after``
+    and ``nc_after`` days after the anchor's midnight (so the events fall after the grace period, inside the harm
+    window: see ``outcome_days``)."""
+
+    trigger: str
+    rr: float
+    grace: int
+    nc_trigger: str
+    nc_share: float
+    anchor: str
+    outcome_after: int
+    nc_after: int
+    outcome_days: tuple[int, int]
+    nc_days: tuple[int, int]
+
+
+TRIALS: dict[str, Trial] = {
+    "LV-ABX-005": Trial("TR-CDIFF", 2.0, 3, "TR-FALL-FRACTURE", 0.5, "acute sinusitis J01.9 at a visit",
+                        4, 4, (7, 32), (6, 32)),
+    "LV-ABX-003": Trial("TR-CDIFF", 1.5, 3, "TR-FALL-FRACTURE", 0.5,
+                        "common cold / upper respiratory infection (J06.9, J00) at a visit", 1, 2, (4, 29), (4, 30)),
+    "LV-ABX-004": Trial("TR-CDIFF", 2.5, 3, "TR-FALL-FRACTURE", 0.5, "acute bronchitis (J20.9, J40) at a visit",
+                        1, 2, (4, 29), (4, 30)),
 }
-"""pattern -> (trigger, true causal risk ratio of the intervention within the grace period, grace days,
-negative-control trigger, its share of p0) of the rule's target trial (docs/patterns.md, "Target trials")."""
+"""pattern -> its planted target trial (true causal risk ratio of the intervention within the grace period)."""
 
 
 def p0(frailty: np.ndarray) -> np.ndarray:

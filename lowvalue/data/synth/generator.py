@@ -20,8 +20,9 @@ from .region import UNIT_MULTIPLIER
 from .summary import SynthSummary
 from .writer import TableWriters
 
-GENERATOR_VERSION = f"lowvalue-synth {__version__}/3"
-"""/3: real and local codes (NPU28309, LOKAL-RIS, ...) and region-codes/; planters follow the v2 rules (LV-RX-022, ...)."""
+GENERATOR_VERSION = f"lowvalue-synth {__version__}/4"
+"""/3: real and local codes (NPU28309, LOKAL-RIS, ...) and region-codes/; planters follow the v2 rules (LV-RX-022, ...).
+/4: target trials planted for LV-ABX-003 and LV-ABX-004 too (untreated anchors; their outcomes drawn per anchor)."""
 
 
 def _rng(seed: int, chunk: int) -> np.random.Generator:
@@ -119,18 +120,19 @@ def effects(summary: SynthSummary) -> dict:
             },
         }
     trials = {}
-    for pattern, (trigger, rr, grace, nc, share) in adverse.TRIALS.items():
+    for pattern, tr in adverse.TRIALS.items():
         c = summary.patterns.get(pattern, {})
         trials[pattern] = {
-            "trigger": trigger,
-            "true_risk_ratio": rr,
+            "trigger": tr.trigger,
+            "true_risk_ratio": tr.rr,
             "estimand": "causal risk ratio of the intervention within the grace period vs not, among anchors "
             "(constant: min(1, RR * p0) never binds, so the marginal ratio equals RR)",
-            "anchor": "acute sinusitis J01.9 at a visit",
-            "grace_days": grace,
-            "outcome_days_after_anchor": [7, 32],
-            "negative_control": {"trigger": nc, "true_risk_ratio": 1.0, "formula": f"P = {share} * p0(age)"},
-            "baseline": {"formula": "p0 = 0.02 + 0.004 * (age - 18), age in completed years on the anchor day; "
+            "anchor": tr.anchor,
+            "grace_days": tr.grace,
+            "outcome_days_after_anchor": list(tr.outcome_days),
+            "negative_control": {"trigger": tr.nc_trigger, "true_risk_ratio": 1.0, "formula": f"P = {tr.nc_share} * p0(age)",
+                                 "days_after_anchor": list(tr.nc_days)},
+            "baseline": {"formula": "p0 = 0.02 + 0.004 * max(age - 18, 0), age in completed years on the anchor day; "
                          "P(event | treated within grace) = RR * p0; otherwise p0"},
             "confounding": "treated (planted or treated lookalike) rises with frailty (logit slope "
             f"{FRAILTY_SLOPE}), and frailty with age; a planted instance becomes 'no antibiotic' with probability "

@@ -132,7 +132,7 @@ def episode_rates(pop: Population) -> np.ndarray:
     male = pop.sex == "M"
     r = np.zeros((len(pop), len(PATTERN_IDS)))
     r[:, 0] = 0.035 * (age >= 17)
-    r[:, 1] = 0.035 * (age >= 2)
+    r[:, 1] = 0.035 * (age >= 2)  # LV-ABX-003 and -004: also their target trials' anchors (treated or not)
     r[:, 2] = 0.025 * (age >= 2)
     r[:, 3] = 0.30 * (male & (age >= 73))
     r[:, 4] = 0.30 * (age >= 73)

@@ -1,14 +1,17 @@
-"""LV-ABX-003 (upper respiratory infection) and LV-ABX-004 (acute bronchitis): antibiotics for viral infections."""
+"""LV-ABX-003 (upper respiratory infection) and LV-ABX-004 (acute bronchitis): antibiotics for viral infections, and
+their planted target trials (an antibiotic within 3 days of the diagnosis or not)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import adverse
 from .. import coding as c
 from ..clock import PERIOD_START
-from .common import AFTERNOON, Chunk, Spec, back, context_dx, context_index, finish, pick, prepare, visit
+from .common import AFTERNOON, Batch, Chunk, Spec, age_on, back, context_dx, context_index, finish, pick, prepare, visit
+from .trial import trial_outcomes, untreated_when_young
 
-_LOOKALIKES = {"outside window": 2.0, "prior antibiotic": 2.0, "competing": 3.0, "comorbidity": 3.0}
+_LOOKALIKES = {"outside window": 2.0, "prior antibiotic": 2.0, "competing": 3.0, "comorbidity": 3.0, "no antibiotic": 8.0}
 _BACKGROUND = ((("J43", "J44"), -365, 0, "comorbidity"),)
 _SETTINGS = (("primary_care", 0.75), ("digital", 0.25))
 SPECS = {
@@ -25,7 +28,10 @@ PRIOR_COURSE_DX = ("N30.0", "A46")  # cystitis, erysipelas: treated with antibio
 
 def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
     """An antibiotic 0-3 days after the infection diagnosis; lookalikes at day 4+, after a course in the
-    previous 30 days, with a bacterial diagnosis within 3 days either side, or with a comorbidity."""
+    previous 30 days, with a bacterial diagnosis within 3 days either side, or with a comorbidity; and the target
+    trial's untreated arm: the diagnosis at a visit and no antibiotic ("no antibiotic": no index event, no truth row).
+    Being planted (treated) rises with frailty and, through :func:`~.trial.untreated_when_young`, with age:
+    confounding by indication. Every diagnosis is an anchor of the trial (:func:`~.trial.trial_outcomes`)."""
     spec = SPECS[pattern]
     bt = prepare(ck, spec, persons)
     rng, n, day, b = ck.rng, bt.n, bt.day, ck.b
@@ -34,13 +40,17 @@ def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
     out = bt.is_("outside window")
     lag[out] = np.where(rng.random(out.sum()) < 0.7, 4, rng.integers(5, 8, out.sum()))
     bt.reason[out] = [f"diagnosis day -{k}" for k in lag[out]]
+    untreated_when_young(ck, bt, age_on(ck, bt.p, day))
+    untreated = bt.is_("no antibiotic")
+    lag[untreated] = 0
     same = lag == 0
     dx_code = pick(ck, INFECTION[pattern], n)
     context_dx(ck, bt.p[~same], day[~same] - lag[~same], dx_code[~same], bt.setting[~same])
     enc, t = visit(ck, bt.p, day, bt.setting, bt.unit, hours=AFTERNOON, minutes=20)
     c.dx(b, bt.p[same], enc[same], t[same] + 3, dx_code[same])
     drug = pick(ck, ANTIBIOTICS, n)
-    c.drug(b, bt.p, enc, t + 10, drug, rng.integers(5, 11, n))
+    supply = rng.integers(5, 11, n)
+    c.drug(b, bt.p[~untreated], enc[~untreated], t[~untreated] + 10, drug[~untreated], supply[~untreated])
 
     prior_course(ck, bt, lag, pattern, "no infection diagnosis")
 
@@ -52,7 +62,10 @@ def plant(ck: Chunk, persons: np.ndarray, pattern: str) -> None:
     bt.reason[como] = [f"comorbidity {x}" for x in ccodes[como]]
     stale = bt.planted & (rng.random(n) < 0.1) & (day - 400 >= PERIOD_START)
     context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), pick(ck, ("D84.9", "C34.9"), stale.sum()))
-    finish(ck, bt, enc, t + 10, "medication", c.ATC, drug)
+    trial_outcomes(ck, bt, np.ones(n, bool), ~untreated & (lag <= adverse.TRIALS[pattern].grace), day - lag)
+    k = ~untreated
+    sub = Batch(bt.spec, bt.p[k], day[k], bt.kind[k], bt.setting[k], bt.unit[k], bt.reason[k])
+    finish(ck, sub, enc[k], t[k] + 10, "medication", c.ATC, drug[k])
 
 
 def prior_course(ck: Chunk, bt, lag: np.ndarray, pattern: str, why: str) -> None:  # noqa: ANN001

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from collections import Counter
-
 from .. import adverse
 from .. import coding as c
-from ..clock import MIN_PER_DAY, PERIOD_START
+from ..clock import PERIOD_START
 from .antibiotics import ANTIBIOTICS, competing_dx, prior_course
 from .common import AFTERNOON, Batch, Chunk, Spec, age_on, back, context_dx, edge_back, finish, pick, prepare, visit
+from .trial import trial_outcomes, untreated_when_young
 
 _SETTINGS = (("primary_care", 0.75), ("digital", 0.25))
 SINUS_ABX_SPEC = Spec(
@@ -79,9 +78,7 @@ def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
     lag = _lag(ck, bt, 3, 4, 7)
     # confounding by indication through age (which also sets the trial's baseline risk, trial_p0): the younger are
     # more often left untreated; the switched instances leave the planted set (no index event, no truth row)
-    age = age_on(ck, bt.p, day)
-    young = bt.planted & (rng.random(n) < 0.7 / (1 + np.exp((age - 45) / 8)))
-    bt.kind[young] = "no antibiotic"
+    untreated_when_young(ck, bt, age_on(ck, bt.p, day))
     untreated = bt.is_("no antibiotic")
     lag[untreated] = 0
     dx_code = np.where(bt.is_("bacterial"), pick(ck, BACTERIAL, n), "J01.9")
@@ -105,53 +102,11 @@ def plant_sinus_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
         bt.reason[m_] = [f"{kind} {y}" for y in x]
     stale = bt.planted & (rng.random(n) < 0.1) & (day - 400 >= PERIOD_START)
     context_dx(ck, bt.p[stale], day[stale] - rng.integers(366, 401, stale.sum()), pick(ck, ("J44.9", "J32.9"), stale.sum()))
-    trial_outcomes(ck, bt, dx_code, lag, untreated)
+    grace = adverse.TRIALS[bt.spec.pattern].grace
+    trial_outcomes(ck, bt, dx_code == "J01.9", ~untreated & (lag <= grace), day - lag)
     k = ~untreated
     sub = Batch(bt.spec, bt.p[k], day[k], bt.kind[k], bt.setting[k], bt.unit[k], bt.reason[k])
     finish(ck, sub, enc[k], t[k] + 10, "medication", c.ATC, drug[k])
-
-
-def trial_p0(age: np.ndarray) -> np.ndarray:
-    """The trial's baseline risk of C. difficile: 2 % at 18, rising 0.4 points per year of age (about 31 % at 90).
-
-    It depends on age only, which the extract records exactly, so adjusting for the baseline features can remove the
-    confounding: being treated rises with frailty (which rises with age), so the crude ratio is biased upwards, while
-    the part of frailty no code shows does not act on the outcome."""
-    return 0.02 + 0.004 * np.maximum(age - 18, 0)
-
-
-def trial_outcomes(ck: Chunk, bt: Batch, dx_code: np.ndarray, lag: np.ndarray, untreated: np.ndarray) -> None:
-    """The LV-ABX-005 target trial's outcomes (:data:`adverse.TRIALS`): for every acute sinusitis J01.9 anchor, C.
-    difficile with probability :func:`trial_p0`, times the true risk ratio when an antibiotic came within the 3-day
-    grace period; the event falls 7-32 days after the anchor (after the grace period, inside the harm window).
-    A negative control, a fall with hip fracture at ``NC_SHARE * trial_p0`` whatever the treatment, shares the
-    confounding but not the effect."""
-    rng, b = ck.rng, ck.b
-    trigger, rr, grace, nc_trigger, nc_share = adverse.TRIALS[bt.spec.pattern]
-    anchor = dx_code == "J01.9"
-    treated = anchor & ~untreated & (lag <= grace)
-    p = bt.p[anchor]
-    anchor_day = (bt.day - lag)[anchor]
-    base = trial_p0(age_on(ck, p, anchor_day))
-    anchor_min = anchor_day * MIN_PER_DAY
-    tr = treated[anchor]
-    u = rng.random(len(p))
-    happens = u < base * np.where(tr, rr, 1.0)
-    excess = happens & (u >= base)
-    rows = np.flatnonzero(happens)
-    t_ae = adverse.EMITTERS[trigger](b, p[rows], anchor_min[rows] + 4 * MIN_PER_DAY)
-    b.adverse(p[rows], t_ae, trigger, np.where(excess[rows], bt.spec.pattern, ""), anchor_min[rows], excess[rows],
-              bt.spec.pattern)
-    nc = rng.random(len(p)) < nc_share * base
-    rows = np.flatnonzero(nc)
-    t_nc = adverse.EMITTERS[nc_trigger](b, p[rows], anchor_min[rows] + 4 * MIN_PER_DAY)
-    b.adverse(p[rows], t_nc, nc_trigger, "", anchor_min[rows], False, "")
-    cnt = ck.counts.setdefault(bt.spec.pattern, Counter())
-    cnt["trial_anchors_treated"] += int(tr.sum())
-    cnt["trial_anchors_untreated"] += int((~tr).sum())
-    cnt["trial_events_treated"] += int((happens & tr).sum())
-    cnt["trial_events_untreated"] += int((happens & ~tr).sum())
-    cnt["trial_negative_control_events"] += int(nc.sum())
 
 
 def plant_throat_antibiotic(ck: Chunk, persons: np.ndarray) -> None:
