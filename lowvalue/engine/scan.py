@@ -168,16 +168,26 @@ def start_outputs(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
 
 
-def _collect(con: duckdb.DuckDBPyConnection, rule: Rule, judged: str) -> list[int]:
-    """Append one judged rule (the table ``judged``) to the output tables; return its waterfall counts."""
-    rows = f"({outputs.rows_sql(rule, judged)})"
-    if rule.type == "trigger":
-        con.execute(f"INSERT INTO lv_triggers {outputs.triggers_sql(rows)}")
-        return []
+def _collect(con: duckdb.DuckDBPyConnection, rules: list[Rule], rows: str) -> dict[str, list[int]]:
+    """Append the judged rows of ``rules`` (the relation ``rows`` in :func:`lowvalue.engine.outputs.rows_sql`'s
+    shape) to the output tables; return each rule's waterfall counts (none for triggers).
+
+    A partition's rules are collected together: four statements over all of them instead of four per rule."""
     con.execute(f"INSERT INTO lv_candidates {outputs.candidates_sql(rows)}")
     con.execute(f"INSERT INTO lv_flags {outputs.flags_sql(rows)}")
-    counts = con.execute(f"SELECT steps, n, flagged FROM ({outputs.step_counts_sql(rows)})").fetchall()
-    return outputs.step_counts(rule, counts)
+    con.execute(f"INSERT INTO lv_triggers {outputs.triggers_sql(rows)}")
+    by: dict[str, list[tuple[int, int, int]]] = {}
+    for rid, *count in con.execute(f"SELECT rule_id, steps, n, flagged FROM ({outputs.step_counts_sql(rows)})").fetchall():
+        by.setdefault(rid, []).append(tuple(count))  # type: ignore[arg-type]
+    return {r.id: outputs.step_counts(r, by.get(r.id, [])) for r in rules if r.type != "trigger"}
+
+
+def judge_sql(rule: Rule, rs: RuleSet) -> str:
+    """The judged rows of ``rule`` in the shape every rule shares, as a scan needs them (see
+    :func:`lowvalue.engine.sql.compile_rule`: conditions beyond eligibility for the eligible candidates only, and a
+    trigger's flagged candidates only; neither changes an output)."""
+    judged = sql.compile_rule(rule, rs, ordered=False, every_condition=False, flagged_only=rule.type == "trigger")
+    return outputs.rows_sql(rule, f"({judged})")
 
 
 HIT_BYTES = 200
@@ -220,16 +230,20 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
 
 
 def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
-                  each_part: Callable[[int], None]) -> None:
+                  each_part: Callable[[int], None], collected: Callable[[int], None]) -> None:
     """For each person partition: ``each_part(part)`` (builds ``lv_hit`` for its persons, after the previous
-    partition's features), then leave each rule's judged candidates as ``lv_judged`` and call ``done(rule, seconds)``,
-    which collects them into the outputs; ``each_part(parts)`` at the end (the last partition's features)."""
+    partition's features), then append each rule's judged rows to ``lv_rows`` (:func:`judge_sql`, one statement
+    per rule) and call ``done(rule, seconds)``, then ``collected(part)``, which turns ``lv_rows`` into the outputs;
+    ``each_part(parts)`` at the end (the last partition's features)."""
     for part in range(parts):
         each_part(part)
-        for rule in rules:
+        for i, rule in enumerate(rules):
             t0 = time.perf_counter()
-            extract.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {sql.compile_rule(rule, rs, ordered=False, every_condition=False)}")
+            into = "CREATE OR REPLACE TEMP TABLE lv_rows AS" if i == 0 else "INSERT INTO lv_rows"
+            extract.con.execute(f"{into} {judge_sql(rule, rs)}")
             done(rule, time.perf_counter() - t0)
+        if rules:
+            collected(part)
     each_part(parts)
 
 
@@ -324,13 +338,16 @@ def scan(
     selects = {name: outputs.ordered(table, name) for name, (table, _) in STORED.items()}
 
     def done(rule: Rule, seconds: float) -> None:
-        t0 = time.perf_counter()
-        n = _collect(con, rule, "lv_judged")
-        counts[rule.id] = [a + b for a, b in zip(counts[rule.id], n)] if rule.id in counts else n
-        timing[rule.id] = round(timing.get(rule.id, 0.0) + seconds + time.perf_counter() - t0, 3)
+        timing[rule.id] = round(timing.get(rule.id, 0.0) + seconds, 3)
         seen[rule.id] = seen.get(rule.id, 0) + 1
         if progress and seen[rule.id] == parts:
             progress(rule.id, timing[rule.id])
+
+    def collected(part: int) -> None:
+        t0 = time.perf_counter()
+        for rid, n in _collect(con, runnable, "lv_rows").items():
+            counts[rid] = [a + b for a, b in zip(counts[rid], n)] if rid in counts else n
+        tick("(outputs)", t0)
 
     def tick(name: str, t0: float) -> None:
         timing[name] = round(timing.get(name, 0.0) + time.perf_counter() - t0, 3)
@@ -353,10 +370,10 @@ def scan(
             t0 = time.perf_counter()
             sql.split_persons(con, parts, folder)
             tick("(partitions)", t0)
-        _judge_duckdb(extract, runnable, rs, done, parts, each_part)
+        _judge_duckdb(extract, runnable, rs, done, parts, each_part, collected)
     for view in sql.PART_TABLES:
         con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
-    con.execute("DROP TABLE IF EXISTS lv_judged")
+    con.execute("DROP TABLE IF EXISTS lv_rows")
     con.execute("DROP TABLE IF EXISTS lv_hit")
     result = ScanResult(
         evaluability=pd.DataFrame(evaluable),

@@ -53,6 +53,13 @@ def _strftime(col: str, fmt: str) -> str:
     return f"strftime({col}, {q(fmt)})"
 
 
+def _first_n(x: str, keys: list[tuple[str, bool]], n: int) -> str:
+    """The first ``n`` values of ``x`` in the order of ``keys`` (expression, descending; a descending one numeric), as
+    a list: ``min_by`` keeps a top-n heap per group, where an ordered ``list()`` sorted every group whole."""
+    key = ", ".join(f"'k{i}': " + (f"-({k})" if desc else k) for i, (k, desc) in enumerate(keys))
+    return f"min_by({x}, {{{key}}}, {n})"
+
+
 DUCKDB: Dialect = {
     "str": q,
     "ident": ident,
@@ -68,9 +75,11 @@ DUCKDB: Dialect = {
     "starts_with": lambda col, prefix: f"starts_with({col}, {prefix})",
     "struct": lambda fields: "{" + ", ".join(f"{q(k)}: {v}" for k, v in fields) + "}",
     "list": lambda items: "[" + ", ".join(items) + "]",
-    "no_evidence": lambda: "[]",
+    # typed, so every rule's judged rows share one type and can be appended to one table (engine/scan.py)
+    "no_evidence": lambda: ("CAST([] AS STRUCT(condition VARCHAR, role VARCHAR, time VARCHAR, system VARCHAR, code VARCHAR, "
+                            "value DOUBLE, unit VARCHAR)[])"),
     "list_agg": lambda x: f"list({x})",
-    "ordered_list_agg": lambda x, keys: f"list({x} ORDER BY {', '.join(k + (' DESC' if desc else '') for k, desc in keys)})",
+    "first_n": _first_n,
     "list_head": lambda lst, n: f"list_slice({lst}, 1, {n})",
     "list_distinct": lambda lst: f"list_distinct({lst})",
     "list_len": lambda lst: f"length({lst})",
@@ -133,7 +142,7 @@ SPARK: Dialect = {
     "no_evidence": lambda: ("CAST(array() AS ARRAY<STRUCT<condition: STRING, role: STRING, time: STRING, system: STRING, "
                             "code: STRING, value: DOUBLE, unit: STRING>>)"),
     "list_agg": lambda x: f"collect_list({x})",
-    "ordered_list_agg": _spark_sorted,
+    "first_n": lambda x, keys, n: f"slice({_spark_sorted(x, keys)}, 1, {n})",
     "list_head": lambda lst, n: f"slice({lst}, 1, {n})",
     "list_distinct": lambda lst: f"array_distinct({lst})",
     "list_len": lambda lst: f"size({lst})",
@@ -405,21 +414,29 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
 
 
 def _evidence(name: str, role: str, d: Dialect) -> str:
-    struct = d["struct"]([("condition", d["str"](name)), ("role", d["str"](role)),
-                          ("time", d["strftime"]("m.time", "%Y-%m-%dT%H:%M:%S")), ("system", "m.system"),
-                          ("code", "m.code"), ("value", "m.value"), ("unit", "m.unit")])
-    keys = [("m.time", True), ("m.system", False), ("m.code", False), ("m.ev_id", False)]
-    return d["list_head"](d["ordered_list_agg"](struct, keys), EVIDENCE_PER_CONDITION)
+    """The condition's evidence list: its latest :data:`EVIDENCE_PER_CONDITION` events (ties by system, code, row).
+
+    The events are picked first and only the picked ones rendered (text time, condition, role): rendering every
+    matching event and sorting whole groups was most of a flagged rule's time."""
+    fields = ["time", "system", "code", "value", "unit"]
+    keys = [(d["epoch_us"]("m.time"), True), ("m.system", False), ("m.code", False), ("m.ev_id", False)]
+    top = d["first_n"](d["struct"]([(f, f"m.{f}") for f in fields]), keys, EVIDENCE_PER_CONDITION)
+    return d["list_map"](top, "x", d["struct"]([("condition", d["str"](name)), ("role", d["str"](role)),
+                                                ("time", d["strftime"]("x.time", "%Y-%m-%dT%H:%M:%S")),
+                                                *[(f, f"x.{f}") for f in fields[1:]]]))
 
 
 def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet, d: Dialect, src: str = "cand",
-               p: str = "", evidence: bool = False) -> list[str]:
+               p: str = "", evidence: bool = False, matched: bool = False) -> list[str]:
     """CTEs {p}m_i (matching events of the candidates in ``src``) and {p}h_i (holds, and with ``evidence`` the
-    evidence list)."""
+    evidence list). With ``matched`` (a second pass, ``src`` a subset of the first pass's candidates), no {p}m_i:
+    the rows of ``src``'s candidates are taken from the first pass's m_i, which halves the query DuckDB plans."""
     vs, q, at = rs.valueset(crit.codes), d["str"], "dis_" if crit.anchor == "discharge" else ""
     on = ["e.person_id = c.person_id", f"e.cs = {codeset_key(vs)}", f"e.kind = {q(crit.kind)}"]
     evidence = f", {_evidence(name, role, d)} AS evidence" if evidence else ""  # type: ignore[assignment]
     m, h = f"{p}m_{i}", f"{p}h_{i}"
+    if matched:
+        m = f"(SELECT * FROM m_{i} WHERE cand_id IN (SELECT cand_id FROM {src}))"
     if crit.same_encounter:
         on.append("e.encounter_id = c.encounter_id")
     ctes = []
@@ -427,12 +444,12 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
         lo, hi = crit.window.int_bounds()
         off = day_offset("e", "c", d, at)
         supply = "greatest(coalesce(e.days_supply, 1), 1)"
-        ctes.append(f"""{m} AS (
+        ctes += [] if matched else [f"""{m} AS (
   SELECT c.cand_id, e.ev_id, e.time, e.system, e.code, e.value, e.unit,
          {d['int_range'](f'greatest({off}, {lo})', f'least({off} + {supply} - 1, {hi})')} AS days
   FROM {src} c JOIN lv_hit e ON {' AND '.join(on)}
   WHERE {off} <= {hi} AND {off} + {supply} - 1 >= {lo}
-)""")
+)"""]
         ctes.append(f"""{h} AS (
   SELECT m.cand_id, {d['list_len'](d['list_distinct'](f"flatten({d['list_agg']('m.days')})"))} >= {crit.coverage.min_days} AS holds{evidence}
   FROM {m} m GROUP BY m.cand_id
@@ -440,7 +457,7 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
         return ctes
     where = [window_sql(crit.window, "e", "c", d, at)]
     join_first = ""
-    if crit.first_in is not None:
+    if crit.first_in is not None and not matched:
         n = crit.first_in.amount
         ctes.append(f"""{p}f_{i} AS (
   SELECT person_id, day,
@@ -449,11 +466,11 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
   FROM (SELECT DISTINCT e.person_id, e.day FROM lv_hit e WHERE e.cs = {codeset_key(vs)} AND e.kind = {q(crit.kind)})
 )""")
         join_first = f" JOIN {p}f_{i} f ON f.person_id = e.person_id AND f.day = e.day AND f.first_ok"
-    ctes.append(f"""{m} AS (
+    ctes += [] if matched else [f"""{m} AS (
   SELECT c.cand_id, c.index_value, c.index_unit, e.ev_id, e.time, e.system, e.code, e.value, e.unit, {value_sql(vs, 'e', d)} AS v
   FROM {src} c JOIN lv_hit e ON {' AND '.join(on)}{join_first}
   WHERE {' AND '.join(where)}
-)""")
+)"""]
     t = crit.value
     if t is None:
         ctes.append(f"""{h} AS (
@@ -477,11 +494,11 @@ def _criterion(i: int | str, name: str, role: str, crit: Criterion, rs: RuleSet,
 
 
 def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d: Dialect, src: str = "cand",
-            p: str = "", evidence: bool = False) -> list[str]:
+            p: str = "", evidence: bool = False, matched: bool = False) -> list[str]:
     """CTEs {p}h_i_j per criterion j, and {p}h_i: holds if any does; evidence = the holding criteria's events, capped."""
     ctes, hs, holds, evid = [], [], [], []
     for j, crit in enumerate(crits):
-        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d, src, p, evidence)
+        ctes += _criterion(f"{i}_{j}", name, role, crit, rs, d, src, p, evidence, matched)
         hs.append(f"{p}h_{i}_{j}")
         holds.append(f"coalesce({p}h_{i}_{j}.holds, false)")
         evid.append(f"CASE WHEN {holds[-1]} THEN {p}h_{i}_{j}.evidence ELSE {d['no_evidence']()} END")
@@ -495,7 +512,7 @@ def _any_of(i: int, name: str, role: str, crits: list[Criterion], rs: RuleSet, d
 
 
 def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str = "", evidence: bool = False,
-                late: str | None = None) -> tuple[list[str], list[str], list[str]]:
+                late: str | None = None, matched: bool = False) -> tuple[list[str], list[str], list[str]]:
     """CTEs, columns (one boolean per condition) and the names of the per-condition CTEs, joined on ``c.cand_id``.
 
     With ``late`` (a CTE of the eligible candidates, see :func:`compile_rule`), the eligibility conditions are judged
@@ -517,7 +534,7 @@ def _conditions(rule: Rule, rs: RuleSet, d: Dialect, src: str = "cand", p: str =
         else:
             make = _any_of if cond.any_of else _criterion
             ctes.extend(make(i, name, cond.role, cond.criteria if cond.any_of else cond.criteria[0],  # type: ignore[arg-type]
-                             rs, d, where, p, evidence))
+                             rs, d, where, p, evidence, matched))
             hs[name] = f"{p}h_{i}"
             exprs[name] = f"{'NOT ' if cond.role == 'exclude' else ''}coalesce({p}h_{i}.holds, false)"
 
@@ -540,7 +557,7 @@ def _joins(hs: list[str]) -> str:
 
 
 def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool = True,
-                 every_condition: bool = True) -> str:
+                 every_condition: bool = True, flagged_only: bool = False) -> str:
     """The SQL that judges every candidate of ``rule``: one row per candidate (after :func:`ensure_sets`).
 
     With ``every_condition`` False, the conditions beyond eligibility are judged for the eligible candidates only
@@ -554,6 +571,9 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
     second pass over the flagged candidates (``fl``: DuckDB materialises the shared CTEs, and collecting and
     sorting events for millions of unflagged candidates is what made large scans slow); without it in the same
     pass (Spark inlines CTEs, so a second pass would judge every candidate twice).
+
+    With ``flagged_only`` only the flagged candidates' rows are returned: a trigger's unflagged candidates are
+    written nowhere, and their ``candidate_id`` (a digest of text renderings) was most of a large trigger's time.
     """
     q, ident = d["str"], d["ident"]
     second = bool(d["evidence_pass"]())
@@ -585,7 +605,7 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
                                                     "setting", "unit", "listing_unit", "cost", "age", "sex"]
                             + [ident(f"cond__{n}") for n in rule.conditions] + ["eligible", "sensitive", "specific"])
     elif hs:
-        ectes, _, ehs = _conditions(rule, rs, d, src="fl", p="e", evidence=True)
+        ectes, _, ehs = _conditions(rule, rs, d, src="fl", p="e", evidence=True, matched=True)
         ctes.append("fl AS (SELECT c.* FROM cand c JOIN judged j ON j.cand_id = c.cand_id WHERE j.sensitive OR j.specific)")
         ctes += ectes
         ctes.append(f"ev AS (SELECT c.cand_id, {lists(ehs)} AS evidence FROM fl c {_joins(ehs)})")
@@ -596,7 +616,8 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
     order = d["order_by"](["person_id", "index_time", "index_system", "index_code", "encounter_id", "index_value", "cand_id"])
     return f"""WITH {', '.join(ctes)}
 SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
-FROM judged{ev_join}""" + (f"\nORDER BY {order}" if ordered else "")
+FROM judged{ev_join}""" + ("\nWHERE judged.sensitive OR judged.specific" if flagged_only else "") + (
+        f"\nORDER BY {order}" if ordered else "")
 
 
 TRIAL_COLUMNS = ["trial_id", "person_id", "encounter_id", "anchor_time", "anchor_system", "anchor_code", "setting",

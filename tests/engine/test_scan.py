@@ -144,7 +144,7 @@ def test_conditions_beyond_eligibility_for_eligible_candidates_only_change_no_ou
     what a scan appends (candidates with first failed condition, flags with evidence, triggers, waterfall counts) is
     what judging every condition for every candidate gives."""
     from lowvalue.data.extract import open_extract
-    from lowvalue.engine import sql
+    from lowvalue.engine import outputs, sql
     from lowvalue.engine.scan import STORED, _collect, start_outputs
 
     example = Path(__file__).parents[2] / "examples" / "synthetic_data"
@@ -159,9 +159,9 @@ def test_conditions_beyond_eligibility_for_eligible_candidates_only_change_no_ou
             outs = []
             for every in (True, False):
                 judged = sql.compile_rule(rule, RS, ordered=False, every_condition=every)
-                x.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_judged AS {judged}")
+                x.con.execute(f"CREATE OR REPLACE TEMP TABLE lv_rows AS {outputs.rows_sql(rule, f'({judged})')}")
                 start_outputs(x.con)
-                counts = _collect(x.con, rule, "lv_judged")
+                counts = _collect(x.con, [rule], "lv_rows")
                 outs.append([counts] + [x.con.execute(f"SELECT * FROM {t} ORDER BY ALL").df() for t, *_ in STORED.values()])
             assert outs[0][0] == outs[1][0], rule.id
             for a, b in zip(outs[0][1:], outs[1][1:]):
