@@ -46,6 +46,8 @@ class ScanResult:
 
     TABLES = ("flags", "candidates", "denominators", "waterfall", "triggers", "evaluability", "features",
               "codeset_coverage", "orphan_codes")
+    LARGE = ("flags", "candidates", "triggers", "features")
+    """Kept in the engine (``selects``); a scan without features has no ``features`` select and reads as empty."""
 
     def __init__(self, *, evaluability: pd.DataFrame, denominators: pd.DataFrame, waterfall: pd.DataFrame,
                  codeset_coverage: pd.DataFrame, orphan_codes: pd.DataFrame, con: Any, selects: dict[str, str],
@@ -118,7 +120,7 @@ class ScanResult:
         """
         from lowvalue.privacy import ID_COLUMNS, pseudonym, pseudonymise
 
-        small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.selects}
+        small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.LARGE}
         cols = {n: [c[0] for c in self.con.execute(f"SELECT * FROM ({s}) LIMIT 0").description if c[0] in ID_COLUMNS]
                 for n, s in self.selects.items()}
         ids = " UNION ".join(f"SELECT DISTINCT {c} AS id FROM {self.tables[n]}" for n in cols for c in cols[n])

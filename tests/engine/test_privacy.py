@@ -44,3 +44,18 @@ def test_pseudonymised_scan_has_no_original_ids(tmp_path):
 def test_pseudonymisation_needs_a_key(tmp_path):
     res = _scan(tmp_path, "nokey", "short", "--pseudonymise")
     assert res.exit_code == 2 and "LOWVALUE_PSEUDONYM_KEY" in res.output and "Traceback" not in res.output
+
+
+def test_a_scan_without_features_can_be_pseudonymised():
+    """The API's ``scan(..., features=False)`` has no features table in the engine: its pseudonymised copy still
+    builds (it used to pass the empty frame to the constructor) and reads the features as empty."""
+    from lowvalue.data.extract import open_extract
+    from lowvalue.engine.scan import scan
+    from lowvalue.rules.library import load_library
+
+    rs = load_library()
+    with open_extract(REGION) as ext:
+        res = scan(ext, rs, only=["LV-RX-022"], features=False)
+        ps = res.pseudonymised(KEY.encode())
+        assert ps.features.empty and len(ps.flags) == len(res.flags) > 0
+        assert ps.flags.person_id.str.startswith("ps_").all()
