@@ -193,10 +193,11 @@ WORDS = {
     "en": {"head": "PPV/NPV with Wilson 95 % CI (weighted to the frame where stratified); kappa with a normal 95 % CI",
            "rule": "rule", "tier": "tier", "frame": "frame", "sample": "sample", "judged": "judged", "unsure": "unsure",
            "pending": "pending", "estimate": "estimate (95 % CI)", "kappa": "kappa (95 % CI), n",
-           "specific": "low value", "sensitive": "likely low value", "all": "all flagged", UNFLAGGED: "not flagged"},
+           "none": "no cases in this round", "specific": "low value", "sensitive": "likely low value", "all": "all flagged", UNFLAGGED: "not flagged"},
     "sv": {"head": "PPV/NPV med Wilsons 95 % KI (viktat till urvalsramen vid stratifiering); kappa med normalt 95 % KI",
            "rule": "regel", "tier": "nivå", "frame": "ram", "sample": "urval", "judged": "bedömda", "unsure": "osäkra",
            "pending": "väntar", "estimate": "skattning (95 % KI)", "kappa": "kappa (95 % KI), n",
+           "none": "inga fall i denna omgång",
            "specific": "lågvärdevård", "sensitive": "trolig lågvärdevård", "all": "alla flaggade",
            UNFLAGGED: "inte flaggade"},
 }
@@ -208,7 +209,7 @@ def format_stats(stats: pd.DataFrame, lang: str = "en") -> str:
 
     nums = Numbers(lang)  # type: ignore[arg-type]
     if stats.empty:
-        return "no cases in this round"
+        return WORDS[lang]["none"]
 
     def ci(p: Any, lo: Any, hi: Any) -> str:
         return "–" if pd.isna(p) else f"{nums.num(p, 2)} ({nums.num(lo, 2)}–{nums.num(hi, 2)})"
