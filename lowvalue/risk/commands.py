@@ -79,35 +79,58 @@ def excess(results: Path, out: Path | None, data: Path | None, n_boot: int | Non
     models): an adjusted association, not a causal effect. Prints one line per rule and outcome; the full table with
     balance, overlap, E-values and the assumptions is RESULTS/excess_risk.md."""
     from lowvalue.risk.excess import excess_risk
+    from lowvalue.risk.results import load_results
 
-    e = excess_risk(results, data, rule_ids=list(rules) or None, seed=seed, memory_limit=memory_limit)
+    loaded = load_results(results)
+    e = excess_risk(loaded, data, rule_ids=list(rules) or None, seed=seed, memory_limit=memory_limit)
     path = e.write(out or results)
-    click.echo(excess_lines(e.table))
+    click.echo(excess_lines(e.table, loaded.rules.rules))
     click.echo(_texts()[0]["excess_wrote"].format(path=path, md=path.with_suffix(".md").name))
 
 
-def excess_lines(table: Any) -> str:
+EXCESS_STATUS = (("not estimated: the trial needs the scanned extract", "excess_needs_extract"),
+                 ("not estimated: no eligible anchors", "excess_no_anchors"),
+                 ("not emulated: no untreated comparators", "excess_no_comparators"),
+                 ("not estimated: too few people or events", "excess_too_few"),
+                 ("not emulated: the rule defines no anchor", "excess_no_anchor"))
+"""The estimator's fixed statuses (:mod:`lowvalue.risk.excess`, English in its files) → the catalogue's ``cli`` key
+of the printed reason; any other "not emulated: …" is the rule's own ``no_trial`` reason, printed in the language."""
+
+
+def _why_not(status: str, rule: Any, w: dict[str, str], lang: str) -> str:
+    """Why a rule and outcome has no estimate, in the summaries' language."""
+    for prefix, key in EXCESS_STATUS:
+        if status.startswith(prefix):
+            return w[key]
+    no_trial = getattr(rule, "no_trial", None)
+    return str(getattr(no_trial.reason, lang)) if no_trial is not None else status
+
+
+def excess_lines(table: Any, rules: dict[str, Any] | None = None) -> str:
     """The excess table as one line per rule and outcome in the summaries' language: the adjusted risk ratio and excess
-    per 1 000 anchors with their CIs, small arms suppressed as in excess_risk.md (the status of a rule that was not
-    estimated comes from the estimator and is English)."""
+    per 1 000 anchors with their CIs, small arms suppressed as in excess_risk.md, and why the others have no estimate
+    (``rules``: the rules by id, for their own bilingual ``no_trial`` reasons)."""
     import pandas as pd
 
+    from lowvalue.cli import summary_lang
     from lowvalue.report.suppress import Suppressor
 
     w, nums = _texts()
+    rules = rules or {}
     sup = Suppressor()
     ci = lambda r, k, d: (f"{nums.num(r[k], d)} ({nums.num(r[k + '_lo'], d)}–{nums.num(r[k + '_hi'], d)})"  # noqa: E731
                           if pd.notna(r.get(k)) else "–")
     lines = [w["excess_head"]]
     for _, r in table.iterrows():
         trigger, negative = r.get("trigger_id"), r.get("negative_control")
-        names = dict(rule=r.rule_id, trigger=trigger if isinstance(trigger, str) else "",
+        names = dict(rule=r.rule_id, trigger=f" → {trigger}" if isinstance(trigger, str) else "",
                      control=w["excess_negative_control"] if pd.notna(negative) and bool(negative) else "")
         counts = [r.get(k) for k in ("n_treated", "n_control", "events_treated", "events_control")]
         if any(pd.notna(c) and sup.is_small(c) for c in counts):
             lines.append(w["excess_suppressed"].format(n=sup.threshold, **names))
         elif not str(r["status"]).startswith("estimated"):
-            line = w["excess_not_estimated"].format(status=r["status"], **names)
+            line = w["excess_not_estimated"].format(why=_why_not(str(r["status"]), rules.get(r.rule_id), w,
+                                                                 summary_lang()), **names)
             if line not in lines:  # a rule without a trial says why once, not once per outcome
                 lines.append(line)
         else:
