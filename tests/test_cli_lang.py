@@ -16,7 +16,7 @@ from lowvalue.cli import main
 from lowvalue.export import commands as export_commands
 from lowvalue.messages import catalogue
 from lowvalue.report import commands as report_commands
-from lowvalue.review import commands as review_commands, sampling, store
+from lowvalue.review import commands as review_commands, sampling, stats, store
 from lowvalue.review.sampling import DESIGNS, STRATA, TIERS
 from lowvalue.review.store import UNFLAGGED
 from lowvalue.risk import commands as risk_commands, triage
@@ -66,7 +66,8 @@ def test_lowvalue_lang_sets_the_default(tmp_path: Path) -> None:
     assert "rules and triggers" in res.output  # the option wins over the environment
 
 
-PRINTING = [cli, risk_commands, review_commands, export_commands, report_commands, store, sampling, triage, exporting]
+PRINTING = [cli, risk_commands, review_commands, export_commands, report_commands, store, sampling, stats, triage,
+            exporting]
 """Every module whose text the CLI prints from the catalogue's ``cli`` namespace."""
 
 
@@ -78,10 +79,10 @@ def test_every_cli_key_is_in_both_languages() -> None:
         used |= set(re.findall(r"""(?:words\(\)|\bw|\)\[0\]|messages\("cli", lang\))\[["']([a-z_]+)["']\]""", source))
     used |= {"flags_title_risk", "flags_title", "review_user_replaced", "review_user_added", "excess_head",
              "triage_source_truth", "triage_source_verdicts", "tier_all_flags", "tier_low_value"}  # chosen in code
-    used |= {key for _, key in risk_commands.EXCESS_STATUS}
+    used |= {key for _, key in risk_commands.EXCESS_STATUS} | set(stats.STATS_TIER_KEYS.values())
     used |= {f"status_{s}" for s in ("evaluable", "limited", "not_evaluable")} | {f"design_{d}" for d in DESIGNS}
     used |= {f"stratum_{s}" for s in STRATA} | {f"variant_{v}" for v in (*TIERS, UNFLAGGED)}
-    assert len(used) >= 60 and {"train_split", "review_db", "export_wrote", "demo_done", "round_head"} <= used
+    assert len(used) >= 60 and {"train_split", "review_db", "export_wrote", "demo_done", "round_head", "stats_head"} <= used
     for lang in ("sv", "en"):
         missing = sorted(used - set(catalogue(lang)["cli"]))
         assert not missing, (lang, missing)
