@@ -128,6 +128,10 @@ def test_swedish_review_commands_print_no_english_summary_line(scanned: Path, tm
         res = CliRunner().invoke(main, ["--lang", "sv", *args], env={"LOWVALUE_REVIEW_PASSWORD": "kvalitet-granskning-2024!"})
         assert res.exit_code == 0, (args, res.output)
         outputs.append(res.output)
+    res = CliRunner().invoke(main, ["--lang", "sv", "review", "add-user", "bertil", "--db", db],
+                             env={"LOWVALUE_REVIEW_PASSWORD": ""}, input="ett-långt-lösenord-77\nett-långt-lösenord-77\n")
+    assert res.exit_code == 0 and "Lösenord:" in res.output and "Upprepa lösenordet:" in res.output, res.output
+    outputs.append(res.output.replace("ett-långt-lösenord-77", ""))
     text = "\n".join(outputs)
     assert "granskningsdatabas:" in text and "urval stratifierat efter enhet" in text and "PPV/NPV med Wilsons" in text
     assert "lade till användaren anna" in text and "bekräftade" in text

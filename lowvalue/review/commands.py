@@ -120,7 +120,7 @@ def add_user(name: str, db: Path, replace: bool, role: str | None) -> None:
     w = _words()
     with Store.open(db) as st:
         password = os.environ.get(PASSWORD_ENV) or click.prompt(w["review_password"], hide_input=True,
-                                                                confirmation_prompt=True)
+                                                                confirmation_prompt=w["review_password_again"])
         st.add_user(name, password, replace=replace, role=role)
     click.echo(w["review_user_replaced" if replace else "review_user_added"].format(name=name))
 
