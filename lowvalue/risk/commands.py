@@ -77,7 +77,7 @@ def excess(results: Path, out: Path | None, data: Path | None, n_boot: int | Non
     """Estimated excess of adverse-event triggers per rule: an emulated target trial per anchored rule (clone-censor-weight
     with AIPW: censoring weights from a spline logistic model fitted on all anchors, cross-fitted LightGBM outcome
     models): an adjusted association, not a causal effect. Prints one line per rule and outcome; the full table with
-    balance, overlap, E-values and the assumptions is RESULTS/excess_risk.md."""
+    balance, overlap, E-values and the assumptions is excess_risk.md beside excess_risk.parquet."""
     from lowvalue.risk.excess import excess_risk
     from lowvalue.risk.results import load_results
 
