@@ -395,51 +395,55 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     from lowvalue.shipped import shipped
 
     data = data or shipped("examples/synthetic_data")
+    w, lang = words(), summary_lang()
     if not (data / "persons.parquet").exists():
         from lowvalue.data.synth import generate
 
-        click.echo(f"no extract in {data}; generating a 2 000-person synthetic region into {out / 'data'}")
+        click.echo(w["demo_generating"].format(data=data, out=out / "data"))
         data = out / "data"
         generate(persons=2000, seed=42, out=data)
-    click.echo(f"1. validate {data}")
+    click.echo(w["demo_validate"].format(data=data))
     extract = open_extract(data, quarantine_dir=out / "quarantine")
-    click.echo(extract.summary(summary_lang()))
+    click.echo(extract.summary(lang))
     codes = data / "region-codes" if (data / "region-codes").is_dir() else None
-    overlay = f" and the region's code overlay {codes}" if codes else ""
-    click.echo(f"2. scan with the shipped rule library{overlay}")
+    click.echo(w["demo_scan"].format(overlay=w["demo_overlay"].format(codes=codes) if codes else ""))
     result = run_scan(extract, codes=codes)
     result.write(out / "scan")
-    _print_frame(result.summary(), "flags per rule")
-    _print_frame(result.waterfall[result.waterfall.rule_id == "LV-HOSP-027"], "exclusion waterfall, LV-HOSP-027")
+    summary = result.summary()
+    summary["status"] = summary.status.map(lambda v: w.get("status_" + str(v), v))
+    _print_frame(summary, w["demo_flags_title"], w)
+    click.echo(waterfall_lines(result.waterfall[result.waterfall.rule_id == "LV-HOSP-027"], lang))
     if (data / "truth").is_dir():
-        click.echo("3. compare with the planted truth (the scanner never reads truth/)")
-        _print_frame(compare_with_truth(result.flags, data / "truth"), "recall and precision against truth/")
+        click.echo(w["demo_compare"])
+        truth = compare_with_truth(result.flags, data / "truth")
+        truth["tier"] = truth.tier.map(lambda v: w.get("tier_" + str(v).replace(" ", "_"), v))
+        _print_frame(truth, w["demo_compare_title"], w)
     from lowvalue.risk.commands import excess
 
     results, model = out / "scan", out / "model"
-    click.echo("4. risk model for adverse-event triggers (LightGBM; earlier period trains, later period validates; calibrated)")
+    click.echo(w["demo_risk"])
     ctx.invoke(risk.commands["train"], results=results, out=model, horizon=30, seed=1, n_boot=100)
     ctx.invoke(risk.commands["score"], results=results, model_dir=model)
-    click.echo("5. estimated excess of adverse-event triggers per rule (an adjusted association, not a causal effect)")
+    click.echo(w["demo_excess"])
     ctx.invoke(excess, results=results, out=None, data=data, n_boot=None, seed=1, rules=(), memory_limit=None)
     scored = read_derived(results / "flags_scored.parquet", results, made_by="lowvalue risk score")
     top = scored[(scored.variant == "specific") & scored.risk.notna()].sort_values(["risk", "flag_id"]).iloc[-1]
-    click.echo(f"6. explain the highest-risk low-value flag ({top.flag_id}), in Swedish, for an ethics-support discussion")
+    click.echo(w["demo_explain"].format(flag=top.flag_id))
     ctx.invoke(explain, flag_id=top.flag_id, results=results, model_dir=model, lang="sv", out=out / "explain.png")
-    click.echo("7. prioritisation reports (aggregated; counts below 5 suppressed)")
-    for lang in ("en", "sv"):
-        ctx.invoke(report, results=results, out=out / f"report-{lang}.html", lang=lang, pdf=False, min_count=5,
+    click.echo(w["demo_report"])
+    for report_lang in ("en", "sv"):
+        ctx.invoke(report, results=results, out=out / f"report-{report_lang}.html", lang=report_lang, pdf=False, min_count=5,
                    model_dir=model, excess=None, verdicts=None, weights="volume=0.4,harm=0.4,confidence=0.2",
                    funnel_limits="normal", rules=())
-    click.echo("8. a review round for the quality unit (SQLite; the web app serves it on loopback after a login)")
+    click.echo(w["demo_review"])
     db = out / "review.sqlite"
     ctx.invoke(review.commands["init"], results=results, db=db)
     from lowvalue.review.sampling import sample_round  # a validation round: 10 flags per rule × tier, 5 unflagged
 
-    click.echo(sample_round(db, results, per_rule=10, unflagged=5, strata=("unit",), seed=1).describe())
-    click.echo(f"   next: lowvalue review add-user NAME --db {db} && "
-               f"lowvalue review serve --db {db} --results {results} --model {model}")
-    click.echo(f"done: {results}/ (scan tables, manifest.json), {model}/ (model card, metrics), {out}/report-*.html, {db}")
+    click.echo(sample_round(db, results, per_rule=10, unflagged=5, strata=("unit",), seed=1).describe(lang))
+    click.echo(w["demo_next"].format(command=f"lowvalue review add-user NAME --db {db} && "
+                                             f"lowvalue review serve --db {db} --results {results} --model {model}"))
+    click.echo(w["demo_done"].format(results=results, model=model, out=out, db=db))
 
 
 from lowvalue.export.commands import export as _export  # noqa: E402 - registered last, beside the other commands

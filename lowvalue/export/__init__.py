@@ -29,9 +29,14 @@ class Exported:
     paths: list[Path] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def describe(self, lang: str = "en") -> str:
+        """What was written, in ``lang`` (the catalogue's ``cli`` texts, for the CLI's ``--lang``); table names stay."""
+        from lowvalue.messages import messages
+
+        w = messages("cli", lang)
         rows = ", ".join(f"{k}: {v}" for k, v in self.rows.items())
-        return f"wrote {self.to} export of scan {self.scan_id} to {self.where}" + (f" ({rows})" if rows else "")
+        return (w["export_wrote"].format(to=self.to, scan_id=self.scan_id, where=self.where)
+                + (w["export_rows"].format(rows=rows) if rows else ""))
 
 
 def export(results: Path | str, to: str, out: Path | str | None = None, *, url: str | None = None,

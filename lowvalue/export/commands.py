@@ -1,7 +1,7 @@
 """CLI for exports: ``lowvalue export RESULTS --to FORMAT --out PATH`` (or ``--to sql --url URL``).
 
 Registered on the main CLI by ``main.add_command(export)``; parses options, calls :func:`lowvalue.export.export` and
-prints what it wrote (a database URL with its password masked).
+prints what it wrote (a database URL with its password masked) in the global ``--lang``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def export(results: Path, to: str, out: Path | None, url: str | None, schema: st
       lowvalue export results/ --to omop-cohort --out cohort/
       LOWVALUE_EXPORT_URL=postgresql://lv@dwh:5432/quality lowvalue export results/ --to sql --schema lowvalue
     """
+    from lowvalue.cli import summary_lang
     from lowvalue.export import export as run  # imported here: `lowvalue --help` stays light
 
     click.echo(run(results, to, out, url=url, schema=schema, locale=locale, min_count=min_count,
-                   quarantine=quarantine).describe())
+                   quarantine=quarantine).describe(summary_lang()))

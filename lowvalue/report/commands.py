@@ -63,5 +63,9 @@ def report(results: Path, out: Path, lang: str, pdf: bool, min_count: int, model
                              excess=excess, verdicts=verdicts, weights=w, funnel_method=funnel_limits,  # type: ignore[arg-type]
                              dispersion=dispersion, prices=prices, top=top, compare=compare,  # type: ignore[arg-type]
                              only=list(rules) or None, pdf=pdf, attribution=attribution)  # type: ignore[arg-type]
+    from lowvalue.cli import summary_lang, words
+    from lowvalue.report.i18n import Numbers
+
     for p in paths:
-        click.echo(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+        mb = Numbers(summary_lang()).num(p.stat().st_size / 1e6, 1)  # type: ignore[arg-type]
+        click.echo(words()["report_wrote"].format(path=p, mb=mb))

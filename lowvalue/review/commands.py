@@ -2,6 +2,7 @@
 
 Registered on the main CLI (which turns a LowvalueError into one line and exit
 code 2). Flask is imported only by ``serve``, so the other commands start fast.
+What they print is in the language of the global ``--lang`` (the catalogue's ``cli`` texts).
 """
 
 from __future__ import annotations
@@ -14,6 +15,19 @@ import click
 PASSWORD_ENV = "LOWVALUE_REVIEW_PASSWORD"
 DB_OPTION = click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=Path("review.sqlite"),
                          show_default=True, help="Review database (SQLite).")
+
+
+def _lang() -> str:
+    """The summaries' language (imported late: ``lowvalue.cli`` imports this module to register it)."""
+    from lowvalue.cli import summary_lang
+
+    return summary_lang()
+
+
+def _words() -> dict[str, str]:
+    from lowvalue.messages import messages
+
+    return messages("cli", _lang())
 
 
 @click.group()
@@ -31,8 +45,8 @@ def init(results: Path, db: Path) -> None:
 
     with Store.open(db, create=True) as st, bar("loading the flags"):
         loaded = st.load_results(results)
-    click.echo(loaded.describe())
-    click.echo(f"review database: {db}")
+    click.echo(loaded.describe(_lang()))
+    click.echo(_words()["review_db"].format(db=db))
 
 
 @review.command()
@@ -62,8 +76,8 @@ def sample(results: Path, db: Path, per_rule: int, tiers: tuple[str, ...], unfla
                              unflagged=unflagged, strata=[s.strip() for s in strata.split(",") if s.strip()],
                              reviewers=[r.strip() for r in reviewers.split(",") if r.strip()],
                              reviewers_per_case=2 if double else 1, blinded=blind, rules=rules)
-    click.echo(summary.describe())
-    click.echo(f"review database: {db}")
+    click.echo(summary.describe(_lang()))
+    click.echo(_words()["review_db"].format(db=db))
 
 
 @review.command()
@@ -71,18 +85,21 @@ def sample(results: Path, db: Path, per_rule: int, tiers: tuple[str, ...], unfla
 @click.option("--round", "round_id", type=int, default=None, help="Round number [default: the latest].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table as CSV (no person data: counts and estimates per rule and tier).")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
-def stats(db: Path, round_id: int | None, out: Path | None, lang: str) -> None:
+@click.option("--lang", type=click.Choice(["en", "sv"]), default=None,
+              help="Language of the table [default: the global --lang].")
+def stats(db: Path, round_id: int | None, out: Path | None, lang: str | None) -> None:
     """PPV and NPV with Wilson 95 % CIs, unsure counts and Cohen's kappa per rule × tier of a sampled round."""
+    from lowvalue.messages import messages
     from lowvalue.review.stats import format_stats, round_stats
     from lowvalue.review.store import Store
 
     with Store.open(db) as st:
         table = round_stats(st, round_id)
+    lang = lang or _lang()
     click.echo(format_stats(table, lang))
     if out is not None:
         table.to_csv(out, index=False)
-        click.echo(f"wrote {out}")
+        click.echo(messages("cli", lang)["wrote"].format(path=out))
 
 
 @review.command("add-user")
@@ -100,10 +117,12 @@ def add_user(name: str, db: Path, replace: bool, role: str | None) -> None:
     """
     from lowvalue.review.store import Store
 
+    w = _words()
     with Store.open(db) as st:
-        password = os.environ.get(PASSWORD_ENV) or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = os.environ.get(PASSWORD_ENV) or click.prompt(w["review_password"], hide_input=True,
+                                                                confirmation_prompt=w["review_password_again"])
         st.add_user(name, password, replace=replace, role=role)
-    click.echo(f"{'password changed for' if replace else 'added'} user {name}")
+    click.echo(w["review_user_replaced" if replace else "review_user_added"].format(name=name))
 
 
 @review.command("disable-user")
@@ -115,7 +134,7 @@ def disable_user(name: str, db: Path) -> None:
 
     with Store.open(db) as st:
         ended = st.disable_user(name)
-    click.echo(f"disabled user {name}; {ended} session(s) ended")
+    click.echo(_words()["review_disabled"].format(name=name, n=ended))
 
 
 @review.command()
@@ -135,7 +154,7 @@ def serve(db: Path, results: Path, model_dir: Path | None, rules_dir: Path | Non
     check_loopback(host)  # before anything else is opened
     server = build_server(db, results, model_dir, host=host, port=port, rules_dir=rules_dir)
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"review app on http://{shown}:{server.server_port}/ (loopback only; Ctrl-C stops)")
+    click.echo(_words()["review_serving"].format(url=f"http://{shown}:{server.server_port}/"))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -161,4 +180,4 @@ def export(db: Path, out: Path | None, round_id: int | None) -> None:
             if not loaded:
                 raise LowvalueError(f"{db}: no results loaded; give --out")
             out = Path(loaded) / "verdicts.parquet"
-        click.echo(st.export(out, round_id=round_id).describe())
+        click.echo(st.export(out, round_id=round_id).describe(_lang()))

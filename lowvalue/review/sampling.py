@@ -42,10 +42,18 @@ class RoundSummary:
     cases: int
     frame: pd.DataFrame  # rule_id, tier, frame_n, sample_n (summed over strata)
 
-    def describe(self) -> str:
-        lines = [f"round {self.round_id}: {self.cases} cases, design {self.design}, seed {self.seed}",
-                 f"{'rule':<14}{'tier':<12}{'frame':>8}{'sample':>8}"]
-        lines += [f"{r.rule_id:<14}{r.tier:<12}{r.frame_n:>8}{r.sample_n:>8}" for r in self.frame.itertuples()]
+    def describe(self, lang: str = "en") -> str:
+        """The round and its frame and sample per rule × tier, in ``lang`` (the catalogue's ``cli`` texts)."""
+        from lowvalue.messages import messages
+
+        w = messages("cli", lang)
+        kind, _, by = self.design.partition(" by ")  # "random", "stratified by unit, period"
+        design = w.get(f"design_{kind}", kind) + (w["design_by"].format(
+            strata=", ".join(w.get(f"stratum_{s}", s) for s in by.split(", "))) if by else "")
+        lines = [w["round_head"].format(round_id=self.round_id, cases=self.cases, seed=self.seed, design=design),
+                 f"{w['col_rule_id']:<14}{w['col_tier']:<30}{w['col_frame']:>8}{w['col_sample']:>8}"]
+        lines += [f"{r.rule_id:<14}{w.get(f'variant_{r.tier}', r.tier):<30}{r.frame_n:>8}{r.sample_n:>8}"
+                  for r in self.frame.itertuples()]
         return "\n".join(lines)
 
 

@@ -189,38 +189,31 @@ STATS_COLUMNS = ["round_id", "design", "strata", "seed", "rule_id", "tier", "fra
                  "kappa_n"]
 
 
-WORDS = {
-    "en": {"head": "PPV/NPV with Wilson 95 % CI (weighted to the frame where stratified); kappa with a normal 95 % CI",
-           "rule": "rule", "tier": "tier", "frame": "frame", "sample": "sample", "judged": "judged", "unsure": "unsure",
-           "pending": "pending", "estimate": "estimate (95 % CI)", "kappa": "kappa (95 % CI), n",
-           "specific": "low value", "sensitive": "likely low value", "all": "all flagged", UNFLAGGED: "not flagged"},
-    "sv": {"head": "PPV/NPV med Wilsons 95 % KI (viktat till urvalsramen vid stratifiering); kappa med normalt 95 % KI",
-           "rule": "regel", "tier": "nivå", "frame": "ram", "sample": "urval", "judged": "bedömda", "unsure": "osäkra",
-           "pending": "väntar", "estimate": "skattning (95 % KI)", "kappa": "kappa (95 % KI), n",
-           "specific": "lågvärdevård", "sensitive": "trolig lågvärdevård", "all": "alla flaggade",
-           UNFLAGGED: "inte flaggade"},
-}
+STATS_TIER_KEYS = {"specific": "tier_low_value", "sensitive": "tier_likely_low_value", "all": "stats_all",
+                   UNFLAGGED: "stats_unflagged"}
+"""A statistics row's tier → its name in the catalogue's ``cli`` namespace."""
 
 
 def format_stats(stats: pd.DataFrame, lang: str = "en") -> str:
-    """The statistics as a plain-text table headed by the round and its design (for ``lowvalue review stats``)."""
+    """The statistics as a plain-text table headed by the round and its design (for ``lowvalue review stats``), in
+    ``lang`` (the catalogue's ``cli`` texts)."""
+    from lowvalue.messages import messages
     from lowvalue.report.i18n import Numbers
 
-    nums = Numbers(lang)  # type: ignore[arg-type]
+    nums, w = Numbers(lang), messages("cli", lang)  # type: ignore[arg-type]
     if stats.empty:
-        return "no cases in this round"
+        return w["stats_none"]
 
     def ci(p: Any, lo: Any, hi: Any) -> str:
         return "–" if pd.isna(p) else f"{nums.num(p, 2)} ({nums.num(lo, 2)}–{nums.num(hi, 2)})"
 
-    w = WORDS[lang]
     first = stats.iloc[0]
-    head = f"{describe_design(dict(round_id=first.round_id, strata=first.strata, seed=first.seed), lang)}; {w['head']}"
-    lines = [head, f"{w['rule']:<13}{w['tier']:<22}{w['frame']:>6}{w['sample']:>7}{w['judged']:>8}{w['unsure']:>8}"
-                   f"{w['pending']:>8}  {w['estimate']:<26}{w['kappa']}"]
+    head = f"{describe_design(dict(round_id=first.round_id, strata=first.strata, seed=first.seed), lang)}; {w['stats_head']}"
+    lines = [head, f"{w['col_rule_id']:<13}{w['col_tier']:<22}{w['col_frame']:>6}{w['col_sample']:>7}{w['stats_judged']:>8}"
+                   f"{w['stats_unsure']:>8}{w['stats_pending']:>8}  {w['stats_estimate']:<26}{w['stats_kappa']}"]
     for r in stats.itertuples():
         kap = "–" if pd.isna(r.kappa) else f"{ci(r.kappa, r.kappa_lcl, r.kappa_ucl)}, n={r.kappa_n}"
         est = f"{r.estimand.upper()} {ci(r.estimate, r.lcl, r.ucl)}"
-        lines.append(f"{r.rule_id:<13}{w[r.tier]:<22}{r.frame_n:>6}{r.sampled:>7}{r.judged:>8}"
+        lines.append(f"{r.rule_id:<13}{w[STATS_TIER_KEYS[r.tier]]:<22}{r.frame_n:>6}{r.sampled:>7}{r.judged:>8}"
                      f"{r.unsure:>8}{r.pending:>8}  {est:<26}{kap}")
     return "\n".join(lines)

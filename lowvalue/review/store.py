@@ -36,6 +36,7 @@ from typing import Any, Iterator, Literal
 import pandas as pd
 
 from lowvalue.errors import InputError, LowvalueError
+from lowvalue.messages import messages
 from lowvalue.privacy import pseudonym
 
 SCHEMA_VERSION = "3"
@@ -285,11 +286,13 @@ class LoadSummary:
     new: int
     updated: int
     kept: int  # flags in the store that are not in these results
-    note: str = ""
+    rule_sets: tuple[str, str] | None = None  # (these results', the previous load's) rule-set digests when they differ
 
-    def describe(self) -> str:
-        return (f"{self.flags} flags in the results: {self.new} new, {self.updated} already in the store (scores updated); "
-                f"{self.kept} earlier flags not in these results kept" + (f"\n{self.note}" if self.note else ""))
+    def describe(self, lang: str = "en") -> str:
+        """What was loaded, in ``lang`` (the catalogue's ``cli`` texts, for the CLI's ``--lang``)."""
+        w = messages("cli", lang)
+        text = w["load_summary"].format(flags=self.flags, new=self.new, updated=self.updated, kept=self.kept)
+        return text + ("\n" + w["load_note"].format(new=self.rule_sets[0], old=self.rule_sets[1]) if self.rule_sets else "")
 
 
 @dataclass(frozen=True)
@@ -300,9 +303,11 @@ class ExportSummary:
     unsure: int
     unreviewed: int
 
-    def describe(self) -> str:
-        return (f"wrote {self.path}: {self.confirmed} confirmed, {self.rejected} rejected "
-                f"({self.unsure} unsure left out; {self.unreviewed} flags not reviewed)")
+    def describe(self, lang: str = "en") -> str:
+        """What was written, in ``lang`` (the catalogue's ``cli`` texts)."""
+        return messages("cli", lang)["review_exported"].format(
+            path=self.path, confirmed=self.confirmed, rejected=self.rejected, unsure=self.unsure,
+            unreviewed=self.unreviewed)
 
 
 class Store:
@@ -476,17 +481,14 @@ class Store:
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         digest = (manifest.get("rule_set") or {}).get("digest", "")
         fingerprint = (manifest.get("data") or {}).get("fingerprint", "")
-        note = ""
         old = self.meta("rule_set_digest")
-        if old and digest and old != digest:
-            note = (f"note: these results come from a different rule set ({digest[:12]}) than the previous load "
-                    f"({old[:12]}); verdicts on earlier flags are kept")
+        rule_sets = (digest[:12], old[:12]) if old and digest and old != digest else None
         for k, v in (("results_path", str(results.resolve())), ("rule_set_digest", digest),
                      ("data_fingerprint", fingerprint), ("loaded_at", stamp),
                      ("facets", json.dumps(self._facets()))):
             self.set_meta(k, v)
         summary = LoadSummary(flags=len(set(ids)), new=len(set(ids)) - known, updated=known,
-                              kept=before - known, note=note)
+                              kept=before - known, rule_sets=rule_sets)
         self.audit("cli", "init", str(results.resolve()),
                    f"flags={summary.flags} new={summary.new} rule_set={digest[:12]} data={fingerprint[:12]}")
         return summary

@@ -2,15 +2,26 @@
 
 Registered on the main CLI (which turns a LowvalueError into one line and
 exit code 2); each command parses options, calls one library
-function and prints what it returns.
+function and prints what it returns, in the language of the global ``--lang``
+(the catalogue's ``cli`` texts; ``explain`` has its own ``--lang`` for the
+explanation itself).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+
+def _texts() -> tuple[dict[str, str], Any]:
+    """The printed lines' texts and number formatting in the summaries' language (imported late: ``lowvalue.cli``
+    imports this module to register it)."""
+    from lowvalue.cli import summary_lang, words
+    from lowvalue.report.i18n import Numbers
+
+    return words(), Numbers(summary_lang())  # type: ignore[arg-type]
 
 
 @click.group()
@@ -29,13 +40,14 @@ def train(results: Path, out: Path, horizon: int, seed: int, n_boot: int) -> Non
     from lowvalue.risk.train import train as run
 
     r = run(results, out, horizon_days=horizon, seed=seed, n_boot=n_boot)
-    v = r.metrics["validation"]
-    fmt = lambda k, d=3: f"{v[k]['estimate']:.{d}f} ({v[k]['ci_low']:.{d}f}–{v[k]['ci_high']:.{d}f})"  # noqa: E731
-    click.echo(f"trained on {r.metrics['split']['train']['n']}, calibrated on {r.metrics['split']['calibration']['n']}, "
-               f"validated on {v['n']} ({v['events']} events)")
-    click.echo(f"AUROC {fmt('auroc')}  AUPRC {fmt('auprc')}  Brier {fmt('brier', 4)}  "
-               f"calibration intercept {fmt('calibration_intercept')} slope {fmt('calibration_slope')}")
-    click.echo(f"wrote {out}/ (model.json, features.json, metrics.json, calibration.png, shap_beeswarm.png, model_card.md)")
+    w, nums = _texts()
+    v, split = r.metrics["validation"], r.metrics["split"]
+    fmt = lambda k, d=3: f"{nums.num(v[k]['estimate'], d)} ({nums.num(v[k]['ci_low'], d)}–{nums.num(v[k]['ci_high'], d)})"  # noqa: E731
+    click.echo(w["train_split"].format(train=nums.int(split["train"]["n"]), calibration=nums.int(split["calibration"]["n"]),
+                                       n=nums.int(v["n"]), events=nums.int(v["events"])))
+    click.echo(w["train_metrics"].format(auroc=fmt("auroc"), auprc=fmt("auprc"), brier=fmt("brier", 4),
+                                         intercept=fmt("calibration_intercept"), slope=fmt("calibration_slope")))
+    click.echo(w["train_wrote"].format(out=out))
 
 
 @risk.command()
@@ -45,7 +57,8 @@ def score(results: Path, model_dir: Path) -> None:
     """Add calibrated risk and risk percentile to every flag (writes RESULTS/flags_scored.parquet)."""
     from lowvalue.risk.train import score as run
 
-    click.echo(f"wrote {run(results, model_dir)} (flags.parquet is unchanged)")
+    path = run(results, model_dir)
+    click.echo(_texts()[0]["score_wrote"].format(path=path))
 
 
 @risk.command()
@@ -61,14 +74,70 @@ def score(results: Path, model_dir: Path) -> None:
 @click.option("--memory-limit", default=None, help="DuckDB memory limit when opening the extract, e.g. 4GB.")
 def excess(results: Path, out: Path | None, data: Path | None, n_boot: int | None, seed: int, rules: tuple[str, ...],
            memory_limit: str | None) -> None:
-    """Estimated excess of adverse-event triggers per rule: an emulated target trial per anchored rule (clone-censor-weight,
-    cross-fitted AIPW): an adjusted association, not a causal effect."""
+    """Estimated excess of adverse-event triggers per rule: an emulated target trial per anchored rule (clone-censor-weight
+    with AIPW: censoring weights from a spline logistic model fitted on all anchors, cross-fitted LightGBM outcome
+    models): an adjusted association, not a causal effect. Prints one line per rule and outcome; the full table with
+    balance, overlap, E-values and the assumptions is excess_risk.md beside excess_risk.parquet."""
     from lowvalue.risk.excess import excess_risk
+    from lowvalue.risk.results import load_results
 
-    e = excess_risk(results, data, rule_ids=list(rules) or None, seed=seed, memory_limit=memory_limit)
+    loaded = load_results(results)
+    e = excess_risk(loaded, data, rule_ids=list(rules) or None, seed=seed, memory_limit=memory_limit)
     path = e.write(out or results)
-    click.echo(e.summary())
-    click.echo(f"wrote {path} and {path.with_suffix('.md').name}")
+    click.echo(excess_lines(e.table, loaded.rules.rules))
+    click.echo(_texts()[0]["excess_wrote"].format(path=path, md=path.with_suffix(".md").name))
+
+
+EXCESS_STATUS = (("not estimated: the trial needs the scanned extract", "excess_needs_extract"),
+                 ("not estimated: no eligible anchors", "excess_no_anchors"),
+                 ("not emulated: no untreated comparators", "excess_no_comparators"),
+                 ("not estimated: too few people or events", "excess_too_few"),
+                 ("not emulated: the rule defines no anchor", "excess_no_anchor"))
+"""The estimator's fixed statuses (:mod:`lowvalue.risk.excess`, English in its files) → the catalogue's ``cli`` key
+of the printed reason; any other "not emulated: …" is the rule's own ``no_trial`` reason, printed in the language."""
+
+
+def _why_not(status: str, rule: Any, w: dict[str, str], lang: str) -> str:
+    """Why a rule and outcome has no estimate, in the summaries' language."""
+    for prefix, key in EXCESS_STATUS:
+        if status.startswith(prefix):
+            return w[key]
+    no_trial = getattr(rule, "no_trial", None)
+    return str(getattr(no_trial.reason, lang)) if no_trial is not None else status
+
+
+def excess_lines(table: Any, rules: dict[str, Any] | None = None) -> str:
+    """The excess table as one line per rule and outcome in the summaries' language: the adjusted risk ratio and excess
+    per 1 000 anchors with their CIs, small arms suppressed as in excess_risk.md, and why the others have no estimate
+    (``rules``: the rules by id, for their own bilingual ``no_trial`` reasons)."""
+    import pandas as pd
+
+    from lowvalue.cli import summary_lang
+    from lowvalue.report.suppress import Suppressor
+
+    w, nums = _texts()
+    rules = rules or {}
+    sup = Suppressor()
+    ci = lambda r, k, d: (f"{nums.num(r[k], d)} ({nums.num(r[k + '_lo'], d)}–{nums.num(r[k + '_hi'], d)})"  # noqa: E731
+                          if pd.notna(r.get(k)) else "–")
+    lines = [w["excess_head"]]
+    for _, r in table.iterrows():
+        trigger, negative = r.get("trigger_id"), r.get("negative_control")
+        names = dict(rule=r.rule_id, trigger=f" → {trigger}" if isinstance(trigger, str) else "",
+                     control=w["excess_negative_control"] if pd.notna(negative) and bool(negative) else "")
+        counts = [r.get(k) for k in ("n_treated", "n_control", "events_treated", "events_control")]
+        if any(pd.notna(c) and sup.is_small(c) for c in counts):
+            lines.append(w["excess_suppressed"].format(n=sup.threshold, **names))
+        elif not str(r["status"]).startswith("estimated"):
+            line = w["excess_not_estimated"].format(why=_why_not(str(r["status"]), rules.get(r.rule_id), w,
+                                                                 summary_lang()), **names)
+            if line not in lines:  # a rule without a trial says why once, not once per outcome
+                lines.append(line)
+        else:
+            lines.append(w["excess_row"].format(rr=ci(r, "rr", 2), excess=ci(r, "excess_per_1000", 1),
+                                                treated=nums.int(r.n_treated), control_n=nums.int(r.n_control),
+                                                cautions=w["excess_signal"] if r.get("cautions") else "", **names))
+    return "\n".join(lines)
 
 
 @risk.command()
@@ -80,7 +149,9 @@ def triage(results: Path, verdicts: Path | None, seed: int) -> None:
     """Rank flags by the probability that a reviewer confirms them (needs verdicts or synthetic truth)."""
     from lowvalue.risk.triage import triage as run
 
-    click.echo(run(results, verdicts=verdicts, seed=seed).message)
+    from lowvalue.cli import summary_lang
+
+    click.echo(run(results, verdicts=verdicts, seed=seed, lang=summary_lang()).message)
 
 
 @click.command()
@@ -97,4 +168,4 @@ def explain(flag_id: str, results: Path, model_dir: Path, lang: str, out: Path |
     ex = run(flag_id, results, model_dir, lang=lang)
     click.echo(ex.text())
     if out:
-        click.echo(f"wrote {waterfall_plot(ex, out)}")
+        click.echo(_texts()[0]["wrote"].format(path=waterfall_plot(ex, out)))

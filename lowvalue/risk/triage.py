@@ -54,19 +54,25 @@ def _labels(results: Results, verdicts: Path | None) -> tuple[pd.Series | None, 
     return None, "none"
 
 
-def triage(results_path: Path | str, *, verdicts: Path | None = None, seed: int = 1) -> Triage:
-    """Train the triage model on labelled flags (earlier 75 % by time), validate on the latest 25 %, score all flags."""
+def triage(results_path: Path | str, *, verdicts: Path | None = None, seed: int = 1, lang: str = "en") -> Triage:
+    """Train the triage model on labelled flags (earlier 75 % by time), validate on the latest 25 %, score all flags;
+    the message is in ``lang`` (the catalogue's ``cli`` texts, for the CLI's ``--lang``)."""
+    from lowvalue.messages import messages
+    from lowvalue.report.i18n import Numbers
+
+    w, nums = messages("cli", lang), Numbers(lang)  # type: ignore[arg-type]
     results = load_results(results_path)
     y, source = _labels(results, verdicts)
     if y is None:
-        return Triage("none", "No reviewer verdicts (RESULTS/verdicts.parquet) and no synthetic truth found: "
-                              "no triage score is produced. Review a sample of flags first.")
+        return Triage("none", w["triage_none"])
+    kind = "truth" if source.startswith("synthetic truth") else "verdicts"  # then " (where they came from)"
+    said = w[f"triage_source_{kind}"] + source.removeprefix("synthetic truth").removeprefix("verdicts")
     feats = results.features.rename(columns={"candidate_id": "flag_id"}).drop(columns=["rule_id"])
     X = results.flags[["flag_id", "rule_id", "person_id", "index_time"]].merge(feats, on="flag_id", how="left")
     lab = X[X.flag_id.isin(y.index)].assign(y=lambda d: d.flag_id.map(y).to_numpy())
     lab = lab.sort_values(["index_time", "flag_id"], kind="mergesort").reset_index(drop=True)
     if len(lab) < 100 or lab.y.nunique() < 2:
-        return Triage(source, f"only {len(lab)} labelled flags from {source}: too few to train a triage model.")
+        return Triage(source, w["triage_too_few"].format(n=nums.int(len(lab)), source=said))
     cut = lab.index_time.quantile(0.75)
     dev, val = lab[lab.index_time < cut], lab[lab.index_time >= cut]
     m = AdverseEventRiskModel(n_estimators=200, random_state=seed).fit(dev[MODEL_FEATURES], dev.y,
@@ -78,9 +84,10 @@ def triage(results_path: Path | str, *, verdicts: Path | None = None, seed: int 
     out["triage_rank"] = out.p_confirmed.rank(ascending=False, method="first").astype(int)
     out["label_source"] = source
     path = write_derived(out.sort_values("triage_rank"), results.path, "flags_triage.parquet")
-    msg = (f"triage model trained on {len(dev)} flags labelled by {source}; temporal validation on {len(val)}: "
-           f"AUROC {metrics['auroc']['estimate']:.3f} ({metrics['auroc']['ci_low']:.3f}–{metrics['auroc']['ci_high']:.3f}); "
-           f"wrote {path}")
+    auroc = metrics["auroc"]
+    msg = w["triage_trained"].format(dev=nums.int(len(dev)), source=said, val=nums.int(len(val)), path=path,
+                                     auroc=f"{nums.num(auroc['estimate'], 3)} ({nums.num(auroc['ci_low'], 3)}–"
+                                           f"{nums.num(auroc['ci_high'], 3)})")
     if source.startswith("synthetic"):
-        msg += " (labels are the generator's truth, not reviewer verdicts)"
+        msg += w["triage_synthetic"]
     return Triage(source, msg, out, metrics)
