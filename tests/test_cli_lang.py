@@ -20,6 +20,7 @@ from lowvalue.review import commands as review_commands, sampling, stats, store
 from lowvalue.review.sampling import DESIGNS, STRATA, TIERS
 from lowvalue.review.store import UNFLAGGED
 from lowvalue.risk import commands as risk_commands, triage
+from lowvalue.risk.excess import NOT_ESTIMATED
 from lowvalue.shipped import shipped
 
 EXAMPLE = shipped("examples/synthetic_data")
@@ -79,7 +80,7 @@ def test_every_cli_key_is_in_both_languages() -> None:
         used |= set(re.findall(r"""(?:words\(\)|\bw|\)\[0\]|messages\("cli", lang\))\[["']([a-z_]+)["']\]""", source))
     used |= {"flags_title_risk", "flags_title", "review_user_replaced", "review_user_added", "excess_head",
              "triage_source_truth", "triage_source_verdicts", "tier_all_flags", "tier_low_value"}  # chosen in code
-    used |= {key for _, key in risk_commands.EXCESS_STATUS} | set(stats.STATS_TIER_KEYS.values())
+    used |= {f"excess_{code}" for code in NOT_ESTIMATED} | set(stats.STATS_TIER_KEYS.values())
     used |= {f"status_{s}" for s in ("evaluable", "limited", "not_evaluable")} | {f"design_{d}" for d in DESIGNS}
     used |= {f"stratum_{s}" for s in STRATA} | {f"variant_{v}" for v in (*TIERS, UNFLAGGED)}
     assert len(used) >= 60 and {"train_split", "review_db", "export_wrote", "demo_done", "round_head", "stats_head"} <= used
@@ -166,11 +167,11 @@ def test_excess_lines_in_swedish_cover_every_kind_of_row(monkeypatch: pytest.Mon
                excess_per_1000=92.6, excess_per_1000_lo=-54.3, excess_per_1000_hi=239.4, cautions="few events")
     table = pd.DataFrame([est, {**est, "trigger_id": "TR-FALL-FRACTURE", "negative_control": True, "events_treated": 2},
                           *[dict(rule_id="LV-ABX-004", trigger_id="TR-CDIFF", negative_control=False, status=status,
-                                 cautions="") for status, _ in risk_commands.EXCESS_STATUS]])
+                                 cautions="") for status in (t.format(min_events=5) for t in NOT_ESTIMATED.values())]])
     text = risk_commands.excess_lines(table)
     assert "LV-ABX-005 → TR-CDIFF: justerad riskkvot 1,68 (0,69–4,10), 92,6 (−54,3–239,4) per 1 000" in text
     assert "TR-FALL-FRACTURE [negativ kontroll]: undertryckt (färre än 5" in text and "† bara en signal" in text
-    assert text.count("LV-ABX-004 → TR-CDIFF: inte skattad (") == len(risk_commands.EXCESS_STATUS)
+    assert text.count("LV-ABX-004 → TR-CDIFF: inte skattad (") == len(NOT_ESTIMATED)
     english = [line for line in text.splitlines() if re.search(
         r"\b(estimated|excess|not|anchors?|adjusted|ratio|people|suppressed|too|few|trial|needs|extract|rule|"
         r"negative|control|treated|untreated|no)\b",  # not "signal": the same word in Swedish

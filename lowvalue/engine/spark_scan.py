@@ -84,7 +84,7 @@ class SparkScanResult(ScanResult):
         """
         from lowvalue.privacy import pseudonymise
 
-        small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.selects}
+        small = {name: pseudonymise(getattr(self, name), key) for name in self.TABLES if name not in self.LARGE}
         ss = self.con.spark
         selects, written = {}, {}
         copy = next(_copies)  # views of their own: a second copy (another key) leaves this one's alone

@@ -88,20 +88,14 @@ def excess(results: Path, out: Path | None, data: Path | None, n_boot: int | Non
     click.echo(_texts()[0]["excess_wrote"].format(path=path, md=path.with_suffix(".md").name))
 
 
-EXCESS_STATUS = (("not estimated: the trial needs the scanned extract", "excess_needs_extract"),
-                 ("not estimated: no eligible anchors", "excess_no_anchors"),
-                 ("not emulated: no untreated comparators", "excess_no_comparators"),
-                 ("not estimated: too few people or events", "excess_too_few"),
-                 ("not emulated: the rule defines no anchor", "excess_no_anchor"))
-"""The estimator's fixed statuses (:mod:`lowvalue.risk.excess`, English in its files) → the catalogue's ``cli`` key
-of the printed reason; any other "not emulated: …" is the rule's own ``no_trial`` reason, printed in the language."""
-
-
 def _why_not(status: str, rule: Any, w: dict[str, str], lang: str) -> str:
-    """Why a rule and outcome has no estimate, in the summaries' language."""
-    for prefix, key in EXCESS_STATUS:
-        if status.startswith(prefix):
-            return w[key]
+    """Why a rule and outcome has no estimate, in the summaries' language: one of the estimator's fixed reasons
+    (:data:`lowvalue.risk.excess.NOT_ESTIMATED`, catalogue key ``excess_<code>``), else the rule's own ``no_trial``."""
+    from lowvalue.risk.excess import NOT_ESTIMATED
+
+    for code, text in NOT_ESTIMATED.items():
+        if status.startswith(text.partition("{")[0]):
+            return w["excess_" + code]
     no_trial = getattr(rule, "no_trial", None)
     return str(getattr(no_trial.reason, lang)) if no_trial is not None else status
 

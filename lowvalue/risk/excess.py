@@ -374,11 +374,23 @@ class ExcessRisk:
         return "\n".join(lines)
 
 
+NOT_ESTIMATED = {
+    "needs_extract": "not estimated: the trial needs the scanned extract (risk excess RESULTS --extract DATA)",
+    "no_anchors": "not estimated: no eligible anchors (people with the anchor condition) in the extract",
+    "no_comparators": ("not emulated: no untreated comparators with the anchor condition (everyone eligible got the "
+                       "intervention within the grace period)"),
+    "too_few": "not estimated: too few people or events in an arm (need ≥ {min_events})",
+    "no_anchor": "not emulated: the rule defines no anchor (eligibility event), so its target trial is not specified",
+}
+"""The fixed reasons a row has no estimate (its ``status``, English in the files), by a code the CLI prints in the
+summaries' language (:func:`lowvalue.risk.commands.excess_lines`). A rule's own ``no_trial`` reason is not here."""
+
+
 def _not_estimated(rid: str, rule: Any, window: str) -> dict[str, Any]:
     if rule.no_trial is not None:
         why = f"not emulated: {rule.no_trial.reason.en}"
     else:
-        why = "not emulated: the rule defines no anchor (eligibility event), so its target trial is not specified"
+        why = NOT_ESTIMATED["no_anchor"]
     return {"rule_id": rid, "window": window, "label": LABEL, "estimand": ESTIMAND, "status": why, "cautions": ""}
 
 
@@ -411,8 +423,7 @@ def excess_risk(results: Results | Path | str, extract: Any = None, *, rule_ids:
             base = {"rule_id": rid, "window": label, "label": LABEL, "estimand": ESTIMAND, "primary": k == 0,
                     "negative_control": negative, "trigger_id": trig, "cautions": ""}
             if trials is None:
-                rows.append({**base, "status": "not estimated: the trial needs the scanned extract (risk excess "
-                                               "RESULTS --extract DATA)"})
+                rows.append({**base, "status": NOT_ESTIMATED["needs_extract"]})
                 continue
             t = trials.outcome(rid, k)
             n_scanned = trials.treated_anchors(rid)
@@ -421,16 +432,15 @@ def excess_risk(results: Results | Path | str, extract: Any = None, *, rule_ids:
                    "deaths_treated": int(t.died[t.treated].sum()), "deaths_control": int(t.died[~t.treated].sum()),
                    "excluded_short_follow_up": trials.excluded(rid, k), "n_low_value_scanned": n_scanned}
             if row["n"] == 0:
-                row["status"] = "not estimated: no eligible anchors (people with the anchor condition) in the extract"
+                row["status"] = NOT_ESTIMATED["no_anchors"]
                 rows.append(row)
                 continue
             if row["n_control"] == 0:
-                row["status"] = ("not emulated: no untreated comparators with the anchor condition "
-                                 "(everyone eligible got the intervention within the grace period)")
+                row["status"] = NOT_ESTIMATED["no_comparators"]
                 rows.append(row)
                 continue
             if min(row["events_treated"], row["events_control"], row["n_treated"], row["n_control"]) < min_events:
-                row["status"] = f"not estimated: too few people or events in an arm (need ≥ {min_events})"
+                row["status"] = NOT_ESTIMATED["too_few"].format(min_events=min_events)
                 rows.append(row)
                 continue
             Xdf = confounders(t, results.data_start)
