@@ -85,14 +85,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from lowvalue.data.readers import RawTable, quote_ident, quote_literal
+from lowvalue.data.readers import RawTable, drop_relation, quote_ident, quote_literal
 from lowvalue.data.schema import EVENT_KINDS, SETTINGS, Table
 
 IDENTIFIERS = ("person_id", "encounter_id")
@@ -167,6 +167,7 @@ class Outcome:
     reasons: dict[str, int]
     quarantine_file: Path | None
     warnings: list[str] = field(default_factory=list)
+    in_place: bool = False  # the accepted table is a view over the source files (:func:`stays_in_place`)
 
 
 # --------------------------------------------------------------------------- dialects
@@ -406,6 +407,40 @@ def in_place(arrow_type: pa.DataType, raw_type: str) -> bool:
     return False
 
 
+def stays_in_place(raw: RawTable) -> bool:
+    """Whether a table's accepted rows can stay in its source files, as a view, when none is quarantined.
+
+    A Parquet view (:attr:`RawTable.is_view`) whose every column is read without a parser: in its canonical type
+    (:func:`in_place`) or a string column (trimmed; a few mapped to their canonical spelling). Such a view gives the
+    same rows as a written table at little cost per read; a column parsed from text (CSV, numbers or times stored
+    as text) would be parsed again by every reader, so those tables are written (:func:`finish_table`).
+    """
+    if not raw.is_view:
+        return False
+    return all(in_place(fld.type, raw.raw_types[raw.mapping[fld.name]]) or pa.types.is_string(fld.type)
+               for fld in raw.table.schema if fld.name in raw.mapping)
+
+
+ROWID = "_lv_rowid"
+"""The column of :func:`rowid_relation` with each accepted row's id (the engine's event ids)."""
+
+
+def rowid_relation(table: str) -> str:
+    """The relation with the accepted rows of ``table`` and their row id :data:`ROWID` before the canonical columns.
+
+    Row ids are 0, 1, 2 … over the accepted rows in source order, whether the table was written (DuckDB's
+    ``rowid``) or stays in its source files (source_row - 1, every row accepted): the one way the engine asks for
+    them (person partitions, ``lv_hit``'s ``ev_id``, the Parquet hand-over to Spark).
+    """
+    return f"lv_rowid_{table}"
+
+
+def number_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create the :func:`rowid_relation` of a table written into DuckDB (its ``rowid``, in insertion order)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(rowid_relation(table))} AS "
+                f"SELECT rowid AS {ROWID}, * FROM {quote_ident(table)}")
+
+
 def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str,
            d: Dialect = DUCKDB) -> tuple[str, str | None]:
     """(SQL for the canonical value, failure code or None) for one column.
@@ -549,8 +584,24 @@ def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCK
     columns) goes through the text parsers. ``raw.raw_types`` are DuckDB's type names on every engine
     (:func:`lowvalue.data.spark_extract.duck_type` names Spark's types so).
     """
+    inner, checks = _typed_sql(raw, bounds or DateBounds.default(), d)
+    codes, reasons = _codes_sql(checks, d)
+    return (f"SELECT source_row, {', '.join(d['ident'](c) for c in raw.table.columns)}, {codes} AS row_codes, "
+            f"{reasons} AS row_reasons FROM ({inner})")
+
+
+def rows_sql(raw: RawTable) -> str:
+    """SELECT :data:`ROWID` (source_row - 1) and the canonical columns of every source row: the stage's own typed
+    columns without its checks, the accepted rows of a table that stays in its source (:func:`stays_in_place`)."""
+    inner, _ = _typed_sql(raw, DateBounds.default(), DUCKDB)
+    cols = ", ".join(quote_ident(c) for c in raw.table.columns)
+    return f"SELECT CAST(source_row - 1 AS BIGINT) AS {ROWID}, {cols} FROM ({inner})"
+
+
+def _typed_sql(raw: RawTable, bounds: DateBounds, d: Dialect) -> tuple[str, list[Check]]:
+    """(the stage's inner SELECT: source_row, raw values, their texts and the canonical typed columns; the row
+    checks over it): one definition of each column's type for the stage and for a table kept in place."""
     table = raw.table
-    bounds = bounds or DateBounds.default()
     q = d["ident"]
     texts, typed, checks = [], [], []
     lab_value = "value" in table.columns and "value_text" in table.columns
@@ -603,11 +654,8 @@ def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCK
             checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, shown, d)}"))
     # columns of the row-level checks are the typed ones (NULL when missing or unparseable: no double report)
     checks += _row_checks(table, bounds, d)
-    codes, reasons = _codes_sql(checks, d)
-    return (f"SELECT source_row, {', '.join(q(c) for c in table.columns)}, {codes} AS row_codes, "
-            f"{reasons} AS row_reasons "
-            f"FROM (SELECT *, {', '.join(typed)} FROM (SELECT {raw.row_sql} AS source_row, {', '.join(texts)} "
-            f"FROM {q(raw.relation)}))")
+    return (f"SELECT *, {', '.join(typed)} FROM (SELECT {raw.row_sql} AS source_row, {', '.join(texts)} "
+            f"FROM {q(raw.relation)})"), checks
 
 
 def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
@@ -669,17 +717,22 @@ def repeated_hashes(con: duckdb.DuckDBPyConnection, relation: str, expr: str, wh
 
     parts = max(1, -(-rows // SORT_CHUNK_ROWS))
     found = []
+    select = f"SELECT {expr} AS h FROM {quote_ident(relation)} WHERE {where}"
+    spread = f"__lv_spread_{into}"
+    if parts > 1:  # computed once (a view over the source would be read once per range), held by DuckDB, bounded
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(spread)} AS {select}")
+        select = f"SELECT h FROM {quote_ident(spread)}"
     for i in range(parts):
         lo, hi = (2**64 * i) // parts, (2**64 * (i + 1)) // parts - 1
         in_range = "" if parts == 1 else f" AND h BETWEEN {lo} AND {hi}"
-        values = con.execute(f"SELECT h FROM (SELECT {expr} AS h FROM {quote_ident(relation)} WHERE {where}) "
-                             f"WHERE TRUE{in_range}").fetchnumpy()["h"]
+        values = con.execute(f"SELECT h FROM ({select}) WHERE TRUE{in_range}").fetchnumpy()["h"]
         values = np.asarray(values, dtype=np.uint64)
         values.sort()
         same = values[1:] == values[:-1]
         if same.any():
             found.append(np.unique(values[1:][same]))
         del values, same
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(spread)}")
     hashes = np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
     view = f"__lv_hashes_{into}"
     con.register(view, pa.table({"h": pa.array(hashes, type=pa.uint64())}))
@@ -691,11 +744,14 @@ def repeated_hashes(con: duckdb.DuckDBPyConnection, relation: str, expr: str, wh
 
 
 def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, dups: str, rows: int,
-                    exact: str | None = None) -> None:
+                    exact: str | None = None, hash_column: str | None = HASH_COLUMN) -> None:
     """``dups``: what the duplicate checks need, found by key or hash rather than by windowing over every column.
 
     ``checked`` is the table :func:`write_checked` wrote (``rows`` rows), so these read narrow columns of DuckDB's
-    own storage, not the source again.
+    own storage, not the source again; or, for a table that stays in its source (:func:`stays_in_place`), the
+    stage itself, without a hash column (``hash_column=None``): each event's hash is then computed over every row,
+    without its row checks (a hash shared with an invalid row only widens the exact step, which leaves invalid
+    rows out), and the exact step reads the stage.
 
     Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
     source_row > 1 would give, without sorting or holding the table, over the rows whose key's hash repeats
@@ -714,21 +770,26 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, 
         nonnull = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in table.key)
         among = f"{dups}_rows"
         try:
-            repeated_hashes(con, checked, ROW_HASH.format(cols=keys), nonnull, rows, hashes)
+            found = repeated_hashes(con, checked, ROW_HASH.format(cols=keys), nonnull, rows, hashes)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(among)} AS SELECT * FROM {quote_ident(checked)} "
                         f"WHERE {ROW_HASH.format(cols=keys)} IN (SELECT h FROM {quote_ident(hashes)})")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, among)}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, among)}"
+                        + ("" if found else " LIMIT 0"))  # none repeats: no pass over the rows for nothing
         finally:
             con.execute(f"DROP VIEW IF EXISTS {quote_ident(among)}")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
         return
     try:
-        # among the valid rows only (their row problems are stored: the filter costs nothing), as the exact step
-        if not repeated_hashes(con, checked, HASH_COLUMN, "row_codes IS NULL", rows, hashes):
+        if hash_column is None:
+            found = repeated_hashes(con, checked, ROW_HASH.format(cols=", ".join(quote_ident(k) for k in table.key)),
+                                    "TRUE", rows, hashes)
+        else:  # among the valid rows only (their row problems are stored: the filter costs nothing), as the exact step
+            found = repeated_hashes(con, checked, hash_column, "row_codes IS NULL", rows, hashes)
+        if not found:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
             return
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS "
-                    + (duplicate_rows_sql(table, checked, DUCKDB, hashes, HASH_COLUMN) if exact is None
+                    + (duplicate_rows_sql(table, checked, DUCKDB, hashes, hash_column) if exact is None
                        else duplicate_rows_sql(table, exact, DUCKDB, hashes)))
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
@@ -856,9 +917,14 @@ def finish_table(
     problems: str,
     quarantine_dir: Path | None,
     keep: bool = True,
+    in_place: bool = False,
 ) -> Outcome:
     """Write the quarantine, make the accepted table of ``checked`` (:func:`write_checked`), count; drops nothing
-    (the caller does).
+    (the caller does). Also makes the table's :func:`rowid_relation`.
+
+    ``in_place`` (a table that :func:`stays_in_place`; ``checked`` is then its stage): without problems the
+    accepted table is a view over the source files (:func:`rows_sql`; the raw view is kept as
+    ``lv_source_<table>``), nothing is written; with problems the accepted rows are written from the stage, once.
 
     Without problems the checked table *is* the accepted table: its working columns are dropped (DuckDB drops a
     column without copying the others) and it is renamed, so the extract is written once. Otherwise the accepted
@@ -892,10 +958,20 @@ def finish_table(
             qfile = target
         elif target.is_file():
             target.unlink()  # a stale quarantine from an earlier run would mislead
-    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")  # also without keep: no stale table of an earlier call
+    for stale in (name, rowid_relation(name)):  # also without keep: no stale table or view of an earlier call
+        drop_relation(con, stale)
     if not keep:
         return Outcome(read=raw.rows, accepted=raw.rows - n_bad, quarantined=n_bad, reasons=reasons,
                        quarantine_file=qfile)
+    if in_place and not n_bad:
+        source = f"lv_source_{name}"
+        drop_relation(con, source)
+        con.execute(f"ALTER VIEW {quote_ident(raw.relation)} RENAME TO {quote_ident(source)}")
+        con.execute(f"CREATE TEMP VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source))}")
+        cols = ", ".join(quote_ident(c) for c in table.columns)
+        con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(rowid_relation(name))}")
+        return Outcome(read=raw.rows, accepted=raw.rows, quarantined=0, reasons=reasons, quarantine_file=qfile,
+                       in_place=True)
     if not n_bad:
         working = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {quote_ident(checked)})").fetchall()
                    if c not in table.columns]
@@ -919,6 +995,7 @@ def finish_table(
                 con.execute(create + (kept if _keeps_order(con, select) else sorted_select))
             finally:
                 con.execute(f"RESET VARIABLE {_BAD_ROWS}")
+    number_rows(con, name)
     accepted = int(con.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchall()[0][0])
     return Outcome(read=raw.rows, accepted=accepted, quarantined=n_bad, reasons=reasons, quarantine_file=qfile)
 
@@ -968,23 +1045,34 @@ def validate_table(
     drop: Callable[[str], None],
     bounds: DateBounds | None = None,
     keep: bool = True,
+    in_place: bool = True,
 ) -> Outcome:
     """Stage, check and split one table (its parents must already be accepted in ``con``).
 
     The source is read once to write the checked table (:func:`write_checked`); duplicates and references are
     found on it, and it becomes the accepted table. ``keep=False``: count and quarantine only (see
     :func:`finish_table`).
+
+    A table that :func:`stays_in_place` (and ``in_place``) is not written at all when it has no problem rows: the
+    checks read the stage over the source directly (the hashes in one pass, the problems in another, neither
+    writes the rows), and the accepted table is a view over the files. Writing 24 M events into DuckDB's storage
+    cost more than both passes; with problem rows the accepted rows are written from the stage in one pass.
     """
     name = raw.table.name
     stage, checked = f"_lv_stage_{name}", f"_lv_checked_{name}"
     problems, dups = f"_lv_problems_{name}", f"_lv_dups_{name}"
+    in_place = in_place and stays_in_place(raw)
     try:
         warnings = zone_warnings(con, raw)
         build_stage(con, raw, stage, bounds)
-        write_checked(con, raw, stage, checked, keep)
-        find_duplicates(con, raw.table, checked, dups, raw.rows, None if keep else stage)
+        if in_place:
+            checked = stage
+            find_duplicates(con, raw.table, stage, dups, raw.rows, hash_column=None)
+        else:
+            write_checked(con, raw, stage, checked, keep)
+            find_duplicates(con, raw.table, checked, dups, raw.rows, None if keep else stage)
         build_problems(con, raw.table, checked, problems, dups)
-        out = finish_table(con, raw, checked, problems, quarantine_dir, keep)
+        out = finish_table(con, raw, checked, problems, quarantine_dir, keep, in_place)
         out.warnings = warnings
         return out
     finally:
