@@ -577,30 +577,63 @@ def _numeric_text(arrow_type: pa.DataType, raw_type: str) -> bool:
             and not (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")))
 
 
-def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCKDB) -> str:
+def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCKDB, changed: bool = False) -> str:
     """SELECT of the stage: source_row, canonical typed columns, row_codes, row_reasons; in source order.
 
     A column already in its canonical type (:func:`in_place`) is checked in that type; only text (CSV, string
     columns) goes through the text parsers. ``raw.raw_types`` are DuckDB's type names on every engine
-    (:func:`lowvalue.data.spark_extract.duck_type` names Spark's types so).
+    (:func:`lowvalue.data.spark_extract.duck_type` names Spark's types so). ``changed`` (DuckDB, a table kept in
+    place): also :data:`CHANGED`, a bit per column whose canonical value differs from the stored one
+    (:func:`stored_as_canonical`).
     """
     inner, checks = _typed_sql(raw, bounds or DateBounds.default(), d)
     codes, reasons = _codes_sql(checks, d)
+    mask = ""
+    if changed:
+        bits = [f"CASE WHEN r_{c} IS DISTINCT FROM {quote_ident(c)} THEN {1 << i} ELSE 0 END"
+                for i, c in enumerate(raw.table.columns) if c in _maybe_canonical(raw)]
+        mask = f", CAST({' + '.join(bits) or '0'} AS BIGINT) AS {CHANGED}"
     return (f"SELECT source_row, {', '.join(d['ident'](c) for c in raw.table.columns)}, {codes} AS row_codes, "
-            f"{reasons} AS row_reasons FROM ({inner})")
+            f"{reasons} AS row_reasons{mask} FROM ({inner})")
 
 
-def rows_sql(raw: RawTable) -> str:
+CHANGED = "lv_changed"
+"""The stage's column (``stage_sql(changed=True)``) with a bit per column whose canonical value is not the stored one."""
+
+
+def _maybe_canonical(raw: RawTable) -> list[str]:
+    """The string columns stored as text: their canonical value is the stored one unless it has blanks around it,
+    is empty or has another spelling (``K`` for ``F``), which only a pass over the rows can tell."""
+    return [c for c in raw.table.columns if c in raw.mapping and pa.types.is_string(raw.table.schema.field(c).type)
+            and raw.raw_types[raw.mapping[c]].upper() == "VARCHAR"]
+
+
+def stored_as_canonical(raw: RawTable, changed_bits: int) -> frozenset[str]:
+    """The columns of a table kept in place whose stored values are their canonical values in every row, so they
+    are read as stored (:func:`rows_sql`, the hashes of :func:`find_duplicates`) without the stage's expressions:
+    a column in its canonical DuckDB type (for a valid row its typed value is the stored one), and a string column
+    without a bit in ``changed_bits`` (the OR of :data:`CHANGED` over every row)."""
+    table = raw.table
+    same_type = {c for c in table.columns if c in raw.mapping and not pa.types.is_string(table.schema.field(c).type)
+                 and raw.raw_types[raw.mapping[c]].upper() == _duck_type(table.schema.field(c).type)}
+    text = {c for i, c in enumerate(table.columns) if c in _maybe_canonical(raw) and not changed_bits & (1 << i)}
+    return frozenset(same_type | text)
+
+
+def rows_sql(raw: RawTable, plain: frozenset[str] = frozenset()) -> str:
     """SELECT :data:`ROWID` (source_row - 1) and the canonical columns of every source row: the stage's own typed
-    columns without its checks, the accepted rows of a table that stays in its source (:func:`stays_in_place`)."""
-    inner, _ = _typed_sql(raw, DateBounds.default(), DUCKDB)
+    columns without its checks, the accepted rows of a table that stays in its source (:func:`stays_in_place`);
+    the ``plain`` columns (:func:`stored_as_canonical`) as stored."""
+    inner, _ = _typed_sql(raw, DateBounds.default(), DUCKDB, plain)
     cols = ", ".join(quote_ident(c) for c in raw.table.columns)
     return f"SELECT CAST(source_row - 1 AS BIGINT) AS {ROWID}, {cols} FROM ({inner})"
 
 
-def _typed_sql(raw: RawTable, bounds: DateBounds, d: Dialect) -> tuple[str, list[Check]]:
+def _typed_sql(raw: RawTable, bounds: DateBounds, d: Dialect,
+               plain: frozenset[str] = frozenset()) -> tuple[str, list[Check]]:
     """(the stage's inner SELECT: source_row, raw values, their texts and the canonical typed columns; the row
-    checks over it): one definition of each column's type for the stage and for a table kept in place."""
+    checks over it): one definition of each column's type for the stage and for a table kept in place (``plain``
+    columns as stored, see :func:`stored_as_canonical`)."""
     table = raw.table
     q = d["ident"]
     texts, typed, checks = [], [], []
@@ -645,6 +678,8 @@ def _typed_sql(raw: RawTable, bounds: DateBounds, d: Dialect) -> tuple[str, list
         if own_value and col == "value_censor":
             own = f"(CASE WHEN {censored_sql('s_value', d)} THEN {censor_sign_sql('s_value', d)} END)"
             expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
+        if col in plain:
+            expr = f"r_{col}"
         typed.append(f"CAST({expr} AS {d['type'](_duck_type(fld.type))}) AS {q(col)}")
         if not fld.nullable:
             checks.append(Check(empty, f"missing:{col}", f"'{col} is empty'"))
@@ -658,13 +693,14 @@ def _typed_sql(raw: RawTable, bounds: DateBounds, d: Dialect) -> tuple[str, list
             f"FROM {q(raw.relation)})"), checks
 
 
-def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
+def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None,
+                changed: bool = False) -> None:
     """``stage``: source_row, canonical typed columns, row_codes, row_reasons; in source order.
 
     A view: it is read once, by :func:`write_checked` (over Parquet files straight from the files, in their types;
     over CSV text the parsers run in that one pass), so a copy would only cost.
     """
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(stage)} AS {stage_sql(raw, bounds)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(stage)} AS {stage_sql(raw, bounds, changed=changed)}")
 
 
 ROW_HASH = "hash({cols})"
@@ -796,11 +832,12 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, 
 
 
 def problems_sql(table: Table, stage: str, dups: str, parents: dict[str, str] | None = None,
-                 d: Dialect = DUCKDB) -> str:
+                 d: Dialect = DUCKDB, changed: bool = False) -> str:
     """SELECT source_row, reason_code, reason for every row of ``stage`` with at least one problem.
 
     ``dups`` is what :func:`duplicate_keys_sql`/:func:`duplicate_rows_sql` found; ``parents`` names the relations
-    of the accepted persons and encounters (default ``persons``, ``encounters``).
+    of the accepted persons and encounters (default ``persons``, ``encounters``). ``changed`` (a stage with
+    :data:`CHANGED`): also that column, and also the rows without a problem whose bits are set (reason_code NULL).
     """
     name = table.name
     q = d["ident"]
@@ -838,13 +875,16 @@ def problems_sql(table: Table, stage: str, dups: str, parents: dict[str, str] | 
     cols = ", ".join(["t.*", *extra_cols])
     inner = f"SELECT {cols} FROM {q(stage)} t {' '.join(joins)}"
     return (f"SELECT source_row, NULLIF(concat_ws(';', row_codes, {codes}), '') AS reason_code, "
-            f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason "
-            f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL")
+            f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason{f', {CHANGED}' if changed else ''} "
+            f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL"
+            + (f" OR {CHANGED} <> 0" if changed else ""))
 
 
-def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str) -> None:
+def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str,
+                   changed: bool = False) -> None:
     """``problems``: :func:`problems_sql` as a table."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS {problems_sql(table, stage, dups)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS "
+                f"{problems_sql(table, stage, dups, changed=changed)}")
 
 
 def quarantine_sql(raw: RawTable, problems: str, d: Dialect = DUCKDB) -> str:
@@ -918,13 +958,15 @@ def finish_table(
     quarantine_dir: Path | None,
     keep: bool = True,
     in_place: bool = False,
+    plain: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Write the quarantine, make the accepted table of ``checked`` (:func:`write_checked`), count; drops nothing
     (the caller does). Also makes the table's :func:`rowid_relation`.
 
     ``in_place`` (a table that :func:`stays_in_place`; ``checked`` is then its stage): without problems the
-    accepted table is a view over the source files (:func:`rows_sql`; the raw view is kept as
-    ``lv_source_<table>``), nothing is written; with problems the accepted rows are written from the stage, once.
+    accepted table is a view over the source files (:func:`rows_sql`, its ``plain`` columns as stored; the raw view
+    is kept as ``lv_source_<table>``), nothing is written; with problems the accepted rows are written from the
+    stage, once.
 
     Without problems the checked table *is* the accepted table: its working columns are dropped (DuckDB drops a
     column without copying the others) and it is renamed, so the extract is written once. Otherwise the accepted
@@ -967,7 +1009,7 @@ def finish_table(
         source = f"lv_source_{name}"
         drop_relation(con, source)
         con.execute(f"ALTER VIEW {quote_ident(raw.relation)} RENAME TO {quote_ident(source)}")
-        con.execute(f"CREATE TEMP VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source))}")
+        con.execute(f"CREATE TEMP VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source), plain)}")
         cols = ", ".join(quote_ident(c) for c in table.columns)
         con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(rowid_relation(name))}")
         return Outcome(read=raw.rows, accepted=raw.rows, quarantined=0, reasons=reasons, quarantine_file=qfile,
@@ -1064,15 +1106,15 @@ def validate_table(
     in_place = in_place and stays_in_place(raw)
     try:
         warnings = zone_warnings(con, raw)
-        build_stage(con, raw, stage, bounds)
-        if in_place:
-            checked = stage
-            find_duplicates(con, raw.table, stage, dups, raw.rows, hash_column=None)
+        build_stage(con, raw, stage, bounds, changed=in_place)
+        if in_place:  # the checks read the source through the stage; ``checked`` names the stored columns' view
+            plain = _check_in_place(con, raw, stage, checked, problems, dups)
+            out = finish_table(con, raw, stage, problems, quarantine_dir, keep, in_place, plain)
         else:
             write_checked(con, raw, stage, checked, keep)
             find_duplicates(con, raw.table, checked, dups, raw.rows, None if keep else stage)
-        build_problems(con, raw.table, checked, problems, dups)
-        out = finish_table(con, raw, checked, problems, quarantine_dir, keep, in_place)
+            build_problems(con, raw.table, checked, problems, dups)
+            out = finish_table(con, raw, checked, problems, quarantine_dir, keep)
         out.warnings = warnings
         return out
     finally:
@@ -1080,3 +1122,31 @@ def validate_table(
         drop(checked)
         drop(problems)
         drop(dups)
+
+
+def _check_in_place(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, plain_view: str, problems: str,
+                    dups: str) -> frozenset[str]:
+    """The checks of a table kept in place, on its stage over the source; returns its :func:`stored_as_canonical`
+    columns. ``problems`` and ``dups`` are made as on the written path.
+
+    Problems first (one pass: row checks, references, and :data:`CHANGED`, which tells which columns are stored as
+    their canonical values), then the hashes over those columns as stored (a second, cheap pass: no expressions for
+    them), then the exact duplicates on the stage. Only when there are duplicates is the problems pass run again
+    with them (a duplicate's reason sits among the others in a fixed order).
+    """
+    table = raw.table
+    if table.name in ("persons", "encounters"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, stage)} LIMIT 0")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
+    build_problems(con, table, stage, problems, dups, changed=True)
+    bits = con.execute(f"SELECT coalesce(bit_or({CHANGED}), 0) FROM {quote_ident(problems)}").fetchall()[0][0]
+    plain = stored_as_canonical(raw, int(bits))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(plain_view)} AS SELECT {ROWID} + 1 AS source_row, "
+                f"* EXCLUDE ({ROWID}) FROM ({rows_sql(raw, plain)})")
+    find_duplicates(con, table, plain_view, dups, raw.rows, exact=stage, hash_column=None)
+    if con.execute(f"SELECT count(*) FROM {quote_ident(dups)}").fetchall()[0][0]:
+        build_problems(con, table, stage, problems, dups)
+    else:
+        con.execute(f"DELETE FROM {quote_ident(problems)} WHERE reason_code IS NULL")
+    return plain
