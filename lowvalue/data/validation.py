@@ -79,6 +79,12 @@ Duplicates and references are then found on the checked table's narrow columns: 
 (:func:`repeated_hashes`), the exact comparison only among rows that share a hash (:func:`find_duplicates`), never
 by windowing or grouping the whole table. Without problems the checked table becomes the accepted table; otherwise
 the accepted rows are copied from it once, in source order (:func:`finish_table`).
+
+Typed Parquet whose columns need no parser (:func:`stays_in_place`) is not written at all: its checks read the
+source twice instead (problems, then hashes; :func:`_check_in_place`), and without problem rows the accepted
+table is a view over the files whose row ids are the source rows (:func:`rowid_relation`); columns stored exactly as
+their canonical values (:func:`stored_as_canonical`) are read as stored. Writing 24 M events into DuckDB's storage
+cost twice what both passes cost.
 """
 
 from __future__ import annotations
@@ -784,10 +790,10 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, 
     """``dups``: what the duplicate checks need, found by key or hash rather than by windowing over every column.
 
     ``checked`` is the table :func:`write_checked` wrote (``rows`` rows), so these read narrow columns of DuckDB's
-    own storage, not the source again; or, for a table that stays in its source (:func:`stays_in_place`), the
-    stage itself, without a hash column (``hash_column=None``): each event's hash is then computed over every row,
-    without its row checks (a hash shared with an invalid row only widens the exact step, which leaves invalid
-    rows out), and the exact step reads the stage.
+    own storage, not the source again; or, for a table that stays in its source (:func:`stays_in_place`), a view
+    over the source without a hash column (``hash_column=None``; see :func:`_check_in_place`): each event's hash is
+    then computed over every row, without its row checks (a hash shared with an invalid row only widens the exact
+    step, which leaves invalid rows out), and the exact step reads ``exact`` (the stage).
 
     Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
     source_row > 1 would give, without sorting or holding the table, over the rows whose key's hash repeats
@@ -1096,9 +1102,10 @@ def validate_table(
     :func:`finish_table`).
 
     A table that :func:`stays_in_place` (and ``in_place``) is not written at all when it has no problem rows: the
-    checks read the stage over the source directly (the hashes in one pass, the problems in another, neither
-    writes the rows), and the accepted table is a view over the files. Writing 24 M events into DuckDB's storage
-    cost more than both passes; with problem rows the accepted rows are written from the stage in one pass.
+    checks read the stage over the source directly (:func:`_check_in_place`: the problems in one pass, the hashes in
+    another, neither writes the rows), and the accepted table is a view over the files. Writing 24 M events into
+    DuckDB's storage cost more than both passes; with problem rows the accepted rows are written from the stage in
+    one pass.
     """
     name = raw.table.name
     stage, checked = f"_lv_stage_{name}", f"_lv_checked_{name}"

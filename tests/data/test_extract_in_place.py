@@ -127,6 +127,36 @@ def test_duplicate_events_found_in_place_as_when_written(region, tmp_path, monke
     _same_rows(viewed, written)
 
 
+def test_values_stored_unlike_their_canonical_form_are_read_through_the_stage(region, tmp_path, monkeypatch):
+    """Blanks around a code or ``K`` for ``F`` are not problems: the table stays in place, and those columns (only
+    those) are read through the stage's expressions, in the view and in the hashes; a duplicate that differs from
+    its original only in such blanks is still found."""
+    con = duckdb.connect()
+    data = tmp_path / "data"
+    _copy(region, data, "SELECT * REPLACE (CASE WHEN o % 7 = 0 THEN ' ' || code || ' ' ELSE code END AS code) FROM ev")
+    con.execute(f"COPY (SELECT * REPLACE (CASE WHEN sex = 'F' THEN 'K' ELSE sex END AS sex) FROM "
+                f"read_parquet('{data / 'persons.parquet'}')) TO '{data / 'p.parquet'}' (FORMAT parquet)")
+    (data / "p.parquet").replace(data / "persons.parquet")
+    plain, stored_as_canonical = {}, validation.stored_as_canonical
+
+    def spy(raw, bits):
+        plain[raw.table.name] = stored_as_canonical(raw, bits)
+        return plain[raw.table.name]
+
+    monkeypatch.setattr(validation, "stored_as_canonical", spy)
+    viewed, written = _open_both(data, tmp_path, monkeypatch)
+    assert set(TABLES) <= _views(viewed) and viewed.quarantined_rows == 0
+    assert viewed.con.execute("SELECT count(*) FROM persons WHERE sex = 'F'").fetchone()[0] > 0
+    assert plain["events"] == set(TABLES["events"].columns) - {"code"}  # only the changed columns
+    assert plain["persons"] == set(TABLES["persons"].columns) - {"sex"}
+    _same_rows(viewed, written)
+    dup = _copy(region, tmp_path / "dup", "SELECT * FROM ev UNION ALL "
+                                          "SELECT o + 0.5, * EXCLUDE (o) REPLACE (code || '  ' AS code) FROM ev WHERE o = 3")
+    viewed, written = _open_both(dup, tmp_path / "x", monkeypatch)
+    assert viewed.counts["events"].reasons == {"duplicate_row": 1} == written.counts["events"].reasons
+    _same_rows(viewed, written)
+
+
 def test_what_stays_in_place(region, tmp_path):
     csv = tmp_path / "csv"
     csv.mkdir()
