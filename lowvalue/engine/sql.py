@@ -335,13 +335,30 @@ def match_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
 
 
 def convert_sql(vs: ValueSet, value: str, unit: str, d: Dialect = DUCKDB) -> str:
-    """``value`` (in ``unit``) on the code set's canonical scale; NULL when the unit is not convertible."""
+    """``value`` (in ``unit``) on the code set's canonical scale; NULL when the unit is not convertible.
+
+    The units are compared trimmed and in lower case; the units as the code set writes them are first looked up
+    as they are (a plain string comparison), and the trimmed, lower-cased comparison runs only for the other
+    rows. Both give the same value: a unit written exactly like a listed one trims and lowers to that one's
+    lower case (only units without surrounding space, whose letters lower the same in Python and SQL, are looked
+    up as written). Lowering and trimming every lab row, once per listed unit, was most of the cost of a value
+    test on millions of rows (SQL engines do not share the repeated expression inside a filter).
+    """
     if vs.units is None:
         return value
     u, q = f"lower(trim({unit}))", d["str"]
-    whens = [f"WHEN {unit} IS NULL OR trim({unit}) = '' OR {u} = {q(vs.units.canonical.lower())} THEN {value}"]
-    whens += [f"WHEN {u} = {q(name.lower())} THEN {value} * {d['number'](f)}" for name, f in vs.units.factors.items()]
-    return f"(CASE {' '.join(whens)} ELSE NULL END)"
+    names = [vs.units.canonical, *vs.units.factors]
+    results = [value] + [f"{value} * {d['number'](f)}" for f in vs.units.factors.values()]
+    whens = [f"WHEN {unit} IS NULL OR trim({unit}) = '' OR {u} = {q(names[0].lower())} THEN {value}"]
+    whens += [f"WHEN {u} = {q(name.lower())} THEN {result}" for name, result in zip(names[1:], results[1:])]
+    lowered = f"(CASE {' '.join(whens)} ELSE NULL END)"
+    exact: dict[str, str] = {}
+    for name in names:  # the result of the first listed unit that lowers the same, as in ``lowered``
+        if name and name == name.strip() and all(c.isascii() or c.lower() == c for c in name):
+            exact.setdefault(name, next(r for n, r in zip(names, results) if n.lower() == name.lower()))
+    if not exact:
+        return lowered
+    return f"(CASE {unit} {' '.join(f'WHEN {q(n)} THEN {r}' for n, r in exact.items())} ELSE {lowered} END)"
 
 
 def value_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
@@ -610,12 +627,15 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
         ctes += ectes
         ctes.append(f"ev AS (SELECT c.cand_id, {lists(ehs)} AS evidence FROM fl c {_joins(ehs)})")
         evidence, ev_join = f"coalesce(ev.evidence, {d['no_evidence']()})", " LEFT JOIN ev ON ev.cand_id = judged.cand_id"
-    key = (f"concat_ws('|', person_id, coalesce(encounter_id, ''), {d['strftime']('index_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
+    # the rule id is the first part of the key itself (never NULL, like the encounter part): the same text as the rule
+    # id, '|' and the rest, without concatenating the whole key a second time (millions of candidates per rule)
+    key = (f"concat_ws('|', {q(rule.id)}, person_id, coalesce(encounter_id, ''), "
+           f"{d['strftime']('index_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
            f"index_system, index_code, coalesce({d['text']('index_value', 'double')}, ''), coalesce(index_unit, ''), "
            f"coalesce({d['text']('index_days_supply', 'int32')}, ''))")
     order = d["order_by"](["person_id", "index_time", "index_system", "index_code", "encounter_id", "index_value", "cand_id"])
     return f"""WITH {', '.join(ctes)}
-SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
+SELECT substr(md5({key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
 FROM judged{ev_join}""" + ("\nWHERE judged.sensitive OR judged.specific" if flagged_only else "") + (
         f"\nORDER BY {order}" if ordered else "")
 
