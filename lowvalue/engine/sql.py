@@ -70,6 +70,7 @@ DUCKDB: Dialect = {
     "rowid": lambda alias: f"{alias}.rowid",
     "temp_table": lambda name, select: f"CREATE OR REPLACE TEMP TABLE {name} AS{select}",
     "days_between": lambda a, b: f"date_diff('day', {a}, {b})",
+    "add_days": lambda day, n: f"({day} {'-' if n < 0 else '+'} {abs(int(n))})",  # the DATE n days later
     "epoch_us": lambda col: f"epoch_us({col})",
     "strftime": _strftime,
     "starts_with": lambda col, prefix: f"starts_with({col}, {prefix})",
@@ -134,6 +135,7 @@ SPARK: Dialect = {
     "rowid": lambda alias: f"{alias}._lv_rowid",
     "temp_table": lambda name, select: f"CREATE OR REPLACE TEMPORARY VIEW {name} AS{select}",
     "days_between": lambda a, b: f"datediff({b}, {a})",
+    "add_days": lambda day, n: f"date_add({day}, {int(n)})",
     "epoch_us": lambda col: f"unix_micros({col})",
     "strftime": lambda col, fmt: f"date_format({col}, {_spark_str(re.sub('%.|T', lambda m: _SPARK_TIME[m[0]], fmt))})",
     "starts_with": lambda col, prefix: f"startswith({col}, {prefix})",
