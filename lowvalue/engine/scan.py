@@ -381,7 +381,9 @@ def scan(
     def each_part(part: int) -> None:
         if features and part > 0:  # the previous partition's features, on its lv_hit
             t0 = time.perf_counter()
-            eligible = f"(SELECT * FROM lv_candidates WHERE eligible AND {sql.partition_sql('person_id', part - 1, parts)})"
+            # the partition's own kept rows (_collect), not all candidates so far filtered by a hash of the person
+            own = f"({outputs.candidates_sql(f'{KEPT}{part - 1}')})" if runnable else "lv_candidates"
+            eligible = f"(SELECT * FROM {own} c WHERE eligible)"
             selects["features"] = feats.compute(con, eligible, "lv_triggers", rs, append=part > 1)
             tick("(features)", t0)
         if part < parts:
