@@ -168,8 +168,11 @@ KEPT = "lv_rows_"
 
 
 def _kept(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute(f"""SELECT table_name FROM duckdb_tables() WHERE temporary
-        AND regexp_full_match(table_name, '{KEPT}[0-9]+') ORDER BY length(table_name), table_name""").fetchall()]
+    """The kept judged-rows tables, qualified: they stay in the database where the scan's working table ``lv_rows``
+    was (TEMP, or another attached working database)."""
+    found = con.execute(f"""SELECT database_name, schema_name, table_name FROM duckdb_tables()
+        WHERE regexp_full_match(table_name, '{KEPT}[0-9]+') ORDER BY length(table_name), table_name""").fetchall()
+    return [".".join(sql.ident(n) for n in names) for names in found]
 
 
 def start_outputs(con: duckdb.DuckDBPyConnection) -> None:
