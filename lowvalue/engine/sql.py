@@ -629,15 +629,12 @@ def compile_rule(rule: Rule, rs: RuleSet, d: Dialect = DUCKDB, *, ordered: bool 
         ctes += ectes
         ctes.append(f"ev AS (SELECT c.cand_id, {lists(ehs)} AS evidence FROM fl c {_joins(ehs)})")
         evidence, ev_join = f"coalesce(ev.evidence, {d['no_evidence']()})", " LEFT JOIN ev ON ev.cand_id = judged.cand_id"
-    # the rule id is the first part of the key itself (never NULL, like the encounter part): the same text as the rule
-    # id, '|' and the rest, without concatenating the whole key a second time (millions of candidates per rule)
-    key = (f"concat_ws('|', {q(rule.id)}, person_id, coalesce(encounter_id, ''), "
-           f"{d['strftime']('index_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
+    key = (f"concat_ws('|', person_id, coalesce(encounter_id, ''), {d['strftime']('index_time', '%Y-%m-%dT%H:%M:%S.%f')}, "
            f"index_system, index_code, coalesce({d['text']('index_value', 'double')}, ''), coalesce(index_unit, ''), "
            f"coalesce({d['text']('index_days_supply', 'int32')}, ''))")
     order = d["order_by"](["person_id", "index_time", "index_system", "index_code", "encounter_id", "index_value", "cand_id"])
     return f"""WITH {', '.join(ctes)}
-SELECT substr(md5({key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
+SELECT substr(md5({q(rule.id)} || '|' || {key}), 1, 16) AS candidate_id, {columns}, {evidence} AS evidence
 FROM judged{ev_join}""" + ("\nWHERE judged.sensitive OR judged.specific" if flagged_only else "") + (
         f"\nORDER BY {order}" if ordered else "")
 
