@@ -71,6 +71,7 @@ DUCKDB: Dialect = {
     "rowid": lambda alias: f"{alias}._lv_rowid",  # read from rowid_relation(table), never DuckDB's own rowid
     "temp_table": lambda name, select: f"CREATE OR REPLACE TEMP TABLE {name} AS{select}",
     "days_between": lambda a, b: f"date_diff('day', {a}, {b})",
+    "add_days": lambda day, n: f"({day} {'-' if n < 0 else '+'} {abs(int(n))})",  # the DATE n days later
     "epoch_us": lambda col: f"epoch_us({col})",
     "strftime": _strftime,
     "starts_with": lambda col, prefix: f"starts_with({col}, {prefix})",
@@ -135,6 +136,7 @@ SPARK: Dialect = {
     "rowid": lambda alias: f"{alias}._lv_rowid",
     "temp_table": lambda name, select: f"CREATE OR REPLACE TEMPORARY VIEW {name} AS{select}",
     "days_between": lambda a, b: f"datediff({b}, {a})",
+    "add_days": lambda day, n: f"date_add({day}, {int(n)})",
     "epoch_us": lambda col: f"unix_micros({col})",
     "strftime": lambda col, fmt: f"date_format({col}, {_spark_str(re.sub('%.|T', lambda m: _SPARK_TIME[m[0]], fmt))})",
     "starts_with": lambda col, prefix: f"startswith({col}, {prefix})",
@@ -336,13 +338,30 @@ def match_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
 
 
 def convert_sql(vs: ValueSet, value: str, unit: str, d: Dialect = DUCKDB) -> str:
-    """``value`` (in ``unit``) on the code set's canonical scale; NULL when the unit is not convertible."""
+    """``value`` (in ``unit``) on the code set's canonical scale; NULL when the unit is not convertible.
+
+    The units are compared trimmed and in lower case; the units as the code set writes them are first looked up
+    as they are (a plain string comparison), and the trimmed, lower-cased comparison runs only for the other
+    rows. Both give the same value: a unit written exactly like a listed one trims and lowers to that one's
+    lower case (only units without surrounding space, whose letters lower the same in Python and SQL, are looked
+    up as written). Lowering and trimming every lab row, once per listed unit, was most of the cost of a value
+    test on millions of rows (SQL engines do not share the repeated expression inside a filter).
+    """
     if vs.units is None:
         return value
     u, q = f"lower(trim({unit}))", d["str"]
-    whens = [f"WHEN {unit} IS NULL OR trim({unit}) = '' OR {u} = {q(vs.units.canonical.lower())} THEN {value}"]
-    whens += [f"WHEN {u} = {q(name.lower())} THEN {value} * {d['number'](f)}" for name, f in vs.units.factors.items()]
-    return f"(CASE {' '.join(whens)} ELSE NULL END)"
+    names = [vs.units.canonical, *vs.units.factors]
+    results = [value] + [f"{value} * {d['number'](f)}" for f in vs.units.factors.values()]
+    whens = [f"WHEN {unit} IS NULL OR trim({unit}) = '' OR {u} = {q(names[0].lower())} THEN {value}"]
+    whens += [f"WHEN {u} = {q(name.lower())} THEN {result}" for name, result in zip(names[1:], results[1:])]
+    lowered = f"(CASE {' '.join(whens)} ELSE NULL END)"
+    exact: dict[str, str] = {}
+    for name in names:  # the result of the first listed unit that lowers the same, as in ``lowered``
+        if name and name == name.strip() and all(c.isascii() or c.lower() == c for c in name):
+            exact.setdefault(name, next(r for n, r in zip(names, results) if n.lower() == name.lower()))
+    if not exact:
+        return lowered
+    return f"(CASE {unit} {' '.join(f'WHEN {q(n)} THEN {r}' for n, r in exact.items())} ELSE {lowered} END)"
 
 
 def value_sql(vs: ValueSet, alias: str, d: Dialect = DUCKDB) -> str:
