@@ -173,7 +173,6 @@ class Outcome:
     reasons: dict[str, int]
     quarantine_file: Path | None
     warnings: list[str] = field(default_factory=list)
-    in_place: bool = False  # the accepted table is a view over the source files (:func:`stays_in_place`)
 
 
 # --------------------------------------------------------------------------- dialects
@@ -1018,8 +1017,7 @@ def finish_table(
         con.execute(f"CREATE TEMP VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source), plain)}")
         cols = ", ".join(quote_ident(c) for c in table.columns)
         con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(rowid_relation(name))}")
-        return Outcome(read=raw.rows, accepted=raw.rows, quarantined=0, reasons=reasons, quarantine_file=qfile,
-                       in_place=True)
+        return Outcome(read=raw.rows, accepted=raw.rows, quarantined=0, reasons=reasons, quarantine_file=qfile)
     if not n_bad:
         working = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {quote_ident(checked)})").fetchall()
                    if c not in table.columns]
