@@ -323,9 +323,12 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1, fo
     ``lv_part_*`` stay for the features (:func:`use_partition`).
 
     Stored in code-set order, so a criterion that reads one set (``cs = …``) skips the others' blocks (zone maps).
+    The previous partition's ``lv_hit`` is dropped first: replacing it kept both in memory while the new one was
+    sorted, and the sort spilled (at 1 000 000 persons in 5 partitions: 0.4 GB a partition, 30 % more CPU).
     """
     use_partition(con, part, parts, folder)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS SELECT * FROM "
+    con.execute("DROP TABLE IF EXISTS lv_hit")
+    con.execute(f"CREATE TEMP TABLE lv_hit AS SELECT * FROM "
                 f"({hit_sql('lv_sets', events='lv_part_events', encounters='lv_part_encounters')}) ORDER BY cs")
     con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
 
