@@ -5,7 +5,13 @@
 
 The connection holds three tables, ``persons``, ``encounters`` and ``events``,
 with exactly the canonical column names, order and types of
-:mod:`lowvalue.data.schema` and only the accepted rows, in source order. Rows that
+:mod:`lowvalue.data.schema` and only the accepted rows, in source order, and for each the relation
+:func:`~lowvalue.data.validation.rowid_relation` (``lv_rowid_<table>``) with the same rows and their row id
+``_lv_rowid`` (0, 1, 2 … over the accepted rows): the one way to ask for row ids. A table read from typed Parquet
+without a quarantined row is a view over its files (nothing written, :func:`~lowvalue.data.validation.stays_in_place`);
+otherwise a table (``LOWVALUE_IN_PLACE=0`` writes every table: :data:`IN_PLACE_ENV`). Because a view reads its files
+again, each file's size, modification time and inode are noted when the extract is opened and
+:meth:`Extract.check_unchanged` (called before a scan's results are written) refuses to go on when one changed. Rows that
 fail a check go to ``quarantine_dir/<table>.parquet`` (or, without a quarantine
 folder, to the DuckDB table ``quarantine_<table>``); see
 :mod:`lowvalue.data.validation` for the reason codes and :mod:`lowvalue.data.readers`
@@ -121,6 +127,14 @@ def _connect(memory_limit: str | None, source_bytes: float = 0.0) -> tuple[duckd
 
 TABLE_ORDER = ("persons", "encounters", "events")  # parents first: children are checked against them
 FRAME_SOURCE = "<DataFrame>"
+IN_PLACE_ENV = "LOWVALUE_IN_PLACE"
+"""``LOWVALUE_IN_PLACE=0``: write every accepted table into DuckDB, also those that could stay views over their
+Parquet files (the way to compare the two, e.g. ``tests/data/test_extract_in_place.py``); the outputs are the same."""
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 @dataclass
@@ -152,6 +166,7 @@ class Extract:
         owns_connection: bool = False,
         warnings: list[str] | None = None,
         spill_dir: Path | None = None,
+        stamps: dict[Path, tuple[int, int, int]] | None = None,
     ):
         self.con = con
         self.counts = counts
@@ -166,6 +181,7 @@ class Extract:
         }
         self.seconds = seconds
         self.warnings: list[str] = list(warnings or [])
+        self._stamps = dict(stamps or {})  # source file -> (size, mtime, inode) when the extract was opened
         self._owns_connection = owns_connection
         self.spill_dir = spill_dir  # DuckDB's private temporary folder (an owned connection's), removed on close/exit
         self._remove_spill = (weakref.finalize(self, shutil.rmtree, str(spill_dir), True)
@@ -229,6 +245,22 @@ class Extract:
             where = str(self.quarantine_dir) if self.quarantine_dir is not None else "DuckDB tables quarantine_<table>"
             lines.append(w["x_quarantined_rows"].format(where=where))
         return "\n".join(lines)
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`InputError` (one line, exit 2) if a source file changed since the extract was opened.
+
+        Tables kept as views read their files again whenever they are queried, so a file rewritten during a
+        command would mix two extracts; called before results are written, after the last read of the extract.
+        """
+        for path, stamp in self._stamps.items():
+            try:
+                now = _stamp(path)
+            except OSError:
+                now = None
+            if now != stamp:
+                raise InputError(str(path), "the extract changed while it was scanned (another size or modification "
+                                            "time than when it was opened); run the command again on a complete "
+                                            "extract")
 
     def close(self) -> None:
         if self._owns_connection:
@@ -332,8 +364,9 @@ def open_extract(
     checked against, are not written (the extract has ``persons`` and ``encounters`` but no ``events`` table, and
     events' accepted = read − quarantined). Quarantine, reasons, counts, warnings and fingerprint are the same.
 
-    The source files are read twice at most: once by DuckDB (each table's one pass, :func:`validation.write_checked`)
-    and once for the fingerprint, which is hashed on a thread of its own while DuckDB works.
+    The source files are read by DuckDB (each table's pass over the source, :func:`validation.validate_table`;
+    a table kept as a view over typed Parquet is read again by the commands that query it) and once for the
+    fingerprint, which is hashed on a thread of its own while DuckDB works.
     """
     started = time.perf_counter()
     owns = con is None
@@ -344,6 +377,8 @@ def open_extract(
         con.execute(f"SET memory_limit = '{_duckdb_size(memory_limit_bytes(memory_limit))}'")
     work: list[str] = []
     digest: concurrent.futures.Future[str] | None = None
+    stamps: dict[Path, tuple[int, int, int]] = {}
+    in_place = os.environ.get(IN_PLACE_ENV, "1") != "0"
 
     def drop(name: str) -> None:
         readers.drop_relation(con, name)
@@ -370,6 +405,7 @@ def open_extract(
                 raise InputError(str(folder), "not a folder (an extract is a folder with persons, encounters and events)")
             located = {t: readers.locate(folder, t) for t in TABLE_ORDER}  # all missing-file errors before any work
             shifted = _dates_shifted(folder)
+            stamps = {f: _stamp(f) for files in located.values() for f in files}  # before anything reads them
             digest = _fingerprint_files_in_background(folder, located)
             for t in TABLE_ORDER:
                 files = located[t]
@@ -388,7 +424,7 @@ def open_extract(
         for t in TABLE_ORDER:
             try:
                 out = validation.validate_table(con, raw[t], quarantine_dir, drop, bounds,
-                                                keep=not check_only or t != TABLE_ORDER[-1])
+                                                keep=not check_only or t != TABLE_ORDER[-1], in_place=in_place)
             except (duckdb.IOException, duckdb.InvalidInputException) as exc:
                 if not raw[t].is_view:
                     raise
@@ -397,7 +433,7 @@ def open_extract(
             warnings += out.warnings
             for w in out.warnings:
                 log.warning("%s", w)
-            drop(raw[t].relation)
+            drop(raw[t].relation)  # a table kept in place reads it under another name (validation.finish_table)
             if out.read != out.accepted + out.quarantined:  # pragma: no cover - an internal bug, never data
                 raise AssertionError(f"{t}: read {out.read} != accepted {out.accepted} + quarantined {out.quarantined}")
             counts[t] = TableCount(t, sources[t], out.read, out.accepted, out.quarantined, out.reasons)
@@ -409,7 +445,7 @@ def open_extract(
         seconds = time.perf_counter() - started
         return Extract(con, counts, fingerprint, sources, raw=raw, quarantine_dir=quarantine_dir,
                        quarantine_files=qfiles, seconds=seconds, owns_connection=owns, warnings=warnings,
-                       spill_dir=spill)
+                       spill_dir=spill, stamps=stamps)
     except BaseException:
         if digest is not None:
             digest.cancel()

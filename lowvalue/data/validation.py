@@ -79,20 +79,26 @@ Duplicates and references are then found on the checked table's narrow columns: 
 (:func:`repeated_hashes`), the exact comparison only among rows that share a hash (:func:`find_duplicates`), never
 by windowing or grouping the whole table. Without problems the checked table becomes the accepted table; otherwise
 the accepted rows are copied from it once, in source order (:func:`finish_table`).
+
+Typed Parquet whose columns need no parser (:func:`stays_in_place`) is not written at all: its checks read the
+source twice instead (problems, then hashes; :func:`_check_in_place`), and without problem rows the accepted
+table is a view over the files whose row ids are the source rows (:func:`rowid_relation`); columns stored exactly as
+their canonical values (:func:`stored_as_canonical`) are read as stored. Writing 24 M events into DuckDB's storage
+cost twice what both passes cost.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from lowvalue.data.readers import RawTable, quote_ident, quote_literal
+from lowvalue.data.readers import RawTable, drop_relation, quote_ident, quote_literal
 from lowvalue.data.schema import EVENT_KINDS, SETTINGS, Table
 
 IDENTIFIERS = ("person_id", "encounter_id")
@@ -406,6 +412,40 @@ def in_place(arrow_type: pa.DataType, raw_type: str) -> bool:
     return False
 
 
+def stays_in_place(raw: RawTable) -> bool:
+    """Whether a table's accepted rows can stay in its source files, as a view, when none is quarantined.
+
+    A Parquet view (:attr:`RawTable.is_view`) whose every column is read without a parser: in its canonical type
+    (:func:`in_place`) or a string column (trimmed; a few mapped to their canonical spelling). Such a view gives the
+    same rows as a written table at little cost per read; a column parsed from text (CSV, numbers or times stored
+    as text) would be parsed again by every reader, so those tables are written (:func:`finish_table`).
+    """
+    if not raw.is_view:
+        return False
+    return all(in_place(fld.type, raw.raw_types[raw.mapping[fld.name]]) or pa.types.is_string(fld.type)
+               for fld in raw.table.schema if fld.name in raw.mapping)
+
+
+ROWID = "_lv_rowid"
+"""The column of :func:`rowid_relation` with each accepted row's id (the engine's event ids)."""
+
+
+def rowid_relation(table: str) -> str:
+    """The relation with the accepted rows of ``table`` and their row id :data:`ROWID` before the canonical columns.
+
+    Row ids are 0, 1, 2 … over the accepted rows in source order, whether the table was written (DuckDB's
+    ``rowid``) or stays in its source files (source_row - 1, every row accepted): the one way the engine asks for
+    them (person partitions, ``lv_hit``'s ``ev_id``, the Parquet hand-over to Spark).
+    """
+    return f"lv_rowid_{table}"
+
+
+def number_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create the :func:`rowid_relation` of a table written into DuckDB (its ``rowid``, in insertion order)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(rowid_relation(table))} AS "
+                f"SELECT rowid AS {ROWID}, * FROM {quote_ident(table)}")
+
+
 def _typed(col: str, arrow_type: pa.DataType, ident: str, raw_type: str, s: str,
            d: Dialect = DUCKDB) -> tuple[str, str | None]:
     """(SQL for the canonical value, failure code or None) for one column.
@@ -542,15 +582,64 @@ def _numeric_text(arrow_type: pa.DataType, raw_type: str) -> bool:
             and not (rt in _NUMERIC_TYPES or rt.startswith("DECIMAL")))
 
 
-def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCKDB) -> str:
+def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCKDB, changed: bool = False) -> str:
     """SELECT of the stage: source_row, canonical typed columns, row_codes, row_reasons; in source order.
 
     A column already in its canonical type (:func:`in_place`) is checked in that type; only text (CSV, string
     columns) goes through the text parsers. ``raw.raw_types`` are DuckDB's type names on every engine
-    (:func:`lowvalue.data.spark_extract.duck_type` names Spark's types so).
+    (:func:`lowvalue.data.spark_extract.duck_type` names Spark's types so). ``changed`` (DuckDB, a table kept in
+    place): also :data:`CHANGED`, a bit per column whose canonical value differs from the stored one
+    (:func:`stored_as_canonical`).
     """
+    inner, checks = _typed_sql(raw, bounds or DateBounds.default(), d)
+    codes, reasons = _codes_sql(checks, d)
+    mask = ""
+    if changed:
+        bits = [f"CASE WHEN r_{c} IS DISTINCT FROM {quote_ident(c)} THEN {1 << i} ELSE 0 END"
+                for i, c in enumerate(raw.table.columns) if c in _maybe_canonical(raw)]
+        mask = f", CAST({' + '.join(bits) or '0'} AS BIGINT) AS {CHANGED}"
+    return (f"SELECT source_row, {', '.join(d['ident'](c) for c in raw.table.columns)}, {codes} AS row_codes, "
+            f"{reasons} AS row_reasons{mask} FROM ({inner})")
+
+
+CHANGED = "lv_changed"
+"""The stage's column (``stage_sql(changed=True)``) with a bit per column whose canonical value is not the stored one."""
+
+
+def _maybe_canonical(raw: RawTable) -> list[str]:
+    """The string columns stored as text: their canonical value is the stored one unless it has blanks around it,
+    is empty or has another spelling (``K`` for ``F``), which only a pass over the rows can tell."""
+    return [c for c in raw.table.columns if c in raw.mapping and pa.types.is_string(raw.table.schema.field(c).type)
+            and raw.raw_types[raw.mapping[c]].upper() == "VARCHAR"]
+
+
+def stored_as_canonical(raw: RawTable, changed_bits: int) -> frozenset[str]:
+    """The columns of a table kept in place whose stored values are their canonical values in every row, so they
+    are read as stored (:func:`rows_sql`, the hashes of :func:`find_duplicates`) without the stage's expressions:
+    a column in its canonical DuckDB type (for a valid row its typed value is the stored one), and a string column
+    without a bit in ``changed_bits`` (the OR of :data:`CHANGED` over every row)."""
     table = raw.table
-    bounds = bounds or DateBounds.default()
+    same_type = {c for c in table.columns if c in raw.mapping and not pa.types.is_string(table.schema.field(c).type)
+                 and raw.raw_types[raw.mapping[c]].upper() == _duck_type(table.schema.field(c).type)}
+    text = {c for i, c in enumerate(table.columns) if c in _maybe_canonical(raw) and not changed_bits & (1 << i)}
+    return frozenset(same_type | text)
+
+
+def rows_sql(raw: RawTable, plain: frozenset[str] = frozenset()) -> str:
+    """SELECT :data:`ROWID` (source_row - 1) and the canonical columns of every source row: the stage's own typed
+    columns without its checks, the accepted rows of a table that stays in its source (:func:`stays_in_place`);
+    the ``plain`` columns (:func:`stored_as_canonical`) as stored."""
+    inner, _ = _typed_sql(raw, DateBounds.default(), DUCKDB, plain)
+    cols = ", ".join(quote_ident(c) for c in raw.table.columns)
+    return f"SELECT CAST(source_row - 1 AS BIGINT) AS {ROWID}, {cols} FROM ({inner})"
+
+
+def _typed_sql(raw: RawTable, bounds: DateBounds, d: Dialect,
+               plain: frozenset[str] = frozenset()) -> tuple[str, list[Check]]:
+    """(the stage's inner SELECT: source_row, raw values, their texts and the canonical typed columns; the row
+    checks over it): one definition of each column's type for the stage and for a table kept in place (``plain``
+    columns as stored, see :func:`stored_as_canonical`)."""
+    table = raw.table
     q = d["ident"]
     texts, typed, checks = [], [], []
     lab_value = "value" in table.columns and "value_text" in table.columns
@@ -594,6 +683,8 @@ def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCK
         if own_value and col == "value_censor":
             own = f"(CASE WHEN {censored_sql('s_value', d)} THEN {censor_sign_sql('s_value', d)} END)"
             expr = own if expr == "NULL" else f"COALESCE({expr}, {own})"
+        if col in plain:
+            expr = f"r_{col}"
         typed.append(f"CAST({expr} AS {d['type'](_duck_type(fld.type))}) AS {q(col)}")
         if not fld.nullable:
             checks.append(Check(empty, f"missing:{col}", f"'{col} is empty'"))
@@ -603,20 +694,18 @@ def stage_sql(raw: RawTable, bounds: DateBounds | None = None, d: Dialect = DUCK
             checks.append(Check(cond, fail, f"'{col} {word}' || {_shown(col, shown, d)}"))
     # columns of the row-level checks are the typed ones (NULL when missing or unparseable: no double report)
     checks += _row_checks(table, bounds, d)
-    codes, reasons = _codes_sql(checks, d)
-    return (f"SELECT source_row, {', '.join(q(c) for c in table.columns)}, {codes} AS row_codes, "
-            f"{reasons} AS row_reasons "
-            f"FROM (SELECT *, {', '.join(typed)} FROM (SELECT {raw.row_sql} AS source_row, {', '.join(texts)} "
-            f"FROM {q(raw.relation)}))")
+    return (f"SELECT *, {', '.join(typed)} FROM (SELECT {raw.row_sql} AS source_row, {', '.join(texts)} "
+            f"FROM {q(raw.relation)})"), checks
 
 
-def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None) -> None:
+def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, bounds: DateBounds | None = None,
+                changed: bool = False) -> None:
     """``stage``: source_row, canonical typed columns, row_codes, row_reasons; in source order.
 
     A view: it is read once, by :func:`write_checked` (over Parquet files straight from the files, in their types;
     over CSV text the parsers run in that one pass), so a copy would only cost.
     """
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(stage)} AS {stage_sql(raw, bounds)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(stage)} AS {stage_sql(raw, bounds, changed=changed)}")
 
 
 ROW_HASH = "hash({cols})"
@@ -669,17 +758,22 @@ def repeated_hashes(con: duckdb.DuckDBPyConnection, relation: str, expr: str, wh
 
     parts = max(1, -(-rows // SORT_CHUNK_ROWS))
     found = []
+    select = f"SELECT {expr} AS h FROM {quote_ident(relation)} WHERE {where}"
+    spread = f"__lv_spread_{into}"
+    if parts > 1:  # computed once (a view over the source would be read once per range), held by DuckDB, bounded
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(spread)} AS {select}")
+        select = f"SELECT h FROM {quote_ident(spread)}"
     for i in range(parts):
         lo, hi = (2**64 * i) // parts, (2**64 * (i + 1)) // parts - 1
         in_range = "" if parts == 1 else f" AND h BETWEEN {lo} AND {hi}"
-        values = con.execute(f"SELECT h FROM (SELECT {expr} AS h FROM {quote_ident(relation)} WHERE {where}) "
-                             f"WHERE TRUE{in_range}").fetchnumpy()["h"]
+        values = con.execute(f"SELECT h FROM ({select}) WHERE TRUE{in_range}").fetchnumpy()["h"]
         values = np.asarray(values, dtype=np.uint64)
         values.sort()
         same = values[1:] == values[:-1]
         if same.any():
             found.append(np.unique(values[1:][same]))
         del values, same
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(spread)}")
     hashes = np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
     view = f"__lv_hashes_{into}"
     con.register(view, pa.table({"h": pa.array(hashes, type=pa.uint64())}))
@@ -691,11 +785,14 @@ def repeated_hashes(con: duckdb.DuckDBPyConnection, relation: str, expr: str, wh
 
 
 def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, dups: str, rows: int,
-                    exact: str | None = None) -> None:
+                    exact: str | None = None, hash_column: str | None = HASH_COLUMN) -> None:
     """``dups``: what the duplicate checks need, found by key or hash rather than by windowing over every column.
 
     ``checked`` is the table :func:`write_checked` wrote (``rows`` rows), so these read narrow columns of DuckDB's
-    own storage, not the source again.
+    own storage, not the source again; or, for a table that stays in its source (:func:`stays_in_place`), a view
+    over the source without a hash column (``hash_column=None``; see :func:`_check_in_place`): each event's hash is
+    then computed over every row, without its row checks (a hash shared with an invalid row only widens the exact
+    step, which leaves invalid rows out), and the exact step reads ``exact`` (the stage).
 
     Persons and encounters: :func:`duplicate_keys_sql`, the same rows a row number over the key ordered by
     source_row > 1 would give, without sorting or holding the table, over the rows whose key's hash repeats
@@ -714,32 +811,38 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, table: Table, checked: str, 
         nonnull = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in table.key)
         among = f"{dups}_rows"
         try:
-            repeated_hashes(con, checked, ROW_HASH.format(cols=keys), nonnull, rows, hashes)
+            found = repeated_hashes(con, checked, ROW_HASH.format(cols=keys), nonnull, rows, hashes)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(among)} AS SELECT * FROM {quote_ident(checked)} "
                         f"WHERE {ROW_HASH.format(cols=keys)} IN (SELECT h FROM {quote_ident(hashes)})")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, among)}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, among)}"
+                        + ("" if found else " LIMIT 0"))  # none repeats: no pass over the rows for nothing
         finally:
             con.execute(f"DROP VIEW IF EXISTS {quote_ident(among)}")
             con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
         return
     try:
-        # among the valid rows only (their row problems are stored: the filter costs nothing), as the exact step
-        if not repeated_hashes(con, checked, HASH_COLUMN, "row_codes IS NULL", rows, hashes):
+        if hash_column is None:
+            found = repeated_hashes(con, checked, ROW_HASH.format(cols=", ".join(quote_ident(k) for k in table.key)),
+                                    "TRUE", rows, hashes)
+        else:  # among the valid rows only (their row problems are stored: the filter costs nothing), as the exact step
+            found = repeated_hashes(con, checked, hash_column, "row_codes IS NULL", rows, hashes)
+        if not found:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
             return
         con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS "
-                    + (duplicate_rows_sql(table, checked, DUCKDB, hashes, HASH_COLUMN) if exact is None
+                    + (duplicate_rows_sql(table, checked, DUCKDB, hashes, hash_column) if exact is None
                        else duplicate_rows_sql(table, exact, DUCKDB, hashes)))
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(hashes)}")
 
 
 def problems_sql(table: Table, stage: str, dups: str, parents: dict[str, str] | None = None,
-                 d: Dialect = DUCKDB) -> str:
+                 d: Dialect = DUCKDB, changed: bool = False) -> str:
     """SELECT source_row, reason_code, reason for every row of ``stage`` with at least one problem.
 
     ``dups`` is what :func:`duplicate_keys_sql`/:func:`duplicate_rows_sql` found; ``parents`` names the relations
-    of the accepted persons and encounters (default ``persons``, ``encounters``).
+    of the accepted persons and encounters (default ``persons``, ``encounters``). ``changed`` (a stage with
+    :data:`CHANGED`): also that column, and also the rows without a problem whose bits are set (reason_code NULL).
     """
     name = table.name
     q = d["ident"]
@@ -777,13 +880,16 @@ def problems_sql(table: Table, stage: str, dups: str, parents: dict[str, str] | 
     cols = ", ".join(["t.*", *extra_cols])
     inner = f"SELECT {cols} FROM {q(stage)} t {' '.join(joins)}"
     return (f"SELECT source_row, NULLIF(concat_ws(';', row_codes, {codes}), '') AS reason_code, "
-            f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason "
-            f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL")
+            f"NULLIF(concat_ws('; ', row_reasons, {reasons}), '') AS reason{f', {CHANGED}' if changed else ''} "
+            f"FROM ({inner}) WHERE row_codes IS NOT NULL OR {codes} IS NOT NULL"
+            + (f" OR {CHANGED} <> 0" if changed else ""))
 
 
-def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str) -> None:
+def build_problems(con: duckdb.DuckDBPyConnection, table: Table, stage: str, problems: str, dups: str,
+                   changed: bool = False) -> None:
     """``problems``: :func:`problems_sql` as a table."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS {problems_sql(table, stage, dups)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(problems)} AS "
+                f"{problems_sql(table, stage, dups, changed=changed)}")
 
 
 def quarantine_sql(raw: RawTable, problems: str, d: Dialect = DUCKDB) -> str:
@@ -856,9 +962,16 @@ def finish_table(
     problems: str,
     quarantine_dir: Path | None,
     keep: bool = True,
+    in_place: bool = False,
+    plain: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Write the quarantine, make the accepted table of ``checked`` (:func:`write_checked`), count; drops nothing
-    (the caller does).
+    (the caller does). Also makes the table's :func:`rowid_relation`.
+
+    ``in_place`` (a table that :func:`stays_in_place`; ``checked`` is then its stage): without problems the
+    accepted table is a view over the source files (:func:`rows_sql`, its ``plain`` columns as stored; the raw view
+    is kept as ``lv_source_<table>``), nothing is written; with problems the accepted rows are written from the
+    stage, once.
 
     Without problems the checked table *is* the accepted table: its working columns are dropped (DuckDB drops a
     column without copying the others) and it is renamed, so the extract is written once. Otherwise the accepted
@@ -892,10 +1005,19 @@ def finish_table(
             qfile = target
         elif target.is_file():
             target.unlink()  # a stale quarantine from an earlier run would mislead
-    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")  # also without keep: no stale table of an earlier call
+    for stale in (name, rowid_relation(name)):  # also without keep: no stale table or view of an earlier call
+        drop_relation(con, stale)
     if not keep:
         return Outcome(read=raw.rows, accepted=raw.rows - n_bad, quarantined=n_bad, reasons=reasons,
                        quarantine_file=qfile)
+    if in_place and not n_bad:
+        source = f"lv_source_{name}"
+        drop_relation(con, source)
+        con.execute(f"ALTER VIEW {quote_ident(raw.relation)} RENAME TO {quote_ident(source)}")
+        con.execute(f"CREATE TEMP VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source), plain)}")
+        cols = ", ".join(quote_ident(c) for c in table.columns)
+        con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(rowid_relation(name))}")
+        return Outcome(read=raw.rows, accepted=raw.rows, quarantined=0, reasons=reasons, quarantine_file=qfile)
     if not n_bad:
         working = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {quote_ident(checked)})").fetchall()
                    if c not in table.columns]
@@ -919,6 +1041,7 @@ def finish_table(
                 con.execute(create + (kept if _keeps_order(con, select) else sorted_select))
             finally:
                 con.execute(f"RESET VARIABLE {_BAD_ROWS}")
+    number_rows(con, name)
     accepted = int(con.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchall()[0][0])
     return Outcome(read=raw.rows, accepted=accepted, quarantined=n_bad, reasons=reasons, quarantine_file=qfile)
 
@@ -968,23 +1091,35 @@ def validate_table(
     drop: Callable[[str], None],
     bounds: DateBounds | None = None,
     keep: bool = True,
+    in_place: bool = True,
 ) -> Outcome:
     """Stage, check and split one table (its parents must already be accepted in ``con``).
 
     The source is read once to write the checked table (:func:`write_checked`); duplicates and references are
     found on it, and it becomes the accepted table. ``keep=False``: count and quarantine only (see
     :func:`finish_table`).
+
+    A table that :func:`stays_in_place` (and ``in_place``) is not written at all when it has no problem rows: the
+    checks read the stage over the source directly (:func:`_check_in_place`: the problems in one pass, the hashes in
+    another, neither writes the rows), and the accepted table is a view over the files. Writing 24 M events into
+    DuckDB's storage cost more than both passes; with problem rows the accepted rows are written from the stage in
+    one pass.
     """
     name = raw.table.name
     stage, checked = f"_lv_stage_{name}", f"_lv_checked_{name}"
     problems, dups = f"_lv_problems_{name}", f"_lv_dups_{name}"
+    in_place = in_place and stays_in_place(raw)
     try:
         warnings = zone_warnings(con, raw)
-        build_stage(con, raw, stage, bounds)
-        write_checked(con, raw, stage, checked, keep)
-        find_duplicates(con, raw.table, checked, dups, raw.rows, None if keep else stage)
-        build_problems(con, raw.table, checked, problems, dups)
-        out = finish_table(con, raw, checked, problems, quarantine_dir, keep)
+        build_stage(con, raw, stage, bounds, changed=in_place)
+        if in_place:  # the checks read the source through the stage; ``checked`` names the stored columns' view
+            plain = _check_in_place(con, raw, stage, checked, problems, dups)
+            out = finish_table(con, raw, stage, problems, quarantine_dir, keep, in_place, plain)
+        else:
+            write_checked(con, raw, stage, checked, keep)
+            find_duplicates(con, raw.table, checked, dups, raw.rows, None if keep else stage)
+            build_problems(con, raw.table, checked, problems, dups)
+            out = finish_table(con, raw, checked, problems, quarantine_dir, keep)
         out.warnings = warnings
         return out
     finally:
@@ -992,3 +1127,31 @@ def validate_table(
         drop(checked)
         drop(problems)
         drop(dups)
+
+
+def _check_in_place(con: duckdb.DuckDBPyConnection, raw: RawTable, stage: str, plain_view: str, problems: str,
+                    dups: str) -> frozenset[str]:
+    """The checks of a table kept in place, on its stage over the source; returns its :func:`stored_as_canonical`
+    columns. ``problems`` and ``dups`` are made as on the written path.
+
+    Problems first (one pass: row checks, references, and :data:`CHANGED`, which tells which columns are stored as
+    their canonical values), then the hashes over those columns as stored (a second, cheap pass: no expressions for
+    them), then the exact duplicates on the stage. Only when there are duplicates is the problems pass run again
+    with them (a duplicate's reason sits among the others in a fixed order).
+    """
+    table = raw.table
+    if table.name in ("persons", "encounters"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} AS {duplicate_keys_sql(table, stage)} LIMIT 0")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(dups)} (source_row BIGINT)")
+    build_problems(con, table, stage, problems, dups, changed=True)
+    bits = con.execute(f"SELECT coalesce(bit_or({CHANGED}), 0) FROM {quote_ident(problems)}").fetchall()[0][0]
+    plain = stored_as_canonical(raw, int(bits))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(plain_view)} AS SELECT {ROWID} + 1 AS source_row, "
+                f"* EXCLUDE ({ROWID}) FROM ({rows_sql(raw, plain)})")
+    find_duplicates(con, table, plain_view, dups, raw.rows, exact=stage, hash_column=None)
+    if con.execute(f"SELECT count(*) FROM {quote_ident(dups)}").fetchall()[0][0]:
+        build_problems(con, table, stage, problems, dups)
+    else:
+        con.execute(f"DELETE FROM {quote_ident(problems)} WHERE reason_code IS NULL")
+    return plain

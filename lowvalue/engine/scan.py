@@ -90,6 +90,8 @@ class ScanResult:
         """Every table as Parquet, the rule library and code overlay the scan used, and last the manifest that says it is complete."""
         from lowvalue.results import MANIFEST, write_table, write_text
 
+        if hasattr(self._owner, "check_unchanged"):  # an extract read in place: one file changed, one line, exit 2
+            self._owner.check_unchanged()
         folder.mkdir(parents=True, exist_ok=True)
         for name in self.TABLES:
             if name in self.selects:

@@ -7,7 +7,7 @@ tables (pandas frames or Parquet), and bringing results back to pandas in the Du
 Times: the JVM and the session both run in UTC and every timestamp is naive UTC on both sides, so Spark
 never shifts a wall-clock time (``spark.driver.extraJavaOptions=-Duser.timezone=UTC``,
 ``spark.sql.session.timeZone=UTC``). Event ids: the canonical tables carry ``_lv_rowid`` (row number of the
-frame, DuckDB's ``rowid`` when exported from an opened extract, or ``source_row - 1`` when Spark read and checked
+frame, DuckDB's row id (``validation.rowid_relation``) when exported from an opened extract, or ``source_row - 1`` when Spark read and checked
 the extract: ordered as DuckDB's row ids of the accepted rows, which is all the rules use them for), so
 ``lv_hit.ev_id`` is deterministic and orders ties as DuckDB's does; a Spark view is recomputed on every use and a random id would not join with itself.
 
@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lowvalue.data.schema import TABLES
+from lowvalue.data.validation import rowid_relation
 from lowvalue.engine import sql
 from lowvalue.errors import LowvalueError
 from lowvalue.rules.codes import ValueSet
@@ -268,12 +269,12 @@ def materialise(df: Any) -> Any:
 
 
 def export(con: Any, folder: Path | str) -> Path:
-    """Write the canonical tables of a DuckDB extract as Parquet with DuckDB's ``rowid`` (so ev_ids agree)."""
+    """Write the canonical tables of a DuckDB extract as Parquet with their row ids (``rowid_relation``, so ev_ids agree)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("persons", "encounters", "events"):
         path = sql.q(str(folder / f"{name}.parquet"))
-        con.execute(f"COPY (SELECT rowid AS {ROWID}, * FROM {name}) TO {path} (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM {rowid_relation(name)}) TO {path} (FORMAT parquet)")
     return folder
 
 

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from lowvalue.data.schema import TABLES
+from lowvalue.data.validation import number_rows, rowid_relation
 from lowvalue.errors import RuleError
 from lowvalue.rules.codes import ICD_FAMILY, CodeEntry, ValueSet, unit_factor
 from lowvalue.rules.library import RuleSet
@@ -67,7 +68,7 @@ DUCKDB: Dialect = {
     "type": lambda arrow: {"string": "VARCHAR", "date32[day]": "DATE", "timestamp[us]": "TIMESTAMP", "double": "DOUBLE",
                            "int32": "INTEGER"}[arrow],
     "text": lambda col, arrow: f"CAST({col} AS VARCHAR)",
-    "rowid": lambda alias: f"{alias}.rowid",
+    "rowid": lambda alias: f"{alias}._lv_rowid",  # read from rowid_relation(table), never DuckDB's own rowid
     "temp_table": lambda name, select: f"CREATE OR REPLACE TEMP TABLE {name} AS{select}",
     "days_between": lambda a, b: f"date_diff('day', {a}, {b})",
     "add_days": lambda day, n: f"({day} {'-' if n < 0 else '+'} {abs(int(n))})",  # the DATE n days later
@@ -236,7 +237,8 @@ def partition_sql(col: str, part: int, parts: int) -> str:
 
 PART_TABLES = ("events", "encounters")
 """The tables a person partition's work reads besides ``lv_hit``: as views ``lv_part_events``, ``lv_part_encounters``
-with the table's ``rowid`` as ``_lv_rowid`` (see :func:`use_partition`)."""
+with the table's row id ``_lv_rowid`` (its :func:`~lowvalue.data.validation.rowid_relation`; see
+:func:`use_partition`)."""
 
 SPLIT_FROM = 12
 """From this many person partitions on, :func:`split_persons` writes the extract split into them; with fewer, each
@@ -253,7 +255,7 @@ def split_persons(con: duckdb.DuckDBPyConnection, parts: int, folder: Path) -> N
     if parts < SPLIT_FROM:
         return
     for t in PART_TABLES:
-        con.execute(f"""COPY (SELECT {partition_key('person_id', parts)} AS lv_part, rowid AS _lv_rowid, * FROM {t})
+        con.execute(f"""COPY (SELECT {partition_key('person_id', parts)} AS lv_part, * FROM {rowid_relation(t)})
                         TO {q(str(folder / t))} (FORMAT parquet, PARTITION_BY (lv_part), COMPRESSION snappy)""")
 
 
@@ -263,12 +265,12 @@ def use_partition(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1,
     for t in PART_TABLES:
         split = folder / t if folder is not None and parts > 1 else None
         if split is None or not split.is_dir():
-            select = f"SELECT rowid AS _lv_rowid, * FROM {t}" + ("" if parts <= 1 else
-                                                                 f" WHERE {partition_sql('person_id', part, parts)}")
+            select = f"SELECT * FROM {rowid_relation(t)}" + ("" if parts <= 1 else
+                                                             f" WHERE {partition_sql('person_id', part, parts)}")
         elif (split / f"lv_part={int(part)}").is_dir():
             select = f"SELECT * EXCLUDE (lv_part) FROM read_parquet({q(str(split / f'lv_part={int(part)}' / '*.parquet'))})"
         else:  # no person of the extract falls in this partition
-            select = f"SELECT rowid AS _lv_rowid, * FROM {t} LIMIT 0"
+            select = f"SELECT * FROM {rowid_relation(t)} LIMIT 0"
         con.execute(f"CREATE OR REPLACE TEMP VIEW lv_part_{t} AS {select}")
 
 
@@ -305,7 +307,7 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
     if d is DUCKDB:
         con.execute("CREATE OR REPLACE TEMP TABLE lv_sets (cs BIGINT, system VARCHAR, code VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")  # empty until build_hits
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets', events=rowid_relation('events'), encounters=rowid_relation('encounters'))} LIMIT 0")  # empty until build_hits
         con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys (cs BIGINT)")
 
 
@@ -745,6 +747,7 @@ def load_frames(con: duckdb.DuckDBPyConnection, persons: pd.DataFrame, encounter
         con.register(f"_lv_{name}", df)
         con.execute(f"CREATE OR REPLACE TABLE {name} AS {canonical_select(name, list(df.columns), f'_lv_{name}')}")
         con.unregister(f"_lv_{name}")
+        number_rows(con, name)
 
 
 CANDIDATE_KEY = ["person_id", "encounter_id", "index_time", "index_system", "index_code", "index_value", "index_unit",

@@ -133,6 +133,7 @@ def trial_tables(results: Results, extract: Any, rule_ids: list[str], *, memory_
                          LEFT JOIN persons p ON p.person_id = t.person_id
                          ORDER BY t.rule_id, t.person_id, t.anchor_time, t.trial_id""").df()
     con.unregister("lv_res_triggers")
+    ext.check_unchanged()  # the last read of the extract: a file changed meanwhile would mix two extracts
     grace = {}
     for rule in rules:
         g = rule.anchor.grace_period  # type: ignore[union-attr]

@@ -225,17 +225,22 @@ def test_a_large_extract_is_held_in_a_database_file_in_its_private_folder():
 
 
 @pytest.mark.parametrize("which", ["dirty", "clean"])
-def test_checked_table_becomes_the_accepted_table_with_dense_row_ids(dirty, tmp_path, which):
-    """One pass writes the checked table; with or without quarantined rows the accepted table has exactly the
-    canonical columns and types, source order, and row ids 0, 1, 2 … (the engine's event ids)."""
+def test_accepted_table_has_dense_row_ids(dirty, tmp_path, which):
+    """With or without quarantined rows (written tables, or views over the clean files) the accepted table has
+    exactly the canonical columns and types, source order, and row ids 0, 1, 2 … (the engine's event ids) in its
+    ``rowid_relation``."""
     pq_dir, _ = dirty
     folder = pq_dir if which == "dirty" else pq_dir.parent / "clean"
     ex = open_extract(folder, quarantine_dir=tmp_path / "q")
     ref = duckdb.connect()
+    views = {r[0] for r in ex.con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     for t in TABLES:
+        assert (t in views) is (which == "clean")
         assert [r[0] for r in ex.con.execute(f"DESCRIBE {t}").fetchall()] == TABLES[t].columns
-        n, low, high, distinct = ex.con.execute(f"SELECT count(*), min(rowid), max(rowid), count(DISTINCT rowid) "
-                                                f"FROM {t}").fetchone()
+        rel = validation.rowid_relation(t)
+        assert [r[0] for r in ex.con.execute(f"DESCRIBE {rel}").fetchall()] == ["_lv_rowid", *TABLES[t].columns]
+        n, low, high, distinct = ex.con.execute(f"SELECT count(*), min(_lv_rowid), max(_lv_rowid), "
+                                                f"count(DISTINCT _lv_rowid) FROM {rel}").fetchone()
         assert (n, low, high, distinct) == (ex.counts[t].accepted, 0, ex.counts[t].accepted - 1, n)
         # source order: the accepted rows are the source's rows without the quarantined ones, in the same order
         bad = set(ex.to_pandas(f"quarantine_{t}")["source_row"].astype(int)) if ex.quarantine_files.get(t) else set()
@@ -244,7 +249,8 @@ def test_checked_table_becomes_the_accepted_table_with_dense_row_ids(dirty, tmp_
         source = [r[0] for r in ref.execute(f"SELECT {key} FROM read_parquet('{folder / (t + '.parquet')}') "
                                             "ORDER BY file_row_number").fetchall()]
         kept = [v for i, v in enumerate(source, start=1) if i not in bad]
-        assert [r[0] for r in ex.con.execute(f"SELECT {key} FROM {t} ORDER BY rowid").fetchall()] == kept
+        assert [r[0] for r in ex.con.execute(f"SELECT {key} FROM {rel} ORDER BY _lv_rowid").fetchall()] == kept
+        assert [r[0] for r in ex.con.execute(f"SELECT {key} FROM {t}").fetchall()] == kept
     assert not [r for r in ex.con.execute("SHOW ALL TABLES").fetchall() if r[2].startswith("_lv_")]
 
 

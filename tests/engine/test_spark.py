@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover
     from tests.engine.test_crosscheck import (_by_content, _first_difference, _rows, _sinusitis_trial_extract,
                                               _timeline, trial_cases)
 
+from lowvalue.data.validation import rowid_relation
 from lowvalue.engine import reference, spark, sql
 from lowvalue.rules import decks
 from lowvalue.rules.library import load_library
@@ -184,7 +185,7 @@ def test_trial_on_spark_agrees_on_the_example(session):
     assert rules
     extract = open_extract("examples/synthetic_data")
     try:
-        frames = tuple(extract.con.execute(f"SELECT * FROM {t} ORDER BY rowid").df()
+        frames = tuple(extract.con.execute(f"SELECT * EXCLUDE (_lv_rowid) FROM {rowid_relation(t)} ORDER BY _lv_rowid").df()
                        for t in ("persons", "encounters", "events"))
     finally:
         extract.close()
