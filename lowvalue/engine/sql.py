@@ -272,6 +272,36 @@ def hit_sql(sets_table: str, d: Dialect = DUCKDB, events: str = "events", encoun
         FROM {encounters} c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting"""
 
 
+WORK = "lv_work"
+"""The in-memory database of the working tables that rule statements read and write (``lv_hit``, ``lv_rows``).
+TEMP tables are seen by their own connection only; this database is seen by every cursor of the connection, so a
+scan can judge several rules at once, each on its own cursor (:func:`worker`)."""
+
+
+def working(con: duckdb.DuckDBPyConnection) -> None:
+    """Attach :data:`WORK` to ``con`` (once) and search it first, then the extract's own database: unqualified
+    names find the working tables there and the extract's tables (``persons``, …) behind them; TEMP comes first."""
+    if con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [WORK]).fetchall()[0][0]:
+        return
+    home = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f"ATTACH ':memory:' AS {WORK}")
+    con.execute(f"SET search_path = {q(f'{WORK}.main,{home}.main')}")
+
+
+def worker(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of ``con`` (after :func:`working`) for another thread: it sees the extract and the working tables
+    as ``con`` does (the search path is per cursor), not ``con``'s TEMP tables."""
+    cursor = con.cursor()
+    cursor.execute(f"SET search_path = {q(con.execute('SELECT current_setting(?)', ['search_path']).fetchall()[0][0])}")
+    return cursor
+
+
+def release(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the working tables with their database (:func:`working`) and search the extract's database again."""
+    con.execute("RESET search_path")
+    con.execute(f"DETACH DATABASE IF EXISTS {WORK}")
+
+
 def prepare(con: Any, d: Dialect = DUCKDB) -> None:
     """Count the extract's distinct codes (:func:`prepare_sql`) and start an empty ``lv_hit`` (DuckDB).
 
@@ -283,7 +313,8 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
     if d is DUCKDB:
         con.execute("CREATE OR REPLACE TEMP TABLE lv_sets (cs BIGINT, system VARCHAR, code VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets')} LIMIT 0")  # empty until build_hits
+        working(con)
+        con.execute(f"CREATE OR REPLACE TABLE {WORK}.lv_hit AS {hit_sql('lv_sets')} LIMIT 0")  # empty until build_hits
         con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys (cs BIGINT)")
 
 
@@ -305,7 +336,7 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1, fo
     Stored in code-set order, so a criterion that reads one set (``cs = …``) skips the others' blocks (zone maps).
     """
     use_partition(con, part, parts, folder)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS SELECT * FROM "
+    con.execute(f"CREATE OR REPLACE TABLE {WORK}.lv_hit AS SELECT * FROM "
                 f"({hit_sql('lv_sets', events='lv_part_events', encounters='lv_part_encounters')}) ORDER BY cs")
     con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
 
