@@ -259,7 +259,8 @@ def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[
     (:func:`lowvalue.engine.sql.worker`: ``lv_hit`` and ``lv_rows`` are in the working database every cursor sees).
     The order in which rules append their rows changes no output (outputs are sorted on content). ``done`` is called
     on this thread with the statement's own seconds; the first error stops the scan (no further statements start,
-    running ones are interrupted) and is raised as DuckDB raised it."""
+    running ones are interrupted) and is raised as DuckDB raised it. From the second partition on, the rules start
+    longest first (by their seconds on the previous one), so a long statement does not end a partition alone."""
     con = extract.con
     cursors = [sql.worker(con) for _ in range(min(threads, max(len(rules), 1)))]
     free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
@@ -275,6 +276,7 @@ def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[
         finally:
             free.put(cursor)
 
+    took: dict[str, float] = {}  # rule id -> seconds on the previous partition
     try:
         with ThreadPoolExecutor(len(cursors), thread_name_prefix="lowvalue-rules") as pool:
             for part in range(parts):
@@ -282,10 +284,11 @@ def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[
                 if not rules:
                     continue
                 con.execute(f"CREATE OR REPLACE TABLE {sql.WORK}.lv_rows AS {judge_sql(rules[0], rs)} LIMIT 0")
-                running = {pool.submit(judge, rule): rule for rule in rules}
+                running = {pool.submit(judge, rule): rule for rule in sorted(rules, key=lambda r: -took.get(r.id, 0.0))}
                 try:
                     for future in as_completed(running):
-                        done(running[future], future.result())
+                        took[running[future].id] = future.result()
+                        done(running[future], took[running[future].id])
                 except BaseException:
                     for future in running:
                         future.cancel()
