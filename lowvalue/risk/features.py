@@ -101,17 +101,27 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     return "SELECT * FROM lv_features ORDER BY rule_id, candidate_id"
 
 
+LOOKBACK_DAYS = (30, 90, 365, 730)
+"""How far back the features look, in days (labs, drugs, contacts and triggers, diagnoses)."""
+
+
 def cand_sql(candidates: str, d: Dialect = DUCKDB) -> str:
-    """The candidates' columns the features need, with the index day and time in microseconds."""
+    """The candidates' columns the features need and, per look-back of :data:`LOOKBACK_DAYS`, the first moment it
+    covers (``from_<n>d``: midnight ``n`` days before the index day).
+
+    An event is in the look-back when ``from_<n>d <= time < index_time``: two comparisons of timestamps per
+    candidate and event pair, the same pairs as "before the index and at most ``n`` days before its day", without
+    converting each pair's times to days or microseconds."""
+    since = "".join(f", CAST({d['add_days']('CAST(index_time AS DATE)', -n)} AS TIMESTAMP) AS from_{n}d" for n in LOOKBACK_DAYS)
     return f"""SELECT candidate_id, rule_id, person_id, index_time, age, sex, setting, unit, sensitive, specific,
-                      CAST(index_time AS DATE) AS day, {d['epoch_us']('index_time')} AS t_us FROM {candidates}"""
+                      {since[2:]} FROM {candidates}"""
 
 
 def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, events: str = "events",
                  encounters: str = "encounters") -> str:
     """SELECT one row of :data:`FEATURES` per candidate of ``cand`` (:func:`cand_sql`), in dialect ``d``; the
     candidates' events and encounters are read from ``events`` and ``encounters`` (a person partition's views)."""
-    q, days = d["str"], d["days_between"]
+    q = d["str"]
     groups = [f"(CAST({codeset_key(vs)} AS BIGINT), {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS]
     weights = " ".join(f"WHEN {q(n)} THEN {w}" for n, (w, _) in CHARLSON.items())
     lab_ctes, lab_cols = [], []
@@ -124,8 +134,7 @@ def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, eve
           SELECT c.candidate_id, {d['arg_max']('v', ['t_us', 'ev_id'])} AS {feat}
           FROM (SELECT c.candidate_id, e.t_us, e.ev_id, {value_sql(vs, 'e', d)} AS v
                 FROM {cand} c JOIN lv_hit e ON e.person_id = c.person_id
-                WHERE e.cs = {codeset_key(vs)} AND e.kind = 'lab' AND e.t_us < c.t_us
-                  AND {days('e.day', 'c.day')} <= 30) c
+                WHERE e.cs = {codeset_key(vs)} AND e.kind = 'lab' AND e.time < c.index_time AND e.time >= c.from_30d) c
           WHERE v IS NOT NULL GROUP BY c.candidate_id)""")
         lab_cols.append(f"{feat}.{feat}")
     lab_joins = " ".join(f"LEFT JOIN {feat} USING (candidate_id)" for feat in LABS if rs.valuesets.get(LABS[feat]))
@@ -134,7 +143,7 @@ def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, eve
     dx AS (
       SELECT c.candidate_id, g.family, {d['arg_min']('g.grp', 'g.ord')} AS grp
       FROM {cand} c JOIN lv_hit e ON e.person_id = c.person_id JOIN grp g ON g.cs = e.cs
-      WHERE e.kind = 'diagnosis' AND e.t_us < c.t_us AND {days('e.day', 'c.day')} <= 730
+      WHERE e.kind = 'diagnosis' AND e.time < c.index_time AND e.time >= c.from_730d
       GROUP BY c.candidate_id, e.ev_id, g.family
     ),
     charlson AS (
@@ -150,20 +159,20 @@ def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, eve
     drugs AS (
       SELECT c.candidate_id, count(DISTINCT e.code) AS n_drugs_90d
       FROM {cand} c JOIN {events} e ON e.person_id = c.person_id
-      WHERE e.kind = 'medication' AND {d['epoch_us']('e.time')} < c.t_us AND {days('CAST(e.time AS DATE)', 'c.day')} <= 90
+      WHERE e.kind = 'medication' AND e.time < c.index_time AND e.time >= c.from_90d
       GROUP BY c.candidate_id
     ),
     contacts AS (
       SELECT c.candidate_id, count(*) FILTER (WHERE upper(trim(e.setting)) = 'INPATIENT') AS inpatient_stays_365d,
              count(*) AS visits_365d
       FROM {cand} c JOIN {encounters} e ON e.person_id = c.person_id
-      WHERE {d['epoch_us']('e.start_time')} < c.t_us AND {days('CAST(e.start_time AS DATE)', 'c.day')} <= 365
+      WHERE e.start_time < c.index_time AND e.start_time >= c.from_365d
       GROUP BY c.candidate_id
     ),
     prior_triggers AS (
       SELECT c.candidate_id, count(*) AS prior_triggers_365d
       FROM {cand} c JOIN {triggers} t ON t.person_id = c.person_id
-      WHERE {d['epoch_us']('t.time')} < c.t_us AND {days('CAST(t.time AS DATE)', 'c.day')} <= 365
+      WHERE t.time < c.index_time AND t.time >= c.from_365d
       GROUP BY c.candidate_id
     ){''.join(lab_ctes)}
     SELECT c.candidate_id, c.rule_id, CAST(c.age AS INTEGER) AS age, CAST(c.sex = 'M' AS INTEGER) AS sex_male,
