@@ -488,7 +488,8 @@ def read_parquet(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path]
                     offsets.append(n)
                     n += size
                 row = f"file_row_number + 1 + CAST({offsets} AS BIGINT[])[CAST(file_index AS BIGINT) + 1]"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(relation)} AS "
+            # not TEMP: a table that stays in place is this view, and the scan's worker cursors (engine/sql.worker) must see it
+            con.execute(f"CREATE OR REPLACE VIEW {quote_ident(relation)} AS "
                         f"SELECT {_select_stored(names, stored)}, CAST({row} AS BIGINT) AS {ROW_COLUMN} FROM {scan}")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(relation)} AS "
@@ -504,7 +505,7 @@ def read_parquet(con: duckdb.DuckDBPyConnection, table: Table, files: list[Path]
 
 
 def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Drop a temporary table or view ``name`` if it exists."""
+    """Drop a table or view ``name`` (temporary or not) if it exists."""
     for kind in ("VIEW", "TABLE"):
         found = con.execute(f"SELECT count(*) FROM duckdb_{kind.lower()}s() WHERE {kind.lower()}_name = ? "
                             "AND NOT internal", [name]).fetchall()[0][0]

@@ -442,7 +442,7 @@ def rowid_relation(table: str) -> str:
 
 def number_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Create the :func:`rowid_relation` of a table written into DuckDB (its ``rowid``, in insertion order)."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(rowid_relation(table))} AS "
+    con.execute(f"CREATE OR REPLACE VIEW {quote_ident(rowid_relation(table))} AS "
                 f"SELECT rowid AS {ROWID}, * FROM {quote_ident(table)}")
 
 
@@ -1014,9 +1014,10 @@ def finish_table(
         source = f"lv_source_{name}"
         drop_relation(con, source)
         con.execute(f"ALTER VIEW {quote_ident(raw.relation)} RENAME TO {quote_ident(source)}")
-        con.execute(f"CREATE TEMP VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source), plain)}")
+        # plain views, not TEMP: the scan's worker cursors read the extract's tables (engine/sql.worker)
+        con.execute(f"CREATE VIEW {quote_ident(rowid_relation(name))} AS {rows_sql(replace(raw, relation=source), plain)}")
         cols = ", ".join(quote_ident(c) for c in table.columns)
-        con.execute(f"CREATE TEMP VIEW {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(rowid_relation(name))}")
+        con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT {cols} FROM {quote_ident(rowid_relation(name))}")
         return Outcome(read=raw.rows, accepted=raw.rows, quarantined=0, reasons=reasons, quarantine_file=qfile)
     if not n_bad:
         working = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {quote_ident(checked)})").fetchall()

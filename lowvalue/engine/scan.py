@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -263,22 +266,73 @@ def _versions(engine: str = "duckdb") -> dict[str, str]:
     return out
 
 
+THREADS_ENV = "LOWVALUE_SCAN_THREADS"
+"""How many rule statements a DuckDB scan runs at once (default 2). Each statement spends about 20 ms binding and
+optimising on one thread and many are small, so one at a time leaves a core idle; DuckDB's own threads (the
+``threads`` setting) are shared by the statements, so more than the cores gain nothing."""
+
+
+def scan_threads() -> int:
+    """``$LOWVALUE_SCAN_THREADS``, checked: a whole number of at least 1."""
+    raw = os.environ.get(THREADS_ENV, "2")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise LowvalueError(f"{THREADS_ENV}={raw!r}: give a whole number of 1 or more / ange ett heltal, minst 1")
+    return int(raw)
+
+
 def _judge_duckdb(extract: Any, rules: list[Rule], rs: RuleSet, done: Callable[[Rule, float], None], parts: int,
-                  each_part: Callable[[int], None], collected: Callable[[int], None]) -> None:
+                  each_part: Callable[[int], None], collected: Callable[[int], None], threads: int = 1) -> None:
     """For each person partition: ``each_part(part)`` (builds ``lv_hit`` for its persons, after the previous
     partition's features), then append each rule's judged rows to ``lv_rows`` (:func:`judge_sql`, one statement
     per rule) and call ``done(rule, seconds)``, then ``collected(part)``, which turns ``lv_rows`` into the outputs;
-    ``each_part(parts)`` at the end (the last partition's features)."""
-    for part in range(parts):
-        each_part(part)
-        for i, rule in enumerate(rules):
+    ``each_part(parts)`` at the end (the last partition's features).
+
+    The rule statements run ``threads`` at a time (:func:`scan_threads`), each on its own cursor
+    (:func:`lowvalue.engine.sql.worker`: ``lv_hit`` and ``lv_rows`` are in the working database every cursor sees).
+    The order in which rules append their rows changes no output (outputs are sorted on content). ``done`` is called
+    on this thread with the statement's own seconds; the first error stops the scan (no further statements start,
+    running ones are interrupted) and is raised as DuckDB raised it. From the second partition on, the rules start
+    longest first (by their seconds on the previous one), so a long statement does not end a partition alone."""
+    con = extract.con
+    cursors = [sql.worker(con) for _ in range(min(threads, max(len(rules), 1)))]
+    free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+    for cursor in cursors:
+        free.put(cursor)
+
+    def judge(rule: Rule) -> float:
+        cursor = free.get()
+        try:
             t0 = time.perf_counter()
-            into = "CREATE OR REPLACE TEMP TABLE lv_rows AS" if i == 0 else "INSERT INTO lv_rows"
-            extract.con.execute(f"{into} {judge_sql(rule, rs)}")
-            done(rule, time.perf_counter() - t0)
-        if rules:
-            collected(part)
-    each_part(parts)
+            cursor.execute(f"INSERT INTO lv_rows {judge_sql(rule, rs)}")
+            return time.perf_counter() - t0
+        finally:
+            free.put(cursor)
+
+    took: dict[str, float] = {}  # rule id -> seconds on the previous partition
+    try:
+        with ThreadPoolExecutor(len(cursors), thread_name_prefix="lowvalue-rules") as pool:
+            for part in range(parts):
+                each_part(part)
+                if not rules:
+                    continue
+                con.execute(f"CREATE OR REPLACE TABLE {sql.WORK}.lv_rows AS {judge_sql(rules[0], rs)} LIMIT 0")
+                running = {pool.submit(judge, rule): rule for rule in sorted(rules, key=lambda r: -took.get(r.id, 0.0))}
+                try:
+                    for future in as_completed(running):
+                        took[running[future].id] = future.result()
+                        done(running[future], took[running[future].id])
+                except BaseException:
+                    for future in running:
+                        future.cancel()
+                    for cursor in cursors:
+                        cursor.interrupt()
+                    wait(running)
+                    raise
+                collected(part)
+            each_part(parts)
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 ENGINES = ("duckdb", "spark")
@@ -354,6 +408,7 @@ def scan(
 
         return spark_scan.scan_data(data, rs, quarantine_dir=quarantine_dir, extract_end=extract_end,
                                     memory_limit=memory_limit, features=features, progress=progress)
+    threads = scan_threads()
     extract = (data if isinstance(data, Extract)
                else open_extract(data, quarantine_dir=quarantine_dir, extract_end=extract_end, memory_limit=memory_limit))
     started = time.perf_counter()
@@ -406,7 +461,7 @@ def scan(
             t0 = time.perf_counter()
             sql.split_persons(con, parts, folder)
             tick("(partitions)", t0)
-        _judge_duckdb(extract, runnable, rs, done, parts, each_part, collected)
+        _judge_duckdb(extract, runnable, rs, done, parts, each_part, collected, threads)
     for view in sql.PART_TABLES:
         con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
     con.execute("DROP TABLE IF EXISTS lv_rows")

@@ -296,6 +296,31 @@ def hit_sql(sets_table: str, d: Dialect = DUCKDB, events: str = "events", encoun
         FROM {encounters} c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting"""
 
 
+WORK = "lv_work"
+"""The in-memory database of the working tables that rule statements read and write (``lv_hit``, ``lv_rows``).
+TEMP tables are seen by their own connection only; this database is seen by every cursor of the connection, so a
+scan can judge several rules at once, each on its own cursor (:func:`worker`). It stays attached with the
+connection: a scan's kept judged rows (its candidates, ``scan.KEPT``) are in it."""
+
+
+def working(con: duckdb.DuckDBPyConnection) -> None:
+    """Attach :data:`WORK` to ``con`` (once) and search it first, then the extract's own database: unqualified
+    names find the working tables there and the extract's tables (``persons``, …) behind them; TEMP comes first."""
+    if con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [WORK]).fetchall()[0][0]:
+        return
+    home = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f"ATTACH ':memory:' AS {WORK}")
+    con.execute(f"SET search_path = {q(f'{WORK}.main,{home}.main')}")
+
+
+def worker(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of ``con`` (after :func:`working`) for another thread: it sees the extract and the working tables
+    as ``con`` does (the search path is per cursor), not ``con``'s TEMP tables."""
+    cursor = con.cursor()
+    cursor.execute(f"SET search_path = {q(con.execute('SELECT current_setting(?)', ['search_path']).fetchall()[0][0])}")
+    return cursor
+
+
 def prepare(con: Any, d: Dialect = DUCKDB) -> None:
     """Count the extract's distinct codes (:func:`prepare_sql`) and start an empty ``lv_hit`` (DuckDB).
 
@@ -307,7 +332,8 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
     if d is DUCKDB:
         con.execute("CREATE OR REPLACE TEMP TABLE lv_sets (cs BIGINT, system VARCHAR, code VARCHAR)")
         con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lv_hit AS {hit_sql('lv_sets', events=rowid_relation('events'), encounters=rowid_relation('encounters'))} LIMIT 0")  # empty until build_hits
+        working(con)
+        con.execute(f"CREATE OR REPLACE TABLE {WORK}.lv_hit AS {hit_sql('lv_sets', events=rowid_relation('events'), encounters=rowid_relation('encounters'))} LIMIT 0")  # empty until build_hits
         con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys (cs BIGINT)")
 
 
@@ -331,8 +357,8 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, parts: int = 1, fo
     sorted, and the sort spilled (at 1 000 000 persons in 5 partitions: 0.4 GB a partition, 30 % more CPU).
     """
     use_partition(con, part, parts, folder)
-    con.execute("DROP TABLE IF EXISTS lv_hit")
-    con.execute(f"CREATE TEMP TABLE lv_hit AS SELECT * FROM "
+    con.execute(f"DROP TABLE IF EXISTS {WORK}.lv_hit")
+    con.execute(f"CREATE TABLE {WORK}.lv_hit AS SELECT * FROM "
                 f"({hit_sql('lv_sets', events='lv_part_events', encounters='lv_part_encounters')}) ORDER BY cs")
     con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
 
