@@ -417,6 +417,7 @@ def scan(
     sql.prepare(con)
     sql.ensure_sets(con, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
     parts = partitions or person_partitions(con)
+    ranges = sql.PersonRanges.of(con, parts)
     timing["(codes)"] = round(time.perf_counter() - started, 3)
     cov = Coverage.of(con, rs)
     settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
@@ -451,7 +452,7 @@ def scan(
             tick("(features)", t0)
         if part < parts:
             t0 = time.perf_counter()
-            sql.build_hits(con, part, parts, folder if parts > 1 else None)
+            sql.build_hits(con, part, ranges, folder if parts > 1 else None)
             tick("(hits)", t0)
 
     from lowvalue.workdir import private_workdir
@@ -459,7 +460,7 @@ def scan(
     with private_workdir("partitions") as folder:  # the split extract is patient data: private, removed after
         if parts > 1:
             t0 = time.perf_counter()
-            sql.split_persons(con, parts, folder)
+            sql.split_persons(con, ranges, folder)
             tick("(partitions)", t0)
         _judge_duckdb(extract, runnable, rs, done, parts, each_part, collected, threads)
     for view in sql.PART_TABLES:

@@ -111,17 +111,18 @@ def trial_tables(results: Results, extract: Any, rule_ids: list[str], *, memory_
                 "anchor_time TIMESTAMP, treated BOOLEAN, treatment_time TIMESTAMP, age INTEGER, sex VARCHAR, "
                 "setting VARCHAR, unit VARCHAR)")
     parts = person_partitions(con)
+    ranges = sql.PersonRanges.of(con, parts)
     with private_workdir("partitions") as folder:  # the split extract is patient data: private, removed after
         if parts > 1:
-            sql.split_persons(con, parts, folder)
+            sql.split_persons(con, ranges, folder)
         for part in range(parts):
-            sql.build_hits(con, part, parts, folder if parts > 1 else None)
+            sql.build_hits(con, part, ranges, folder if parts > 1 else None)
             for rule in rules:
                 con.execute(f"INSERT INTO lv_trials SELECT trial_id, {sql.q(rule.id)}, {cols.replace('trial_id, ', '')} "
                             f"FROM ({sql.compile_trial(rule, rs, ordered=False)}) WHERE eligible")
             mine = (f"(SELECT trial_id AS candidate_id, rule_id, person_id, anchor_time AS index_time, age, sex, setting, "
                     f"unit, FALSE AS sensitive, treated AS specific FROM lv_trials "
-                    f"WHERE {sql.partition_sql('person_id', part, parts)})")
+                    f"WHERE {ranges.where('person_id', part)})")
             feats.compute(con, mine, "lv_res_triggers", rs, append=part > 0)
     for view in sql.PART_TABLES:
         con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")

@@ -1,5 +1,6 @@
 """Person partitions: each person's rows in exactly one partition, read from the split files or through a filter on
-the extract's tables, with the same ``lv_hit`` and partition views either way."""
+the extract's tables, with the same ``lv_hit`` and partition views either way; ranges of the person id, so an
+extract in person order is read a row group range per partition."""
 
 from __future__ import annotations
 
@@ -23,12 +24,48 @@ def _rows(con, table: str) -> pd.DataFrame:
 
 def test_partition_predicate_and_key_agree_and_cover_every_person():
     with open_extract(EXAMPLE) as x:
-        for parts in (2, 3, 7):
-            key = x.con.execute(f"SELECT person_id, {sql.partition_key('person_id', parts)} AS k FROM persons").df()
-            assert set(key.k) <= set(range(parts)) and len(set(key.k)) == parts
+        n = x.con.execute("SELECT count(*) FROM persons").fetchall()[0][0]
+        for parts in (1, 2, 3, 7):
+            ranges = sql.PersonRanges.of(x.con, parts)
+            assert len(ranges) == parts and list(ranges.bounds) == sorted(ranges.bounds)
+            key = x.con.execute(f"SELECT person_id, {ranges.key('person_id')} AS k FROM persons").df()
+            assert set(key.k) == set(range(parts))
+            assert key.k.value_counts().max() - key.k.value_counts().min() <= 1 + n // 100  # about as many persons each
             for part in range(parts):
-                mine = x.con.execute(f"SELECT person_id FROM persons WHERE {sql.partition_sql('person_id', part, parts)}").df()
+                mine = x.con.execute(f"SELECT person_id FROM persons WHERE {ranges.where('person_id', part)}").df()
                 assert sorted(mine.person_id) == sorted(key.person_id[key.k == part]), (parts, part)
+
+
+def test_more_partitions_than_persons_leave_some_empty():
+    with open_extract(EXAMPLE) as x:
+        x.con.execute("CREATE TEMP TABLE few AS SELECT * FROM persons ORDER BY person_id LIMIT 2")
+        ranges = sql.PersonRanges(tuple(sorted([r[0] for r in x.con.execute(
+            "SELECT person_id FROM few").fetchall()] * 2)))  # duplicate bounds
+        counts = [x.con.execute(f"SELECT count(*) FROM persons WHERE {ranges.where('person_id', p)}").fetchall()[0][0]
+                  for p in range(len(ranges))]
+        assert sum(counts) == x.con.execute("SELECT count(*) FROM persons").fetchall()[0][0] and 0 in counts
+        with pytest.raises(ValueError):
+            sql.PersonRanges(tuple(reversed(ranges.bounds)))
+
+
+def test_an_extract_in_person_order_is_read_a_row_group_range_per_partition(tmp_path):
+    """The events in person order (as written by many exports): a partition's filter skips the other partitions'
+    row groups on their statistics, which a hash of the id could not."""
+    import duckdb
+
+    con = duckdb.connect()
+    path = tmp_path / "events.parquet"
+    con.execute(f"COPY (SELECT printf('P%07d', range // 10) AS person_id, range AS v FROM range(400000)) TO "
+                f"'{path}' (FORMAT parquet, ROW_GROUP_SIZE 20000)")
+    con.execute(f"CREATE TABLE persons AS SELECT DISTINCT person_id FROM '{path}'")
+    ranges = sql.PersonRanges.of(con, 4)
+    con.execute("SET enable_profiling='no_output'")
+    con.execute(f"SELECT count(*) FROM '{path}' WHERE {ranges.where('person_id', 1)}").fetchall()
+    import json
+
+    scanned = json.loads(con.get_profiling_information(format="json"))["query"]
+    assert con.execute(f"SELECT count(*) FROM '{path}' WHERE {ranges.where('person_id', 1)}").fetchall()[0][0] == 100000
+    assert 0 < scanned["total_row_groups_scanned"] <= 6 < scanned["total_row_groups_to_scan"] == 20
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -38,18 +75,19 @@ def test_partitions_hold_the_same_hits_and_rows_split_or_filtered(monkeypatch, s
     monkeypatch.setattr(sql, "SPLIT_FROM", 3 if split else 4)
     parts = 3
     with open_extract(EXAMPLE) as x, private_workdir("partitions") as folder:
+        ranges = sql.PersonRanges.of(x.con, parts)
         sql.prepare(x.con)
         sql.ensure_sets(x.con, sql.code_sets(RS))
         sql.build_hits(x.con)
         whole = {t: _rows(x.con, t) for t in ("lv_hit", "lv_part_events", "lv_part_encounters")}
-        sql.split_persons(x.con, parts, folder)
+        sql.split_persons(x.con, ranges, folder)
         assert (folder / "events").is_dir() == split
         got: dict[str, list[pd.DataFrame]] = {t: [] for t in whole}
         for part in range(parts):
-            sql.build_hits(x.con, part, parts, folder)
+            sql.build_hits(x.con, part, ranges, folder)
             for t in whole:
                 rows = _rows(x.con, t)
-                key = x.con.execute(f"SELECT DISTINCT {sql.partition_key('person_id', parts)} FROM {t}").fetchall()
+                key = x.con.execute(f"SELECT DISTINCT {ranges.key('person_id')} FROM {t}").fetchall()
                 assert key in ([(part,)], []), t
                 got[t].append(rows)
             cs = x.con.execute("SELECT cs FROM lv_hit").df().cs
