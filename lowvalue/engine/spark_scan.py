@@ -214,6 +214,8 @@ def scan(extract: Any, rs: RuleSet, *, features: bool, progress: Callable[[str, 
     sql.ensure_sets(codes, sql.code_sets(rs) + (feats.code_sets(rs) if features else []))
     cov = Coverage.of(codes, rs, events=con)
     ss.createDataFrame(codes.sql("SELECT cs, system, code FROM lv_sets").to_arrow_table()).createOrReplaceTempView("lv_sets")
+    if features:
+        ss.createDataFrame(codes.sql(feats.groups_sql()).to_arrow_table()).createOrReplaceTempView("lv_groups")
     spark.hits(ss)
     settings = {r[0] for r in con.execute("SELECT DISTINCT setting FROM encounters").fetchall()}
     ordered, evaluable, runnable = evaluability(cov, rs, settings)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from lowvalue.engine.sql import DUCKDB, Dialect, codeset_key, value_sql
+from lowvalue.engine.sql import DUCKDB, Dialect, codeset_key, match_sql, value_sql
 from lowvalue.rules.codes import ValueSet
 from lowvalue.rules.library import RuleSet
 
@@ -81,8 +81,24 @@ GROUPS: list[tuple[str, str, int, ValueSet]] = [
 
 
 def code_sets(rs: RuleSet) -> list[ValueSet]:
-    """The code sets the features read (diagnosis groups, the lab sets of :data:`LABS` the library has)."""
-    return [vs for *_, vs in GROUPS] + [rs.valuesets[n] for n in LABS.values() if n in rs.valuesets]
+    """The code sets the features read from ``lv_hit``: the lab sets of :data:`LABS` the library has. The diagnosis
+    groups are not among them (:func:`groups_sql`)."""
+    return [rs.valuesets[n] for n in LABS.values() if n in rs.valuesets]
+
+
+def groups_sql(d: Dialect = DUCKDB) -> str:
+    """SELECT (system, code, family, grp): the extract's diagnosis codes (as written, from ``lv_code_raw``) with,
+    per family, the first group of :data:`GROUPS` each matches.
+
+    The features read the diagnosis groups from the candidates' own events joined with this small table, not from
+    ``lv_hit``: a 730-day look-back over every diagnosis of a group (hypertension alone is 2.6 M events at
+    1 000 000 persons) made these groups more than a quarter of ``lv_hit``'s rows, which every partition sorts.
+    A code's first group in a family depends on the code only, so it is resolved here once."""
+    q = d["str"]
+    parts = [f"SELECT DISTINCT c.system, c.code, {q(f)} AS family, {q(n)} AS grp, {o} AS ord FROM lv_code_raw c "
+             f"WHERE c.kind = 'diagnosis' AND {match_sql(vs, 'c', d)}" for f, n, o, vs in GROUPS]
+    return f"""SELECT system, code, family, {d['arg_min']('grp', 'ord')} AS grp
+               FROM ({' UNION ALL '.join(parts)}) m GROUP BY system, code, family"""
 
 
 def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: RuleSet, *, append: bool = False) -> str:
@@ -91,9 +107,10 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     file order.
 
     Needs ``lv_hit`` with :func:`code_sets` matched for the candidates' persons, and their partition's events and
-    encounters (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
+    encounters; the diagnosis groups (``lv_groups``, :func:`groups_sql`) are matched on the first call (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
     engine: a candidate's history is joined by person, never loaded into Python.
     """
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS lv_groups AS {groups_sql()}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lv_cand AS {cand_sql(candidates)}")
     con.execute(f"{'INSERT INTO lv_features' if append else 'CREATE OR REPLACE TEMP TABLE lv_features AS'} "
                 f"{features_sql('lv_cand', triggers, rs, events='lv_part_events', encounters='lv_part_encounters')}")
@@ -118,11 +135,11 @@ def cand_sql(candidates: str, d: Dialect = DUCKDB) -> str:
 
 
 def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, events: str = "events",
-                 encounters: str = "encounters") -> str:
+                 encounters: str = "encounters", groups: str = "lv_groups") -> str:
     """SELECT one row of :data:`FEATURES` per candidate of ``cand`` (:func:`cand_sql`), in dialect ``d``; the
-    candidates' events and encounters are read from ``events`` and ``encounters`` (a person partition's views)."""
+    candidates' events and encounters are read from ``events`` and ``encounters`` (a person partition's views), the
+    diagnosis codes' groups from ``groups`` (:func:`groups_sql`)."""
     q = d["str"]
-    groups = [f"(CAST({codeset_key(vs)} AS BIGINT), {q(f)}, {q(n)}, {o})" for f, n, o, vs in GROUPS]
     weights = " ".join(f"WHEN {q(n)} THEN {w}" for n, (w, _) in CHARLSON.items())
     lab_ctes, lab_cols = [], []
     for feat, vs_name in LABS.items():
@@ -139,12 +156,10 @@ def features_sql(cand: str, triggers: str, rs: RuleSet, d: Dialect = DUCKDB, eve
         lab_cols.append(f"{feat}.{feat}")
     lab_joins = " ".join(f"LEFT JOIN {feat} USING (candidate_id)" for feat in LABS if rs.valuesets.get(LABS[feat]))
     return f"""
-    WITH grp AS (SELECT * FROM {d['values'](groups, 'g', ['cs', 'family', 'grp', 'ord'])}),
-    dx AS (
-      SELECT c.candidate_id, g.family, {d['arg_min']('g.grp', 'g.ord')} AS grp
-      FROM {cand} c JOIN lv_hit e ON e.person_id = c.person_id JOIN grp g ON g.cs = e.cs
+    WITH dx AS (
+      SELECT DISTINCT c.candidate_id, g.family, g.grp
+      FROM {cand} c JOIN {events} e ON e.person_id = c.person_id JOIN {groups} g ON g.system = e.system AND g.code = e.code
       WHERE e.kind = 'diagnosis' AND e.time < c.index_time AND e.time >= c.from_730d
-      GROUP BY c.candidate_id, e.ev_id, g.family
     ),
     charlson AS (
       SELECT candidate_id, sum(CASE grp {weights} ELSE 0 END) AS charlson
