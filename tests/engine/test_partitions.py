@@ -25,7 +25,7 @@ def _rows(con, table: str) -> pd.DataFrame:
 def test_partition_predicate_and_key_agree_and_cover_every_person():
     with open_extract(EXAMPLE) as x:
         n = x.con.execute("SELECT count(*) FROM persons").fetchall()[0][0]
-        for parts in (1, 2, 3, 7):
+        for parts in (1, 2, 3, 7, 26):
             ranges = sql.PersonRanges.of(x.con, parts)
             assert len(ranges) == parts and list(ranges.bounds) == sorted(ranges.bounds)
             key = x.con.execute(f"SELECT person_id, {ranges.key('person_id')} AS k FROM persons").df()
@@ -44,6 +44,9 @@ def test_more_partitions_than_persons_leave_some_empty():
         counts = [x.con.execute(f"SELECT count(*) FROM persons WHERE {ranges.where('person_id', p)}").fetchall()[0][0]
                   for p in range(len(ranges))]
         assert sum(counts) == x.con.execute("SELECT count(*) FROM persons").fetchall()[0][0] and 0 in counts
+        keys = [x.con.execute(f"SELECT count(*) FROM persons WHERE {ranges.key('person_id')} = {p}").fetchall()[0][0]
+                for p in range(len(ranges))]
+        assert keys == counts
         with pytest.raises(ValueError):
             sql.PersonRanges(tuple(reversed(ranges.bounds)))
 
