@@ -391,7 +391,7 @@ def scan(
     ``engine`` (one of :data:`ENGINES`) is where the scan runs; the outputs are the same.
     ``extract_end`` (a date) is the last day the extract covers: later dates are quarantined as implausible.
     ``memory_limit`` (e.g. ``4GB``) bounds the engine's memory when it opens the extract; the rules then run on
-    person partitions (hash buckets, one after another) sized to it, or on ``partitions`` of them when given.
+    person partitions (ranges of person ids, one after another) sized to it, or on ``partitions`` of them when given.
     Outputs do not depend on the partitioning: every rule looks at one person at a time, and outputs are sorted.
     """
     from lowvalue.data.extract import Extract, open_extract
@@ -445,7 +445,7 @@ def scan(
     def each_part(part: int) -> None:
         if features and part > 0:  # the previous partition's features, on its lv_hit
             t0 = time.perf_counter()
-            # the partition's own kept rows (_collect), not all candidates so far filtered by a hash of the person
+            # the partition's own kept rows (_collect), not all candidates so far filtered by person
             own = f"({outputs.candidates_sql(f'{KEPT}{part - 1}')})" if runnable else "lv_candidates"
             eligible = f"(SELECT * FROM {own} c WHERE eligible)"
             selects["features"] = feats.compute(con, eligible, "lv_triggers", rs, append=part > 1)
