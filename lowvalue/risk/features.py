@@ -107,8 +107,9 @@ def compute(con: duckdb.DuckDBPyConnection, candidates: str, triggers: str, rs: 
     file order.
 
     Needs ``lv_hit`` with :func:`code_sets` matched for the candidates' persons, and their partition's events and
-    encounters; the diagnosis groups (``lv_groups``, :func:`groups_sql`) are matched on the first call (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`). Everything runs in the
-    engine: a candidate's history is joined by person, never loaded into Python.
+    encounters (:func:`lowvalue.engine.sql.ensure_sets`, :func:`~lowvalue.engine.sql.build_hits`); the diagnosis
+    groups (``lv_groups``, :func:`groups_sql`) are matched on the first call. Everything runs in the engine: a
+    candidate's history is joined by person, never loaded into Python.
     """
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS lv_groups AS {groups_sql()}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lv_cand AS {cand_sql(candidates)}")

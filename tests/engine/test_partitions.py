@@ -4,8 +4,10 @@ extract in person order is read a row group range per partition."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -52,10 +54,8 @@ def test_more_partitions_than_persons_leave_some_empty():
 
 
 def test_an_extract_in_person_order_is_read_a_row_group_range_per_partition(tmp_path):
-    """The events in person order (as written by many exports): a partition's filter skips the other partitions'
-    row groups on their statistics, which a hash of the id could not."""
-    import duckdb
-
+    """The events in person order (as an export sorted by person is): a partition's filter skips the other
+    partitions' row groups on their statistics, which a hash of the id could not."""
     con = duckdb.connect()
     path = tmp_path / "events.parquet"
     con.execute(f"COPY (SELECT printf('P%07d', range // 10) AS person_id, range AS v FROM range(400000)) TO "
@@ -64,8 +64,6 @@ def test_an_extract_in_person_order_is_read_a_row_group_range_per_partition(tmp_
     ranges = sql.PersonRanges.of(con, 4)
     con.execute("SET enable_profiling='no_output'")
     con.execute(f"SELECT count(*) FROM '{path}' WHERE {ranges.where('person_id', 1)}").fetchall()
-    import json
-
     scanned = json.loads(con.get_profiling_information(format="json"))["query"]
     assert con.execute(f"SELECT count(*) FROM '{path}' WHERE {ranges.where('person_id', 1)}").fetchall()[0][0] == 100000
     assert 0 < scanned["total_row_groups_scanned"] <= 6 < scanned["total_row_groups_to_scan"] == 20
