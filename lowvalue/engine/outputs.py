@@ -142,14 +142,26 @@ def waterfall(rules: list[Rule], counts: dict[str, list[int]]) -> pd.DataFrame:
 
 def denominators_sql(candidates: str, d: Dialect = DUCKDB) -> str:
     """``denominators``: candidates, eligible, eligible persons and flags per rule, rule and unit, and rule, unit
-    and month."""
+    and month.
+
+    The candidates are counted once per (rule, unit, month) and the three levels summed from those counts; only the
+    eligible candidates' persons (a few per cent of the rows: LV-PRE-015 makes millions of candidates, 0.4 % of them
+    eligible) go on to the distinct count. Grouping every candidate three times with a distinct count took 2.4 s
+    of a 1 000 000-person scan; the result is the same."""
+    month = d["strftime"]("index_time", "%Y-%m")
+    counts = ("candidates", "eligible", "flagged", "flagged_specific")
     return f"""
-        SELECT rule_id, unit, {d['strftime']('index_time', '%Y-%m')} AS month,
-               count(*) AS candidates, count(*) FILTER (WHERE eligible) AS eligible,
-               count(DISTINCT person_id) FILTER (WHERE eligible) AS eligible_persons,
-               count(*) FILTER (WHERE sensitive OR specific) AS flagged,
-               count(*) FILTER (WHERE specific) AS flagged_specific
-        FROM {candidates} GROUP BY GROUPING SETS ((rule_id), (rule_id, unit), (rule_id, unit, month))
+        WITH g AS (
+          SELECT rule_id, unit, {month} AS month, count(*) AS candidates, count(*) FILTER (WHERE eligible) AS eligible,
+                 count(*) FILTER (WHERE sensitive OR specific) AS flagged,
+                 count(*) FILTER (WHERE specific) AS flagged_specific, CAST(NULL AS {d['type']('string')}) AS person_id
+          FROM {candidates} GROUP BY rule_id, unit, {month}
+          UNION ALL
+          SELECT DISTINCT rule_id, unit, {month}, 0, 0, 0, 0, person_id FROM {candidates} WHERE eligible)
+        SELECT rule_id, unit, month, {', '.join(f'CAST(sum({c}) AS BIGINT) AS {c}' for c in counts[:2])},
+               count(DISTINCT person_id) AS eligible_persons,
+               {', '.join(f'CAST(sum({c}) AS BIGINT) AS {c}' for c in counts[2:])}
+        FROM g GROUP BY GROUPING SETS ((rule_id), (rule_id, unit), (rule_id, unit, month))
         ORDER BY rule_id, unit NULLS FIRST, month NULLS FIRST"""
 
 
