@@ -59,6 +59,34 @@ def test_denominators_by_unit_and_month():
     assert (total.candidates, total.eligible, total.eligible_persons, total.flagged, total.flagged_specific) == (2, 2, 2, 2, 1)
 
 
+def test_denominators_agree_with_counting_the_candidates_in_pandas():
+    """Every level (rule; rule and unit; rule, unit and month) recounted from the candidates: the SQL sums the finest
+    level's counts and counts eligible persons apart, so a person eligible in two months must count once per rule."""
+    example = Path(__file__).parents[2] / "examples" / "synthetic_data"
+    r = lowvalue.scan(example, RS, features=False)
+    c = r.candidates.assign(month=r.candidates.index_time.dt.strftime("%Y-%m"),
+                            flagged=r.candidates.sensitive | r.candidates.specific)
+    rows = []
+    for keys in (["rule_id"], ["rule_id", "unit"], ["rule_id", "unit", "month"]):
+        for key, g in c.groupby(keys, dropna=False):
+            key = dict(zip(keys, key))
+            rows.append({"rule_id": key["rule_id"], "unit": key.get("unit"), "month": key.get("month"),
+                         "candidates": len(g), "eligible": int(g.eligible.sum()),
+                         "eligible_persons": g.loc[g.eligible, "person_id"].nunique(),
+                         "flagged": int(g.flagged.sum()), "flagged_specific": int(g.specific.sum())})
+    expected = pd.DataFrame(rows)
+    got = r.denominators
+    assert len(got) == len(expected) and got.unit.notna().any() and (got.groupby("rule_id").size() > 2).all()
+    on = ["rule_id", "unit", "month"]
+    merged = got.fillna({"unit": "<none>", "month": "<none>"}).merge(
+        expected.fillna({"unit": "<none>", "month": "<none>"}), on=on, suffixes=("", "_pandas"), validate="one_to_one")
+    assert len(merged) == len(expected)
+    for col in ("candidates", "eligible", "eligible_persons", "flagged", "flagged_specific"):
+        assert (merged[col] == merged[f"{col}_pandas"]).all(), col
+    persons = c[c.eligible].groupby("rule_id").person_id.agg(["size", "nunique"])
+    assert (persons["size"] > persons["nunique"]).any()  # some person is eligible more than once: the distinct count is tested
+
+
 def test_same_input_gives_byte_identical_files(tmp_path):
     for out in ("a", "b"):
         lowvalue.scan(_two_people(), RS).write(tmp_path / out)
