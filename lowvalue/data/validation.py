@@ -543,8 +543,8 @@ def _codes_sql(checks: list[Check], d: Dialect = DUCKDB) -> tuple[str, str]:
 
 def _any_sql(checks: list[Check]) -> str:
     """SQL boolean: at least one of ``checks`` holds (never NULL). The same rows as the codes of :func:`_codes_sql`
-    being non-NULL, without building a string for every row: most rows have no problem, and concatenating a
-    dozen empty CASEs per row was a third of the events' checks at 24 M rows."""
+    being non-NULL, without building a string for every row: most rows have no problem (at 24 M events, filtering on
+    this instead of concatenating a dozen empty CASEs per row took reading and validation from 12.9 to 12.6 s)."""
     return "coalesce(" + " OR ".join(f"({c.cond})" for c in checks) + ", FALSE)" if checks else "FALSE"
 
 
