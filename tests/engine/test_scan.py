@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import lowvalue
 from lowvalue.rules.decks import case_frames
@@ -94,14 +95,20 @@ def test_same_input_gives_byte_identical_files(tmp_path):
         assert (tmp_path / "a" / f"{name}.parquet").read_bytes() == (tmp_path / "b" / f"{name}.parquet").read_bytes(), name
 
 
-def test_person_partitions_do_not_change_the_outputs(tmp_path):
-    """A scan in hash buckets of persons (bounded memory) writes the same bytes as one pass over everyone."""
+@pytest.mark.parametrize("split", [False, True])
+def test_person_partitions_do_not_change_the_outputs(tmp_path, monkeypatch, split):
+    """A scan in ranges of persons (bounded memory) writes the same bytes as one pass over everyone, also when the
+    extract is split into files and the candidates gathered into one table (``SPLIT_FROM`` reached)."""
+    from lowvalue.engine import sql
     from lowvalue.engine.scan import ScanResult
 
     example = Path(__file__).parents[2] / "examples" / "synthetic_data"
     one = lowvalue.scan(example, RS, codes=example / "region-codes", partitions=1)
+    monkeypatch.setattr(sql, "SPLIT_FROM", 4 if split else 12)
     four = lowvalue.scan(example, RS, codes=example / "region-codes", partitions=4)
     assert one.manifest["person_partitions"] == 1 and four.manifest["person_partitions"] == 4
+    kind = four.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'lv_candidates'").fetchall()
+    assert kind == [("LOCAL TEMPORARY" if split else "VIEW",)]
     assert len(one.flags) > 500 and len(one.features) > 500
     one.write(tmp_path / "one")
     four.write(tmp_path / "four")
