@@ -220,7 +220,7 @@ def _one_candidates_table(con: duckdb.DuckDBPyConnection) -> None:
     """Turn ``lv_candidates`` from a view over the kept rows of each partition into one table (and drop those).
 
     For a scan split into many partitions (:data:`lowvalue.engine.sql.SPLIT_FROM`): at 10 000 000 persons, sorting
-    the 60 M candidates for their file through the view over 38 partitions' tables ran out of a 5 GB (and a 7 GB)
+    the 60 M candidates for their file through the view over 19 partitions' tables ran out of a 5 GB (and a 7 GB)
     memory limit, while the same sort of one table of 60 M such rows completes within 5 GB. A smaller scan keeps
     the view: copying its candidates would cost more than it saves."""
     table = STORED["candidates"][0]
