@@ -69,6 +69,25 @@ def test_an_extract_in_person_order_is_read_a_row_group_range_per_partition(tmp_
     assert 0 < scanned["total_row_groups_scanned"] <= 6 < scanned["total_row_groups_to_scan"] == 20
 
 
+@pytest.mark.parametrize("ids, ordered, expect", [
+    ("printf('P%07d', i // 10)", True, (1.0, 1.2)),  # each partition reads its own blocks
+    ("printf('P%07d', i // 10)", False, (4.0, 4.0)),  # persons spread over every block
+    ("printf('SE2024-%09d', i // 10)", True, (4.0, 4.0)),  # in order, but zone maps keep 8 bytes: no skipping
+])
+def test_range_reads_estimates_how_often_the_partitions_read_a_table(monkeypatch, ids, ordered, expect):
+    """``split_persons`` splits a table only when reading the partitions through their ranges would read it many
+    times over; the estimate must not promise skipping the engine cannot do."""
+    monkeypatch.setattr(sql, "BLOCK_ROWS", 2000)
+    con = duckdb.connect()
+    order = "i" if ordered else "hash(i)"
+    con.execute(f"CREATE TABLE t AS SELECT {ids} AS person_id FROM range(40000) r(i) ORDER BY {order}")
+    con.execute("CREATE VIEW lv_rowid_t AS SELECT rowid AS _lv_rowid, person_id FROM t")
+    con.execute("CREATE TABLE persons AS SELECT DISTINCT person_id FROM t")
+    reads = sql.range_reads(con, "t", sql.PersonRanges.of(con, 4))
+    assert expect[0] <= reads <= expect[1]
+    assert sql.range_reads(con, "t", sql.PersonRanges()) == 1.0
+
+
 @pytest.mark.parametrize("split", [False, True])
 def test_partitions_hold_the_same_hits_and_rows_split_or_filtered(monkeypatch, split):
     """Three partitions' ``lv_hit`` and ``lv_part_*`` together are the single partition's, row for row (row ids

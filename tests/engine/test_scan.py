@@ -95,20 +95,27 @@ def test_same_input_gives_byte_identical_files(tmp_path):
         assert (tmp_path / "a" / f"{name}.parquet").read_bytes() == (tmp_path / "b" / f"{name}.parquet").read_bytes(), name
 
 
-@pytest.mark.parametrize("split", [False, True])
-def test_person_partitions_do_not_change_the_outputs(tmp_path, monkeypatch, split):
-    """A scan in ranges of persons (bounded memory) writes the same bytes as one pass over everyone, also when the
-    extract is split into files and the candidates gathered into one table (``SPLIT_FROM`` reached)."""
+@pytest.mark.parametrize("path", ["view", "split", "ranges"])
+def test_person_partitions_do_not_change_the_outputs(tmp_path, monkeypatch, path):
+    """A scan in ranges of persons (bounded memory) writes the same bytes as one pass over everyone, also with
+    ``SPLIT_FROM`` reached (the candidates gathered into one table): with the extract split into files ("split"),
+    or read through the ranges because it is in person order ("ranges": blocks small enough to tell)."""
     from lowvalue.engine import sql
     from lowvalue.engine.scan import ScanResult
 
     example = Path(__file__).parents[2] / "examples" / "synthetic_data"
     one = lowvalue.scan(example, RS, codes=example / "region-codes", partitions=1)
-    monkeypatch.setattr(sql, "SPLIT_FROM", 4 if split else 12)
+    monkeypatch.setattr(sql, "SPLIT_FROM", 12 if path == "view" else 4)
+    if path == "ranges":
+        monkeypatch.setattr(sql, "BLOCK_ROWS", 1000)
+    written: list[list[str]] = []
+    split_persons = sql.split_persons
+    monkeypatch.setattr(sql, "split_persons", lambda *a: written.append(split_persons(*a)) or written[-1])
     four = lowvalue.scan(example, RS, codes=example / "region-codes", partitions=4)
+    assert written == [{"view": [], "split": ["events", "encounters"], "ranges": []}[path]]
     assert one.manifest["person_partitions"] == 1 and four.manifest["person_partitions"] == 4
     kind = four.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'lv_candidates'").fetchall()
-    assert kind == [("LOCAL TEMPORARY" if split else "VIEW",)]
+    assert kind == [("VIEW" if path == "view" else "LOCAL TEMPORARY",)]
     assert len(one.flags) > 500 and len(one.features) > 500
     one.write(tmp_path / "one")
     four.write(tmp_path / "four")
