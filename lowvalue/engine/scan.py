@@ -482,6 +482,7 @@ def scan(
         con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
     con.execute("DROP TABLE IF EXISTS lv_rows")
     con.execute("DROP TABLE IF EXISTS lv_hit")
+    con.execute("DROP TABLE IF EXISTS lv_persons")
     if parts >= sql.SPLIT_FROM:
         _one_candidates_table(con)
     result = ScanResult(

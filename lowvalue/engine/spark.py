@@ -244,11 +244,12 @@ def distinct_codes(spark: Any) -> None:
 
 def hits(spark: Any) -> None:
     """``lv_hit`` for the code-set matches in the view ``lv_sets``; ``lv_sets``, ``lv_hit`` and ``persons``
-    materialised."""
+    materialised; ``lv_persons`` (what the candidates read of them) a view over ``persons``."""
     _checkpoint(spark, "lv_sets")
     spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_hit AS {sql.hit_sql('lv_sets', sql.SPARK)}")
     for name in ("lv_hit", "persons"):
         _checkpoint(spark, name)
+    spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW lv_persons AS {sql.persons_sql()}")
 
 
 _checkpoints: list[Any] = []

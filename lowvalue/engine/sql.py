@@ -358,6 +358,14 @@ def hit_sql(sets_table: str, d: Dialect = DUCKDB, events: str = "events", encoun
         FROM {encounters} c JOIN {sets_table} s ON s.system = 'setting' AND s.code = c.setting"""
 
 
+def persons_sql(where: str = "TRUE") -> str:
+    """SELECT what a candidate takes from its person (``lv_persons``), for the persons ``where`` holds for.
+
+    The candidates of each rule join the partition's persons, held as a small table, rather than the extract's
+    ``persons``, which may be a view over the source file (read and trimmed again by each rule's statement)."""
+    return f"SELECT person_id, birth_date, sex, listing_unit FROM persons WHERE {where}"
+
+
 WORK = "lv_work"
 """The in-memory database of the working tables that rule statements read and write (``lv_hit``, ``lv_rows``).
 TEMP tables are seen by their own connection only; this database is seen by every cursor of the connection, so a
@@ -396,6 +404,7 @@ def prepare(con: Any, d: Dialect = DUCKDB) -> None:
         con.execute("CREATE OR REPLACE TEMP TABLE lv_set_keys (cs BIGINT)")
         working(con)
         con.execute(f"CREATE OR REPLACE TABLE {WORK}.lv_hit AS {hit_sql('lv_sets', events=rowid_relation('events'), encounters=rowid_relation('encounters'))} LIMIT 0")  # empty until build_hits
+        con.execute(f"CREATE OR REPLACE TABLE {WORK}.lv_persons AS {persons_sql()} LIMIT 0")
         con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys (cs BIGINT)")
 
 
@@ -412,8 +421,8 @@ def ensure_sets(con: duckdb.DuckDBPyConnection, sets: Iterable[ValueSet]) -> Non
 def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, ranges: PersonRanges = PersonRanges(),
                folder: Path | None = None) -> None:
     """``lv_hit`` for every matched code set (``lv_sets``) and the persons of partition ``part`` of ``ranges``
-    (read from ``folder`` when the extract was split there, :func:`split_persons`); the partition's views
-    ``lv_part_*`` stay for the features (:func:`use_partition`).
+    (read from ``folder`` when the extract was split there, :func:`split_persons`), and ``lv_persons`` for those
+    persons (:func:`persons_sql`); the partition's views ``lv_part_*`` stay for the features (:func:`use_partition`).
 
     Stored in code-set order, so a criterion that reads one set (``cs = …``) skips the others' blocks (zone maps).
     The previous partition's ``lv_hit`` is dropped first: replacing it kept both in memory while the new one was
@@ -421,6 +430,7 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, ranges: PersonRang
     """
     use_partition(con, part, ranges, folder)
     con.execute(f"DROP TABLE IF EXISTS {WORK}.lv_hit")
+    con.execute(f"CREATE OR REPLACE TABLE {WORK}.lv_persons AS {persons_sql(ranges.where('person_id', part))}")
     con.execute(f"CREATE TABLE {WORK}.lv_hit AS SELECT * FROM "
                 f"({hit_sql('lv_sets', events='lv_part_events', encounters='lv_part_encounters')}) ORDER BY cs")
     con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
@@ -540,7 +550,7 @@ def _candidates(rule: Rule, rs: RuleSet, d: Dialect) -> str:
            e.system AS index_system, e.code AS index_code, e.value AS index_value, e.unit AS index_unit,
            e.days_supply AS index_days_supply, e.setting, e.care_unit, e.cost,{dis}
            {age} AS age, p.sex, p.listing_unit
-    FROM lv_hit e JOIN persons p ON p.person_id = e.person_id
+    FROM lv_hit e JOIN lv_persons p ON p.person_id = e.person_id
     WHERE {' AND '.join(where)}
   ) {('WHERE ' + ' AND '.join(pop)) if pop else ''}
 )"""
