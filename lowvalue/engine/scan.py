@@ -478,11 +478,8 @@ def scan(
             sql.split_persons(con, ranges, folder)
             tick("(partitions)", t0)
         _judge_duckdb(extract, runnable, rs, done, parts, each_part, collected, threads)
-    for view in sql.PART_TABLES:
-        con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
+    sql.drop_hits(con)
     con.execute("DROP TABLE IF EXISTS lv_rows")
-    con.execute("DROP TABLE IF EXISTS lv_hit")
-    con.execute("DROP TABLE IF EXISTS lv_persons")
     if parts >= sql.SPLIT_FROM:
         _one_candidates_table(con)
     result = ScanResult(

@@ -436,6 +436,15 @@ def build_hits(con: duckdb.DuckDBPyConnection, part: int = 0, ranges: PersonRang
     con.execute("CREATE OR REPLACE TEMP TABLE lv_hit_keys AS SELECT cs FROM lv_set_keys")
 
 
+def drop_hits(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what :func:`build_hits` made for the last partition (its views ``lv_part_*``, ``lv_hit``, ``lv_persons``)
+    once the partitions are done: they hold patient rows the results no longer need."""
+    for view in PART_TABLES:
+        con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
+    for table in ("lv_hit", "lv_persons"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def hit_rows(con: duckdb.DuckDBPyConnection) -> int:
     """How many rows ``lv_hit`` holds for the whole extract, counted on the distinct codes (no pass over events)."""
     return int(con.execute("""SELECT coalesce(sum(r.events), 0) FROM lv_code_raw r

@@ -124,10 +124,7 @@ def trial_tables(results: Results, extract: Any, rule_ids: list[str], *, memory_
                     f"unit, FALSE AS sensitive, treated AS specific FROM lv_trials "
                     f"WHERE {ranges.where('person_id', part)})")
             feats.compute(con, mine, "lv_res_triggers", rs, append=part > 0)
-    for view in sql.PART_TABLES:
-        con.execute(f"DROP VIEW IF EXISTS lv_part_{view}")
-    con.execute("DROP TABLE IF EXISTS lv_hit")
-    con.execute("DROP TABLE IF EXISTS lv_persons")
+    sql.drop_hits(con)
     names = ", ".join(f"f.{c}" for c in feats.FEATURES if c not in ("age", "setting", "unit", "flag_specific",
                                                                      "flag_sensitive"))
     df = con.execute(f"""SELECT t.*, {names}, p.death_date FROM lv_trials t
